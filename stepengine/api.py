@@ -45,9 +45,7 @@ def _from_document(document: Document, *, strict: bool) -> Config:
     config = build_config(document)
     warnings = tuple(i.render() for i in issues if i.severity == "warning")
     if warnings:
-        import dataclasses
-
-        config = dataclasses.replace(config, warnings=warnings)
+        config = config.replace(warnings=warnings)
     return config
 
 

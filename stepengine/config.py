@@ -6,7 +6,6 @@ no later stage reaches back into raw YAML. Its ``arguments`` are the raw (untemp
 
 from __future__ import annotations
 
-import dataclasses
 import typing as t
 
 from stepengine.errors import ConfigError, _step_label
@@ -30,8 +29,85 @@ CONTROL_KEYS: frozenset[str] = frozenset(
 RESERVED_KEYS: frozenset[str] = frozenset({"id", "requires"} | CONTROL_KEYS)
 
 
-@dataclasses.dataclass(frozen=True)
-class Step:
+_V = t.TypeVar("_V", bound="_Value")
+
+
+class _Factory:
+    """A field default made fresh for each instance (like ``dataclasses.field(default_factory=...)``)."""
+
+    def __init__(self, make: t.Callable[[], t.Any]) -> None:
+        self.make = make
+
+
+class _Value:
+    """Base of the value classes below: a frozen record with ``==``, ``hash``, ``repr`` and ``replace``.
+
+    This is what ``@dataclass(frozen=True)`` gives, written out: importing ``dataclasses`` (which
+    imports ``inspect``, ``ast``, ``dis`` and ``tokenize``) and generating the methods cost ~7 ms, a
+    tenth of a cold ``stepengine run``. The fields are the subclass's annotations, in order; a class
+    attribute is a field's default (``_Factory`` for a fresh one each time); fields named in
+    ``_hidden`` stay out of the repr and those in ``_uncompared`` out of ``==`` and ``hash``.
+    """
+
+    _fields: t.ClassVar[tuple[str, ...]] = ()
+    _defaults: t.ClassVar[dict[str, t.Any]] = {}
+    _hidden: t.ClassVar[frozenset[str]] = frozenset()
+    _uncompared: t.ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        annotations = cls.__dict__.get("__annotations__", {})
+        cls._fields = tuple(name for name in annotations if not name.startswith("_"))
+        cls._defaults = {name: cls.__dict__[name] for name in cls._fields if name in cls.__dict__}
+        for name in cls._defaults:
+            delattr(cls, name)
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        name = type(self).__name__
+        if len(args) > len(self._fields):
+            raise TypeError(f"{name}() takes {len(self._fields)} arguments but {len(args)} were given")
+        values = dict(zip(self._fields, args))
+        for key, value in kwargs.items():
+            if key not in self._fields:
+                raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
+            if key in values:
+                raise TypeError(f"{name}() got multiple values for argument {key!r}")
+            values[key] = value
+        for key in self._fields:
+            if key not in values:
+                if key not in self._defaults:
+                    raise TypeError(f"{name}() missing required argument: {key!r}")
+                default = self._defaults[key]
+                values[key] = default.make() if isinstance(default, _Factory) else default
+        self.__dict__.update((key, values[key]) for key in self._fields)
+
+    def __setattr__(self, name: str, value: t.Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def _compared(self) -> tuple[t.Any, ...]:
+        return tuple(self.__dict__[key] for key in self._fields if key not in self._uncompared)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._compared() == t.cast(_Value, other)._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{key}={self.__dict__[key]!r}" for key in self._fields if key not in self._hidden)
+        return f"{type(self).__name__}({shown})"
+
+    def replace(self: _V, **changes: t.Any) -> _V:
+        """A copy with ``changes`` applied (``dataclasses.replace``)."""
+        return type(self)(**{**self.__dict__, **changes})
+
+
+class Step(_Value):
     """One step of a section, as written in the file (arguments not yet templated)."""
 
     section: str
@@ -42,14 +118,16 @@ class Step:
     id: str | None = None
     requires: tuple[str, ...] = ()
     #: reserved keys other than ``id`` and ``requires`` (control keys), as written
-    controls: t.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
+    controls: t.Mapping[str, t.Any] = _Factory(dict)
     file: str | None = None
     line: int | None = None
     col: int | None = None
     #: (line, column) of each argument key, for error messages
-    argument_positions: t.Mapping[str, tuple[int, int]] = dataclasses.field(default_factory=dict, repr=False)
+    argument_positions: t.Mapping[str, tuple[int, int]] = _Factory(dict)
     #: the document path of the step's argument mapping, e.g. ``("deployments", 0, "pull", 1, "git_clone")``
-    path: tuple[t.Any, ...] = dataclasses.field(default=(), repr=False)
+    path: tuple[t.Any, ...] = ()
+
+    _hidden = frozenset({"argument_positions", "path"})
 
     @property
     def short_name(self) -> str:
@@ -67,8 +145,7 @@ class Step:
         return f"{self.file}:{self.line}:{self.col}" if self.line else self.file
 
 
-@dataclasses.dataclass(frozen=True)
-class Deployment:
+class Deployment(_Value):
     """A deployment entry. ``sections`` holds only the sections it overrides."""
 
     name: str
@@ -77,17 +154,19 @@ class Deployment:
     sections: t.Mapping[str, tuple[Step, ...]]
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
+class Config(_Value):
     """A loaded, validated prefect.yaml. ``sections`` may also hold ``FINALLY`` (cleanup steps)."""
 
     file: str | None
     data: t.Mapping[str, t.Any]
     sections: t.Mapping[str, tuple[Step, ...]]
     deployments: tuple[Deployment, ...] = ()
-    document: Document | None = dataclasses.field(default=None, repr=False, compare=False)
+    document: Document | None = None
     #: warnings found while loading (unknown keys), already rendered
     warnings: tuple[str, ...] = ()
+
+    _hidden = frozenset({"document"})
+    _uncompared = frozenset({"document"})
 
     @property
     def name(self) -> str | None:

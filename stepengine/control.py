@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import re
 import signal
@@ -32,8 +31,7 @@ MAX_RETRY_DELAY = 300.0
 _WRAPPED_RE = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
 
 
-@dataclasses.dataclass(frozen=True)
-class Controls:
+class Controls(t.NamedTuple):
     """A step's control keys, with their defaults."""
 
     #: the ``if`` expression (source text), or ``None``: run while the run has not failed

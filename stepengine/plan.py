@@ -10,7 +10,6 @@ are collected, not raised, so one plan shows them all.
 
 from __future__ import annotations
 
-import dataclasses
 import typing as t
 
 from stepengine.config import Step
@@ -142,7 +141,7 @@ def plan(
         inputs = {}
         for key in step.arguments:
             # one argument at a time, so that every problem of every argument is reported
-            single = dataclasses.replace(step, arguments={key: step.arguments[key]})
+            single = step.replace(arguments={key: step.arguments[key]})
             try:
                 inputs.update(render_arguments(single, context))
             except TemplateError as exc:

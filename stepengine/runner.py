@@ -22,6 +22,7 @@ import time
 import typing as t
 
 from stepengine.config import FINALLY, Step
+from stepengine.control import Controls, Expired, control_issues, deadline, evaluate_condition, retry_delay, should_retry
 from stepengine.context import RunContext, StepInfo, current_run, run_context
 from stepengine.errors import (
     Issue,
@@ -43,6 +44,7 @@ __all__ = ["Runner", "prepare", "select_steps"]
 #: a step's outcome, available to later ``if`` expressions as ``steps.<id>.outcome``
 SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
 
+_DEFAULT_CONTROLS = Controls()
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 
 
@@ -101,8 +103,6 @@ def _resolve(step: Step, registry: Registry, install_requires: bool, issues: lis
 def _control_issues(step: Step) -> list[Issue]:
     if not step.controls:
         return []
-    from stepengine.control import control_issues
-
     issues = []
     for key, problem in control_issues(step.controls):
         line, col = step.argument_positions.get(key, (step.line, step.col))
@@ -252,9 +252,7 @@ class Runner:
 
     def _run_step(self, step: Step, function: StepFunction, *, halted: bool = False, cleanup: bool = False) -> None:
         """Run one step under its control keys. ``halted``: an earlier step failed the run."""
-        from stepengine.control import Controls
-
-        controls = Controls.of(step.controls) if step.controls else _NO_CONTROLS
+        controls = Controls.of(step.controls) if step.controls else _DEFAULT_CONTROLS
         if controls.condition is None:
             if halted and not cleanup:
                 return  # the run has failed: only steps whose ``if`` asks for it still run
@@ -285,8 +283,6 @@ class Runner:
         self._set_outcome(step, SUCCESS)
 
     def _condition_holds(self, step: Step, expression: str) -> bool:
-        from stepengine.control import evaluate_condition
-
         try:
             return evaluate_condition(
                 expression,
@@ -315,7 +311,6 @@ class Runner:
 
     def _attempts(self, function: StepFunction, kwargs: dict[str, t.Any], controls: t.Any) -> t.Any:
         """Call the step, retrying as its controls say; each attempt under its timeout."""
-        from stepengine.control import Expired, deadline, retry_delay, should_retry
         from stepengine.process import track_processes
 
         attempt = 1
@@ -427,15 +422,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, StepEngineError):
         return exc.message
     return f"{type(exc).__name__}: {exc}"
-
-
-class _NoControls(t.NamedTuple):
-    condition: None = None
-    retries: int = 0
-    retry_delay_seconds: float = 0.0
-    retry_on: tuple[str, ...] = ()
-    timeout_seconds: None = None
-    continue_on_error: bool = False
-
-
-_NO_CONTROLS = _NoControls()

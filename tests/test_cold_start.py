@@ -32,6 +32,9 @@ HEAVY = [
     "httpx",
     "fsspec",
     "docker",
+    "click",  # ~10 ms: `run`'s plain command lines are parsed by stepengine.cli._fastpath
+    "dataclasses",  # ~7 ms with inspect, ast, dis, tokenize (stepengine.config._Value)
+    "inspect",
 ]
 
 CODE = """\

@@ -2,20 +2,20 @@
 
 Exit codes: 0 success, 1 a step failed, 2 invalid input, 3 an unexpected error (a bug: the traceback
 is printed), 130 interrupted.
+
+``main`` first offers the arguments to ``_fastpath.parse_run``, which recognises the common forms of
+``stepengine run`` without importing click (a sixth of a cold run); everything else, and anything it
+is unsure of, goes to the click group (``_group.py``), which owns every message, help text and error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import typing as t
 
-import click
-
-from stepengine import __version__
-
-__all__ = ["cli", "main"]
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+__all__ = ["COMMANDS", "cli", "command_scope", "main"]
 
 #: every verb and the module holding its ``command``, in the order ``--help`` lists them. A verb's
 #: module is imported only when that verb runs (or help lists it), so ``stepengine run`` does not pay
@@ -35,41 +35,52 @@ COMMANDS: dict[str, str] = {
     "execute": "stepengine.cli.execute",
 }
 
-
-class _LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module = COMMANDS.get(cmd_name)
-        if module is None:
-            return None
-        import importlib
-
-        return t.cast(click.Command, importlib.import_module(module).command)
+#: set to 0 to send every command line through click (to compare, or to rule the fast path out)
+FASTPATH_ENV = "STEPENGINE_CLI_FASTPATH"
 
 
-@click.group(cls=_LazyGroup, context_settings=CONTEXT_SETTINGS)
-@click.version_option(__version__, "-V", "--version", prog_name="stepengine")
-@click.pass_context
-def cli(ctx: click.Context) -> None:
-    """Validate and run the build, push and pull steps of prefect.yaml files."""
+@contextlib.contextmanager
+def command_scope() -> t.Iterator[None]:
+    """Around every command: one masker, with stdout and stderr masked through it.
+
+    Secrets a run finds stay masked in everything the command prints after the run (--output json,
+    logs); even a step that print()s a token directly shows ***.
+    """
     from stepengine.masking import Masker, current_masker, masked_std_streams, using_masker
 
-    # One masker for the whole command: secrets a run finds stay masked in everything the command
-    # prints after the run (--output json, logs); pass it to stepengine.run(masker=...). stdout and
-    # stderr mask with it too, so even a step that print()s a token directly shows ***.
-    masker = ctx.with_resource(using_masker(Masker(parent=current_masker())))
-    ctx.with_resource(masked_std_streams(masker))
+    with using_masker(Masker(parent=current_masker())) as masker, masked_std_streams(masker):
+        yield
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
     """Console-script entry point: runs the CLI and turns every outcome into an exit code."""
     from stepengine.cli._errors import handle_errors
 
+    args = list(argv) if argv is not None else sys.argv[1:]
     with handle_errors() as outcome:
-        outcome.code = cli.main(args=list(argv) if argv is not None else None, prog_name="stepengine", standalone_mode=False)
+        params = None
+        if os.environ.get(FASTPATH_ENV, "1") != "0":
+            from stepengine.cli._fastpath import parse_run
+
+            params = parse_run(args)
+        if params is not None:
+            from stepengine.cli._run import run_command
+
+            with command_scope():
+                run_command(**params)
+        else:
+            from stepengine.cli._group import cli
+
+            outcome.code = cli.main(args=args, prog_name="stepengine", standalone_mode=False)
     code = outcome.code if isinstance(outcome.code, int) else 0
     if argv is None:
         sys.exit(code)
     return code
+
+
+def __getattr__(name: str) -> t.Any:
+    if name == "cli":  # the click group, built on first use
+        from stepengine.cli._group import cli
+
+        return cli
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

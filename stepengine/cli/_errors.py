@@ -1,12 +1,15 @@
-"""The CLI's one error handler: expected errors → message and exit code; the rest → traceback, exit 3."""
+"""The CLI's one error handler: expected errors → message and exit code; the rest → traceback, exit 3.
+
+It does not import click: ``stepengine run`` usually never loads it (``stepengine.cli._fastpath``).
+Click's exceptions are recognised when click is loaded, which is the only way one can be raised.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import typing as t
-
-import click
 
 from stepengine.errors import StepEngineError, StepExecutionError
 
@@ -16,6 +19,20 @@ INTERRUPTED = 130
 
 class Outcome:
     code: int = 0
+
+
+class ExitRequest(Exception):
+    """Raised by a verb that has already reported its outcome and only needs the exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def echo(text: str) -> None:
+    """A line on stderr (masked: the command's stderr is a masking stream)."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _sigterm(signum: int, frame: t.Any) -> None:
@@ -30,37 +47,49 @@ def handle_errors() -> t.Iterator[Outcome]:
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
         yield outcome
-    except click.exceptions.Exit as exc:
-        outcome.code = exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        outcome.code = INTERRUPTED
-    except click.ClickException as exc:
-        exc.show()
-        outcome.code = 2 if isinstance(exc, click.UsageError) else exc.exit_code
+    except ExitRequest as exc:
+        outcome.code = exc.code
     except KeyboardInterrupt:
-        click.echo("stepengine: interrupted", err=True)
+        echo("stepengine: interrupted")
         outcome.code = INTERRUPTED
     except StepEngineError as exc:
-        click.echo(_render(exc), err=True)
+        echo(_render(exc))
         outcome.code = exc.exit_code
     except BrokenPipeError:
         outcome.code = 1
-    except Exception as exc:  # a bug in stepengine or a step: show everything needed for a report
-        import traceback
+    except Exception as exc:
+        code = _click_outcome(exc)
+        if code is None:  # a bug in stepengine or a step: show everything needed for a report
+            import traceback
 
-        from stepengine.masking import current_masker
+            from stepengine.masking import current_masker
 
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        click.echo(current_masker().mask(text), err=True)
-        click.echo(
-            f"stepengine: unexpected error ({type(exc).__name__}); this is a bug, please report it "
-            "with the traceback above",
-            err=True,
-        )
-        outcome.code = UNEXPECTED
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            echo(current_masker().mask(text).rstrip("\n"))
+            echo(
+                f"stepengine: unexpected error ({type(exc).__name__}); this is a bug, please report it "
+                "with the traceback above"
+            )
+            code = UNEXPECTED
+        outcome.code = code
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _click_outcome(exc: Exception) -> int | None:
+    """The exit code for one of click's own exceptions (after showing it), else None."""
+    click = sys.modules.get("click")
+    if click is None:
+        return None
+    if isinstance(exc, click.exceptions.Exit):
+        return int(exc.exit_code)
+    if isinstance(exc, click.exceptions.Abort):
+        echo("interrupted")
+        return INTERRUPTED
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return 2 if isinstance(exc, click.UsageError) else int(exc.exit_code)
+    return None
 
 
 def _render(exc: StepEngineError) -> str:

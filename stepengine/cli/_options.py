@@ -30,17 +30,25 @@ def var_option(func: F) -> F:
         "variables",
         multiple=True,
         metavar="KEY=VALUE",
+        callback=_check_vars,
         help="Seed a template value, available as {{ KEY }} (repeatable).",
     )(func)
 
 
+def _check_vars(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]) -> tuple[str, ...]:
+    parse_vars(pairs)  # a malformed pair is a usage error before anything runs
+    return pairs
+
+
 def parse_vars(pairs: t.Sequence[str]) -> dict[str, str]:
+    from stepengine.cli._run import split_var
+
     values = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
+        split = split_var(pair)
+        if split is None:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--var")
-        values[key] = value
+        values[split[0]] = split[1]
     return values
 
 

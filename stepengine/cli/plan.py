@@ -43,7 +43,7 @@ def command(
     templated: secrets masked, values from earlier steps' outputs shown as <from id.key>. Nothing runs.
     Exits 2 on any problem."""
     import stepengine
-    from stepengine.cli.run import _values
+    from stepengine.cli._run import _values
     from stepengine.errors import ValidationError
     from stepengine.plan import plan
     from stepengine.stores import default_resolver

@@ -78,8 +78,7 @@ def load_project(path: str | os.PathLike[str] = ".", *, strict: bool = False) ->
         )
     deployments = (*extra.deployments, *config.deployments)
     documents = (*(extra.document for _ in extra.deployments), *(config.document for _ in config.deployments))
-    merged = dataclasses.replace(
-        config,
+    merged = config.replace(
         data={**config.data, "deployments": [d.data for d in deployments]},
         deployments=deployments,
         warnings=config.warnings + extra.warnings,
