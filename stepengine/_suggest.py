@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typing as t
 
+from stepengine.errors import short_name
+
 __all__ = ["closest", "did_you_mean"]
 
 
@@ -11,12 +13,12 @@ def closest(name: str, candidates: t.Iterable[str], n: int = 3) -> list[str]:
     import difflib
 
     pool = list(dict.fromkeys(candidates))
-    tail = _tail(name)
+    tail = short_name(name)
     found = [
         c
         for c in difflib.get_close_matches(name, pool, n=n * 3, cutoff=0.75)
         # dotted names share long prefixes: the last part must look alike too
-        if difflib.SequenceMatcher(None, tail, _tail(c)).ratio() >= 0.6
+        if difflib.SequenceMatcher(None, tail, short_name(c)).ratio() >= 0.6
     ][:n]
     if not found and len(name) >= 2:
         found = [c for c in pool if c.startswith(name)][:n]
@@ -33,6 +35,3 @@ def did_you_mean(name: str, candidates: t.Iterable[str]) -> str:
         return ""
     return " (did you mean " + " or ".join(repr(f) for f in found) + "?)"
 
-
-def _tail(name: str) -> str:
-    return name.rsplit(".", 1)[-1].rsplit(":", 1)[-1]

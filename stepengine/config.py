@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing as t
 
-from stepengine.errors import ConfigError, _step_label
+from stepengine.errors import ConfigError, _step_label, short_name
 from stepengine.loader import Document
 
 __all__ = ["CONTROL_KEYS", "FINALLY", "RESERVED_KEYS", "SECTIONS", "Config", "Deployment", "Step"]
@@ -131,7 +131,7 @@ class Step(_Value):
 
     @property
     def short_name(self) -> str:
-        return self.function.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+        return short_name(self.function)
 
     @property
     def label(self) -> str:

@@ -267,12 +267,17 @@ class StoreError(StepEngineError):
         super().__init__(message, hint=hint)
 
 
+def short_name(function: str) -> str:
+    """A step function's last name: ``git_clone`` for ``prefect.deployments.steps.git_clone`` or ``pkg.mod:git_clone``."""
+    return function.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+
+
 def _step_label(section: str | None, index: int | None, step_id: str | None, function: str | None) -> str:
     """``pull[1] (clone: git_clone)`` — how every message names a step."""
     if section is None:
         return ""
     label = f"{section}[{index}]" if index is not None else section
-    short = function.rsplit(".", 1)[-1].rsplit(":", 1)[-1] if function else None
+    short = short_name(function) if function else None
     if step_id and short:
         label += f" ({step_id}: {short})"
     elif short:

@@ -19,19 +19,16 @@ import threading
 import time
 import typing as t
 
+from stepengine.errors import short_name
 from stepengine.events import Event
 
 __all__ = ["EventPrinter", "JsonPrinter", "RichProgress", "configure_logging", "make_printer", "print_json",
            "summary_line"]
 
 
-def _short(function: str | None) -> str:
-    return (function or "").rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-
-
 def _label(event: Event) -> str:
     where = f"{event.section}[{event.index}]"
-    short = _short(event.function)
+    short = short_name(event.function or "")
     return f"{where} ({event.step_id}: {short})" if event.step_id else f"{where} ({short})"
 
 
@@ -70,7 +67,7 @@ class EventPrinter:
             self._write(_github_error(event))
         if self.quiet:
             return
-        short = _short(event.function)
+        short = short_name(event.function or "")
         if kind == "step.started":
             if self.github:
                 self._write(f"::group::{_github_data(_label(event))}")
