@@ -503,6 +503,7 @@ def scenario_pip(ctx: Context) -> list[Scenario]:
     yaml_file = _write(work / "prefect.yaml", "pull:\n  - prefect.deployments.steps.pip_install_requirements:\n"
                                               f"      directory: {work}\n")  # fmt: skip
     uv_file = _write(work / "uv.yaml", yaml_file.read_text() + "      installer: uv\n")
+    pip_file = _write(work / "pip.yaml", yaml_file.read_text() + "      installer: pip\n")
     uv = _uv()
     pip_env = {"PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
                "PIP_NO_INPUT": "1", "PIP_ROOT_USER_ACTION": "ignore"}  # fmt: skip
@@ -528,7 +529,7 @@ def scenario_pip(ctx: Context) -> list[Scenario]:
                                   work, {**ctx.base_env, **pip_env})  # fmt: skip
             elif engine.startswith("stepengine"):
                 env = {**pip_env, "PYTHONPATH": site_packages(ctx.stepengine_python)}
-                source = uv_file if "uv" in engine else yaml_file
+                source = uv_file if "uv" in engine else pip_file if "installer: pip" in engine else yaml_file
                 command = ctx.stepengine(source, "pull", work, work / "home", python=python, env=env)
             else:
                 assert ctx.prefect_python is not None
@@ -540,15 +541,19 @@ def scenario_pip(ctx: Context) -> list[Scenario]:
         return factory
 
     commands = ctx.pair(make("stepengine"), make("prefect"))
+    if "stepengine" in ctx.engines:
+        commands["stepengine, installer: pip"] = make("stepengine, installer: pip")
     if "stepengine" in ctx.engines and shutil.which("uv"):
         commands["stepengine, installer: uv"] = make("stepengine, installer: uv")
     if "floor" in ctx.engines:
         commands["uv pip install"] = make("uv pip install")
     note = (f"`pip_install_requirements` of {count} local wheels (`--no-index --find-links`) into a fresh "
             "venv per run (the engine runs with that venv's interpreter and its own packages on "
-            "`PYTHONPATH`, since both steps install into the running interpreter). Both run "
-            "`python -m pip`, as Prefect's file asks; `stepengine, installer: uv` is the same file plus "
-            "`installer: uv` (a stepengine-only argument).")  # fmt: skip
+            "`PYTHONPATH`, since both steps install into the running interpreter). Prefect runs "
+            "`python -m pip`; stepengine's default `installer: auto` runs uv, byte-compiling as pip does, "
+            "when every pip setting in effect (pip.conf, `PIP_*`) has a uv equivalent, pip otherwise. `stepengine, installer: pip` is the same file plus `installer: pip` "
+            "(Prefect's way, also `STEPENGINE_PIP_INSTALLER=pip`); `stepengine, installer: uv` plus "
+            "`installer: uv` (uv with its own settings, no byte-compiling).")  # fmt: skip
     return [Scenario("pip", f"6. pip_install_requirements, {count} wheels", commands, target=5.0, note=note)]
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
+import subprocess
 import sys
+import sysconfig
 
-from stepengine.step_api import StepError, run_process
+from builtin_steps import _pip_settings
+from stepengine.step_api import StepError, get_logger, run_process
 
 _HINT = "check the requirements file and the package index settings (pip.conf, PIP_INDEX_URL)"
 INSTALLERS = ("auto", "uv", "pip")
+#: the process-wide choice for ``installer: auto`` (``pip`` gives Prefect's behaviour everywhere)
+INSTALLER_ENV = "STEPENGINE_PIP_INSTALLER"
 
 
 def pip_install_requirements(
@@ -27,8 +34,10 @@ def pip_install_requirements(
     interpreter running the steps. With ``venv`` (a virtualenv, or a conda environment's prefix;
     relative to ``directory``) or ``python`` (an interpreter), the packages go into that environment
     instead, and the output also has ``python``: the environment's interpreter. ``create: true``
-    makes the venv when it does not exist. ``installer``: ``uv`` (much faster), ``pip``, or ``auto``
-    (uv when it is installed, for a venv/python target; pip for the running interpreter, as Prefect).
+    makes the venv when it does not exist. ``installer``: ``uv`` (much faster), ``pip``, or ``auto``:
+    uv when it is installed and every pip setting in effect (pip.conf, ``PIP_*``) can be passed on to
+    it, so the result is what pip would install (bytecode compiled, as pip does); pip otherwise.
+    ``STEPENGINE_PIP_INSTALLER=pip|uv|auto`` sets what ``auto`` means for the whole process.
 
     Example (prefect.yaml)::
 
@@ -44,43 +53,119 @@ def pip_install_requirements(
     path = os.path.join(cwd or os.getcwd(), requirements_file)
     if not os.path.isfile(path):
         raise StepError(f"requirements file {path} does not exist")
-    if installer not in INSTALLERS:
-        raise StepError(f"installer {installer!r} is not one of {', '.join(INSTALLERS)}")
+    installer = _installer(installer)
     if python and venv:
         raise StepError("give python or venv, not both")
 
     if python is None and venv is None:
-        if installer == "uv":
-            uv = _require_uv()
-            argv = [uv, "pip", "install", "--python", sys.executable, "-r", requirements_file]
+        uv, extra, env = _choose(installer, sys.prefix, in_venv=sys.prefix != sys.base_prefix, running=True)
+        if uv is not None:
+            argv = [uv, "pip", "install", "--python", sys.executable, *extra, "-r", requirements_file]
         else:
             argv = [sys.executable, "-m", "pip", "install", "-r", requirements_file]
-        result = run_process(argv, cwd=cwd, stream_output=stream_output, hint=_HINT)
+        result = run_process(argv, cwd=cwd, env=env, stream_output=stream_output, hint=_HINT)
         return {"stdout": result.stdout.strip(), "stderr": result.stderr.strip()}
 
-    uv = _find_uv() if installer in ("auto", "uv") else None
-    if installer == "uv" and uv is None:
-        uv = _require_uv()
     if venv is not None:
         root = os.path.join(cwd or os.getcwd(), os.path.expanduser(venv))
         interpreter = os.path.join(root, "bin", "python")
         if not os.path.exists(root):
             if not create:
                 raise StepError(f"environment {venv!r} does not exist", hint="add `create: true` to make it")
-            _create_venv(root, uv, cwd, stream_output)
+            _create_venv(root, _require_uv() if installer == "uv" else _find_uv() if installer == "auto" else None,
+                         cwd, stream_output)  # fmt: skip
         elif not os.path.exists(interpreter):
             raise StepError(f"{venv!r} is not a virtual environment or conda prefix (no bin/python)")
     else:
         assert python is not None
         interpreter = _interpreter(python, cwd)
+        root = os.path.dirname(os.path.dirname(interpreter))
+    uv, extra, env = _choose(installer, root, in_venv=os.path.exists(os.path.join(root, "pyvenv.cfg")), running=False)
     if uv is not None:
-        argv = [uv, "pip", "install", "--python", interpreter, "-r", requirements_file]
+        argv = [uv, "pip", "install", "--python", interpreter, *extra, "-r", requirements_file]
     else:
         argv = [interpreter, "-m", "pip", "install", "-r", requirements_file]
-    env = dict(os.environ)
-    env.pop("VIRTUAL_ENV", None)  # uv prefers an active venv over nothing: be explicit instead
     result = run_process(argv, cwd=cwd, env=env, stream_output=stream_output, hint=_HINT)
     return {"stdout": result.stdout.strip(), "stderr": result.stderr.strip(), "python": interpreter}
+
+
+def _installer(installer: str) -> str:
+    """The step's ``installer``, with ``auto`` as ``STEPENGINE_PIP_INSTALLER`` says."""
+    if installer not in INSTALLERS:
+        raise StepError(f"installer {installer!r} is not one of {', '.join(INSTALLERS)}")
+    override = os.environ.get(INSTALLER_ENV, "").strip().lower()
+    if installer != "auto" or not override:
+        return installer
+    if override not in INSTALLERS:
+        raise StepError(f"{INSTALLER_ENV}={override!r} is not one of {', '.join(INSTALLERS)}")
+    return override
+
+
+def _choose(installer: str, prefix: str, *, in_venv: bool, running: bool) -> tuple[str | None, list[str], dict[str, str]]:
+    """uv (its path and extra arguments) or pip (``None``) for an install into the environment at
+    ``prefix``, and the child's environment. ``running``: that is the running interpreter's."""
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)  # uv prefers an active venv over nothing: be explicit instead
+    if installer != "auto":
+        return (_require_uv() if installer == "uv" else None), [], env
+    log = get_logger()
+    uv = _find_uv()
+    plan = _auto_plan(uv, prefix, in_venv=in_venv, running=running)
+    if plan.refusal is None and uv is not None:
+        log.info("installing with uv (%s)", "pip settings passed on: " + ", ".join(plan.passed) if plan.passed
+                 else "no pip settings uv cannot honour")  # fmt: skip
+        for key in [k for k in env if k.startswith("UV_") and k != "UV_CACHE_DIR"]:
+            del env[key]  # pip's settings only, as pip would see them (--no-config: no uv.toml either)
+        env.update(plan.env)
+        # --compile-bytecode: pip writes .pyc files; unsafe-best-match: pip's choice among several indexes
+        return uv, ["--no-config", "--compile-bytecode", "--index-strategy", "unsafe-best-match", *plan.args], env
+    if uv is not None and not running and not _has_pip(prefix):
+        # a venv without pip (``uv venv``): uv installed there before pip's settings were read; keep that
+        log.info("installing with uv, without pip's settings: %s, and the environment has no pip", plan.refusal)
+        return uv, [], env
+    log.info("installing with pip")
+    log.debug("not uv: %s", plan.refusal)
+    return None, [], env
+
+
+def _auto_plan(uv: str | None, prefix: str, *, in_venv: bool, running: bool) -> _pip_settings.Translation:
+    """What uv needs to install as pip would, or (``refusal``) why it cannot."""
+    if uv is None:
+        return _pip_settings.Translation(refusal="uv is not installed")
+    refusal = _environment_refusal(in_venv) if running else None
+    if refusal is not None:
+        return _pip_settings.Translation(refusal=refusal)
+    try:
+        settings = _pip_settings.read(os.environ, prefix)
+    except _pip_settings.Unreadable as exc:
+        return _pip_settings.Translation(refusal=f"pip cannot read its configuration ({exc})")
+    bindir = None if running else os.path.join(prefix, "bin")
+    return _pip_settings.translate(settings, os.environ, in_venv=in_venv, uv_flags=_uv_flags(uv), bindir=bindir)
+
+
+def _environment_refusal(in_venv: bool) -> str | None:
+    """Why uv would not install into the running interpreter the way pip does, if it would not."""
+    if not in_venv and os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")):
+        return "the interpreter is externally managed (PEP 668): pip's rules apply"
+    paths = sysconfig.get_paths()
+    if not all(os.access(paths[key], os.W_OK) for key in ("purelib", "platlib") if os.path.isdir(paths[key])):
+        return "site-packages is not writable: pip would install into the user site instead"
+    return None
+
+
+def _has_pip(prefix: str) -> bool:
+    return any(os.path.exists(os.path.join(prefix, "bin", name)) for name in ("pip", "pip3"))
+
+
+@functools.lru_cache(maxsize=4)
+def _uv_flags(uv: str) -> frozenset[str]:
+    """The long flags ``uv pip install`` accepts (empty when uv cannot say)."""
+    try:
+        help_text = subprocess.run([uv, "pip", "install", "--help"], capture_output=True, text=True, timeout=30,
+                                   check=False).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(re.findall(r"--[a-z][a-z-]*", help_text))
 
 
 def _find_uv() -> str | None:

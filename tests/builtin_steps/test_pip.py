@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,28 +29,96 @@ def _sealed_env(wheels: Path) -> dict[str, str]:
     return env
 
 
-def test_installs_requirements_into_the_running_interpreter(tmp_path: Path, venv: Path) -> None:
-    wheels = tmp_path / "wheels"
-    make_wheel(wheels, "tinypkg-a", "1.0", "VALUE = 'a'\n", requires=("tinypkg-b",))
-    make_wheel(wheels, "tinypkg-b", "2.0", "VALUE = 'b'\n")
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "reqs.txt").write_text("tinypkg-a==1.0\n")
+needs_uv = pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed (.ci/install.d/70-project.sh)")
+
+
+def _run_step(project: Path, venv: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     (project / "prefect.yaml").write_text(
         "pull:\n  - prefect.deployments.steps.pip_install_requirements:\n"
         "      id: deps\n      directory: '{{ $PROJECT }}'\n      requirements_file: reqs.txt\n"
         "      stream_output: false\n"
     )
-    env = _sealed_env(wheels) | {"PROJECT": str(project)}
-    run = subprocess.run(
+    return subprocess.run(
         [str(venv / "bin" / "python"), "-m", "stepengine", "run", str(project / "prefect.yaml"), "--output", "json"],
-        capture_output=True, text=True, env=env,
+        capture_output=True, text=True, env=env | {"PROJECT": str(project)}, check=False,
     )
+
+
+def _two_wheels(tmp_path: Path) -> tuple[Path, Path]:
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tinypkg-a", "1.0", "VALUE = 'a'\n", requires=("tinypkg-b",))
+    make_wheel(wheels, "tinypkg-b", "2.0", "VALUE = 'b'\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "reqs.txt").write_text("tinypkg-a==1.0\n")  # no --find-links: only PIP_FIND_LINKS says where
+    return wheels, project
+
+
+def _site_packages(venv: Path) -> Path:
+    return venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+
+
+@needs_uv
+@pytest.mark.parametrize("switch", ["auto", "pip"])
+def test_installs_requirements_into_the_running_interpreter(tmp_path: Path, venv: Path, switch: str) -> None:
+    """``auto`` is uv, given PIP_FIND_LINKS and PIP_NO_INDEX (without them uv would look for tinypkg on
+    PyPI and fail); ``STEPENGINE_PIP_INSTALLER=pip`` is Prefect's ``python -m pip``. Same packages,
+    both byte-compiled."""
+    wheels, project = _two_wheels(tmp_path)
+    run = _run_step(project, venv, _sealed_env(wheels) | {"STEPENGINE_PIP_INSTALLER": switch})
+    assert run.returncode == 0, run.stderr
+    if switch == "pip":
+        assert "Successfully installed tinypkg-a-1.0 tinypkg-b-2.0" in run.stdout
+        assert "installing with" not in run.stderr  # no choice made
+    else:
+        assert "Successfully installed" not in run.stdout
+        assert " + tinypkg-a==1.0" in run.stdout and " + tinypkg-b==2.0" in run.stdout  # uv's report
+        assert "installing with uv (pip settings passed on: " in run.stderr
+        passed = run.stderr.split("passed on: ", 1)[1].split(")", 1)[0].split(", ")
+        assert {"find-links", "no-index"} <= set(passed)
+    check = subprocess.run([str(venv / "bin" / "python"), "-c", "import tinypkg_a, tinypkg_b; print(tinypkg_a.VALUE + tinypkg_b.VALUE)"],
+                           capture_output=True, text=True, check=False)
+    assert check.stdout.strip() == "ab"
+    tag = sys.implementation.cache_tag
+    compiled = {p.name for p in (_site_packages(venv) / "__pycache__").glob("*.pyc")}
+    assert {f"tinypkg_a.{tag}.pyc", f"tinypkg_b.{tag}.pyc"} <= compiled
+
+
+@needs_uv
+def test_a_setting_uv_cannot_honour_means_pip(tmp_path: Path, venv: Path) -> None:
+    """PIP_TARGET: pip installs into that directory, as Prefect would; uv would ignore it."""
+    wheels, project = _two_wheels(tmp_path)
+    target = tmp_path / "target"
+    run = _run_step(project, venv, _sealed_env(wheels) | {"PIP_TARGET": str(target)})
     assert run.returncode == 0, run.stderr
     assert "Successfully installed tinypkg-a-1.0 tinypkg-b-2.0" in run.stdout
-    check = subprocess.run([str(venv / "bin" / "python"), "-c", "import tinypkg_a, tinypkg_b; print(tinypkg_a.VALUE + tinypkg_b.VALUE)"],
-                           capture_output=True, text=True)
-    assert check.stdout.strip() == "ab"
+    assert "installing with pip" in run.stderr
+    assert sorted(p.name for p in target.glob("*.py")) == ["tinypkg_a.py", "tinypkg_b.py"]
+    assert not (_site_packages(venv) / "tinypkg_a.py").exists()
+
+
+@needs_uv
+def test_the_environments_own_pip_conf_is_read(tmp_path: Path, venv: Path) -> None:
+    """A key in ``<sys.prefix>/pip.conf`` that uv has no equivalent for: pip runs."""
+    from builtin_steps import _pip_settings
+    from builtin_steps.pip import _find_uv, _uv_flags
+
+    wheels, project = _two_wheels(tmp_path)
+    (tmp_path / "xdg").mkdir()
+    # read the config files (not /dev/null), but not this machine's /etc/xdg ones
+    env = _sealed_env(wheels) | {"PIP_CONFIG_FILE": str(tmp_path / "none.conf"), "XDG_CONFIG_DIRS": str(tmp_path / "xdg")}
+    (venv / "pip.conf").write_text("[install]\nprefer-binary = yes\n")
+    run = _run_step(project, venv, env)
+    assert run.returncode == 0, run.stderr
+    assert "Successfully installed tinypkg-a-1.0 tinypkg-b-2.0" in run.stdout
+    assert "installing with pip" in run.stderr
+    (venv / "pip.conf").write_text("[install]\nno-color = yes\n")  # ignorable
+    again = _run_step(project, venv, env | {"PIP_FORCE_REINSTALL": ""})  # empty: unset
+    assert again.returncode == 0, again.stderr
+    found = _pip_settings.read(env, str(venv))  # /etc/pip.conf is this machine's: what does it hold?
+    assert found["no-color"].source == f"{venv / 'pip.conf'} [install]"
+    if _pip_settings.translate(found, env, in_venv=True, uv_flags=_uv_flags(_find_uv() or "uv")).refusal is None:
+        assert "installing with uv" in again.stderr
 
 
 def test_missing_requirements_file(tmp_path: Path) -> None:
@@ -60,17 +129,45 @@ def test_missing_requirements_file(tmp_path: Path) -> None:
         pip_install_requirements(directory=str(tmp_path))
 
 
-def test_unresolvable_requirement_fails_with_pips_error(tmp_path: Path, venv: Path) -> None:
+@pytest.mark.parametrize("switch", ["auto", "pip"])
+def test_unresolvable_requirement_fails_with_the_installers_error(tmp_path: Path, venv: Path, switch: str) -> None:
+    if switch == "auto" and shutil.which("uv") is None:
+        pytest.skip("uv is not installed")
     (tmp_path / "requirements.txt").write_text("not-a-real-package-xyz==1\n")
     (tmp_path / "prefect.yaml").write_text("pull:\n  - pip_install_requirements:\n      directory: " + str(tmp_path) + "\n")
     run = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "stepengine", "run", str(tmp_path / "prefect.yaml")],
-        capture_output=True, text=True, env=_sealed_env(tmp_path),
+        capture_output=True, text=True, env=_sealed_env(tmp_path) | {"STEPENGINE_PIP_INSTALLER": switch}, check=False,
     )
     assert run.returncode == 1
     assert "pull[0] (pip_install_requirements) failed: command" in run.stderr
-    assert "No matching distribution found for not-a-real-package-xyz==1" in run.stderr
+    if switch == "pip":
+        assert "No matching distribution found for not-a-real-package-xyz==1" in run.stderr
+    else:
+        assert "not-a-real-package-xyz was not found in the provided package locations" in run.stderr
     assert "hint: check the requirements file" in run.stderr
+
+
+def test_an_externally_managed_interpreter_is_left_to_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sysconfig
+
+    from builtin_steps.pip import _environment_refusal
+
+    (tmp_path / "EXTERNALLY-MANAGED").write_text("[externally-managed]\nError=use apt\n")
+    real = sysconfig.get_path
+    monkeypatch.setattr(sysconfig, "get_path", lambda name, *a, **k: str(tmp_path) if name == "stdlib" else real(name, *a, **k))
+    assert _environment_refusal(in_venv=False) == "the interpreter is externally managed (PEP 668): pip's rules apply"
+    assert _environment_refusal(in_venv=True) is None
+
+
+def test_the_installer_switch_must_be_known(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from builtin_steps.pip import pip_install_requirements
+    from stepengine.errors import StepError
+
+    (tmp_path / "requirements.txt").write_text("x\n")
+    monkeypatch.setenv("STEPENGINE_PIP_INSTALLER", "conda")
+    with pytest.raises(StepError, match="STEPENGINE_PIP_INSTALLER='conda' is not one of auto, uv, pip"):
+        pip_install_requirements(directory=str(tmp_path))
 
 
 def test_requires_is_a_hint_unless_install_requires_is_given(tmp_path: Path, venv: Path) -> None:
@@ -84,11 +181,11 @@ def test_requires_is_a_hint_unless_install_requires_is_given(tmp_path: Path, ven
     env = _sealed_env(wheels)
     env["PATH"] = str(venv / "bin") + os.pathsep + "/usr/bin:/bin"  # no uv on PATH: pip is used
     first = subprocess.run([python, "-m", "stepengine", "run", "--output", "json"], cwd=tmp_path,
-                           capture_output=True, text=True, env=env)
+                           capture_output=True, text=True, env=env, check=False)
     assert first.returncode == 2
     assert "unknown step 'tinysteps.hello'" in first.stderr
     assert "hint: install it with: pip install tinysteps==0.1   (or run with --install-requires)" in first.stderr
     second = subprocess.run([python, "-m", "stepengine", "run", "--install-requires", "--output", "json"],
-                            cwd=tmp_path, capture_output=True, text=True, env=env)
+                            cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
     assert second.returncode == 0, second.stderr
     assert '"greeting": "hi bob"' in second.stdout

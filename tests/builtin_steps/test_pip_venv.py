@@ -3,6 +3,7 @@ installs from a local wheel folder (no index at all)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -65,6 +66,40 @@ def test_auto_uses_uv_for_an_existing_interpreter(project: Path, tmp_path: Path)
     assert out["python"] == python
     assert "Successfully installed" not in out["stdout"]  # not pip: uv
     assert _import_value(python) == "tiny"
+
+
+@needs_uv
+@pytest.mark.parametrize("seeded", [True, False])
+def test_auto_with_a_setting_uv_cannot_honour(project: Path, tmp_path: Path, seeded: bool,
+                                              monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """pip when the environment has it; a venv without pip keeps uv (as before pip settings were read)."""
+    subprocess.run(["uv", "venv", "--quiet", *(["--seed"] if seeded else []), "--python", sys.executable,
+                    str(tmp_path / "env")], check=True)  # fmt: skip
+    monkeypatch.setenv("PIP_PREFER_BINARY", "1")
+    caplog.set_level(logging.DEBUG, logger="stepengine.steps")
+    out = pip_install_requirements(directory=str(project), venv=str(tmp_path / "env"), stream_output=False)
+    assert _import_value(out["python"]) == "tiny"
+    if seeded:
+        assert "Successfully installed tinypkg-1.0" in out["stdout"]
+        assert "not uv: pip setting 'prefer-binary' (PIP_PREFER_BINARY) has no uv equivalent" in caplog.text
+    else:
+        assert "+ tinypkg==1.0" in out["stderr"]
+        assert "installing with uv, without pip's settings: pip setting 'prefer-binary'" in caplog.text
+
+
+@needs_uv
+def test_auto_passes_pip_settings_to_uv_in_a_venv(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The requirements file names no index: only PIP_NO_INDEX / PIP_FIND_LINKS say where tinypkg is."""
+    (project / "requirements.txt").write_text("tinypkg==1.0\n")
+    subprocess.run(["uv", "venv", "--quiet", "--python", sys.executable, str(project / ".venv")], check=True)
+    monkeypatch.setenv("PIP_NO_INDEX", "yes")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "wheels"))
+    (tmp_path / "uv-only.txt").write_text("tinypkg==2.0\n")
+    monkeypatch.setenv("UV_CONSTRAINT", str(tmp_path / "uv-only.txt"))  # uv's own settings are not pip's: dropped
+    out = pip_install_requirements(directory=str(project), venv=".venv", stream_output=False)
+    assert "+ tinypkg==1.0" in out["stderr"]
+    assert _import_value(out["python"]) == "tiny"
+    assert list((project / ".venv").glob("lib/python*/site-packages/__pycache__/tinypkg.*.pyc"))
 
 
 def test_a_missing_venv_needs_create(project: Path) -> None:
