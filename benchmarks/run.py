@@ -11,9 +11,13 @@ already made it. Every timed run is a fresh process started by this harness (wal
 exit, peak RSS from ``wait4``), and the engines take turns (A B A B ...) so that drifting machine load
 hits both alike. Each engine has one untimed warm-up run per scenario first (the OS file cache; for
 stepengine also its on-disk caches, which is the steady state of a worker); the ``cold`` scenario
-also measures stepengine with an empty ``STEPENGINE_HOME`` on every run.
+also measures stepengine with an empty ``STEPENGINE_HOME`` on every run. The ``docker`` scenario runs
+stepengine from a third venv, ``stepengine-docker-venv`` (this checkout plus the ``docker`` extra; see
+``ensure_stepengine_docker_venv`` for why it is separate).
 
-Servers (moto S3, git smart-HTTP) come from ``tests/fixtures/`` and bind 127.0.0.1 only.
+Servers (moto S3, git smart-HTTP, a private dockerd without bridge or iptables plus a registry, a
+Prefect server) come from ``tests/fixtures/``, bind 127.0.0.1 only, and run only while their own
+scenarios do. A scenario whose prerequisite is missing here is skipped, with the reason in RESULTS.md.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ HERE = Path(__file__).resolve().parent
 BENCH = ROOT / ".bench"
 PREFECT_REQUIREMENTS = ["prefect", "prefect-docker", "s3fs", "fastapi<0.151"]
 STEPENGINE_EXTRAS = ["s3fs"]  # for the blob scenario (fsspec backends are optional extras)
+#: the docker scenario's venv has these on top (its own venv: see ensure_stepengine_docker_venv)
+STEPENGINE_DOCKER_EXTRAS = ["docker"]
 
 GNU_TIME = "/usr/bin/time"  # Debian package "time"; without it peak RSS includes the harness's size
 MARK_START = "<!-- results:start (written by benchmarks/run.py; edit outside these marks) -->"
@@ -146,6 +152,31 @@ def ensure_stepengine_venv() -> Path:
                         "--reinstall-package", "stepengine", str(ROOT), *STEPENGINE_EXTRAS], check=True)  # fmt: skip
     # entry-point listings are not cached while site-packages changed in the last 2 s
     time.sleep(2.1)
+    return python
+
+
+def ensure_stepengine_docker_venv() -> Path:
+    """``.bench/stepengine-docker-venv``: this checkout with the ``docker`` extra (reinstalled each time).
+
+    A venv of its own rather than ``docker`` in ``STEPENGINE_EXTRAS``: the extra adds four
+    distributions (docker, requests, certifi, charset-normalizer) to the venv, and a run that lists the
+    entry points (first run of a file, ``STEPENGINE_NO_CACHE``) reads every distribution's metadata.
+    Measured on this machine (cold scenario, two alternating runs each, 15 rounds): the steady-state
+    cold run is unchanged (43.0/42.9 ms without, 43.1/43.4 ms with; docker itself is never imported,
+    tests/test_cold_start.py), but ``empty cache`` went 151/150 → 153/160 ms and ``caches off``
+    148/148 → 154/154 ms. The cold scenario keeps measuring the venv it always did.
+    """
+    venv = BENCH / "stepengine-docker-venv"
+    python = _venv_python(venv)
+    extras = ",".join(STEPENGINE_DOCKER_EXTRAS)
+    with _locked(BENCH / "stepengine-docker-venv.lock"):
+        uv = _uv()
+        if not python.exists():
+            subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+        _log("installing this checkout into .bench/stepengine-docker-venv ...")
+        subprocess.run([*uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python),
+                        "--reinstall-package", "stepengine", f"{ROOT}[{extras}]"], check=True)  # fmt: skip
+    time.sleep(2.1)  # as above
     return python
 
 
@@ -258,6 +289,8 @@ class Context:
     stepengine_python: Path
     prefect_python: Path | None
     base_env: dict[str, str]
+    #: ``--stepengine-python`` was given: use that interpreter everywhere (no ``.bench`` venvs)
+    stepengine_given: bool = False
 
     @property
     def tiny(self) -> bool:
@@ -270,15 +303,19 @@ class Context:
         path.mkdir(parents=True)
         return path
 
-    def stepengine(self, yaml_file: Path, section: str, cwd: Path, home: Path, *, python: Path | None = None,
-                   env: dict[str, str] | None = None) -> Command:  # fmt: skip
+    def stepengine_program(self, python: Path | None = None, *, script: bool = False,
+                           env: dict[str, str] | None = None) -> list[str]:  # fmt: skip
+        """How to start the CLI: the venv's ``stepengine`` script if it has stepengine installed (the
+        benchmark venvs, or ``script=True``), else ``python -c`` (the pip scenario's fresh venvs)."""
         python = python or self.stepengine_python
-        script = python.parent / "stepengine"
-        if script.exists() and python == self.stepengine_python and not (env or {}).get("PYTHONPATH"):
-            argv = [str(script)]
-        else:
-            argv = [str(python), "-c", "import sys; from stepengine.cli import main; sys.argv[0] = 'stepengine'; main()"]
-        argv += ["run", str(yaml_file), "--section", section, "-q"]
+        path = python.parent / "stepengine"
+        if path.exists() and (script or python == self.stepengine_python) and not (env or {}).get("PYTHONPATH"):
+            return [str(path)]
+        return [str(python), "-c", "import sys; from stepengine.cli import main; sys.argv[0] = 'stepengine'; main()"]
+
+    def stepengine(self, yaml_file: Path, section: str, cwd: Path, home: Path, *, python: Path | None = None,
+                   env: dict[str, str] | None = None, script: bool = False) -> Command:  # fmt: skip
+        argv = [*self.stepengine_program(python, script=script, env=env), "run", str(yaml_file), "--section", section, "-q"]
         return Command(argv, cwd, {**self.base_env, "STEPENGINE_HOME": str(home), **(env or {})})
 
     def prefect(self, yaml_file: Path, section: str, cwd: Path, *, python: Path | None = None,
@@ -443,16 +480,25 @@ def scenario_git(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
     url = server.url("public/app.git")
     work = ctx.work / "git"
     yaml_file = _write(work / "prefect.yaml", f"pull:\n  - prefect.deployments.steps.git_clone:\n      repository: {url}\n")
+    no_cache_file = _write(work / "no-cache.yaml", yaml_file.read_text() + "      cache: false\n")
     env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
 
     def make(engine: str, warm: bool) -> t.Callable[[], Command]:
+        slug = "-".join(engine.replace(":", "").replace(",", "").split())
+
         def factory() -> Command:
-            cwd = ctx.fresh_dir(f"git/{engine}-{'warm' if warm else 'cold'}")
-            home = work / f"home-{engine}"
+            if engine == "stepengine, re-run":  # the same directory every time (the warm-up clones)
+                cwd = work / slug
+                cwd.mkdir(parents=True, exist_ok=True)
+            else:
+                cwd = ctx.fresh_dir(f"git/{slug}-{'warm' if warm else 'cold'}")
+            home = work / f"home-{slug}"
             if not warm:
                 shutil.rmtree(home, ignore_errors=True)
-            if engine == "stepengine":
+            if engine in ("stepengine", "stepengine, re-run"):
                 return ctx.stepengine(yaml_file, "pull", cwd, home, env=env)
+            if engine == "stepengine, cache: false":
+                return ctx.stepengine(no_cache_file, "pull", cwd, home, env=env)
             if engine == "floor":
                 return Command(["git", "clone", "-q", "--depth", "1", url], cwd, {**ctx.base_env, **env})
             return ctx.prefect(yaml_file, "pull", cwd, env=env)
@@ -461,13 +507,20 @@ def scenario_git(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
 
     first = ctx.pair(make("stepengine", False), make("prefect", False))
     second = ctx.pair(make("stepengine", True), make("prefect", True))
+    if "stepengine" in ctx.engines:
+        first["stepengine, cache: false"] = make("stepengine, cache: false", False)
+        second["stepengine, re-run into the same directory"] = make("stepengine, re-run", True)
     if "floor" in ctx.engines:
         first["git clone --depth 1"] = make("floor", False)
         second["git clone --depth 1"] = make("floor", False)
     note = (f"`git_clone` of a {files}-file repository from the loopback smart-HTTP server into an empty "
-            "directory, with an empty `STEPENGINE_HOME` (no object cache).")  # fmt: skip
+            "directory, with an empty `STEPENGINE_HOME` (no object cache). `stepengine, cache: false` is "
+            "the same file plus `cache: false` (a stepengine-only argument: no shared object cache, the objects "
+            "are fetched straight into the checkout).")  # fmt: skip
     note2 = ("A second clone into another empty directory on the same machine (a worker's next run): "
-             "stepengine's object cache under `STEPENGINE_HOME` is warm; Prefect clones again.")  # fmt: skip
+             "stepengine's object cache under `STEPENGINE_HOME` is warm; Prefect clones again. "
+             "`stepengine, re-run into the same directory` runs the file again where its previous run "
+             "left the checkout (nothing new upstream), with the cache warm.")  # fmt: skip
     return [
         Scenario("git", f"5a. git clone, {files} files, first", first, note=note),
         Scenario("git-again", "5b. git clone, second", second, target=5.0, note=note2),
@@ -561,6 +614,161 @@ class Skip(Exception):
     """A scenario that cannot run here (say why in RESULTS.md)."""
 
 
+#: the same two steps for both engines (Prefect's step names; stepengine registers them as built-ins)
+DOCKER_STEPS = """\
+build:
+  - prefect_docker.deployments.steps.build_docker_image:
+      id: build_image
+      image_name: {registry}/bench/{engine}
+      tag: bench
+      dockerfile: Dockerfile
+      network_mode: none
+      pull: false
+  - prefect_docker.deployments.steps.push_docker_image:
+      image_name: "{{{{ build_image.image_name }}}}"
+      tag: "{{{{ build_image.tag }}}}"
+      credentials:
+        username: {username}
+        password: {password}
+        registry_url: {registry}
+"""
+
+
+def scenario_docker(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
+    try:
+        from tests.fixtures.docker_engine import (
+            BUSYBOX,
+            EngineUnavailable,
+            start_docker_engine,
+            start_docker_registry,
+        )
+    except ImportError as exc:
+        raise Skip(f"the docker fixture cannot be imported here ({exc})") from None
+    # the cheap checks first: nothing is installed or started for a scenario that cannot run
+    missing = [tool for tool in ("dockerd", "docker-registry", "htpasswd") if shutil.which(tool) is None]
+    if missing:
+        raise Skip(f"{', '.join(missing)} not installed (.ci/install.d/50-docker.sh installs them)")
+    if not Path(BUSYBOX).exists():
+        raise Skip(f"{BUSYBOX} (busybox-static) is not installed: the image is FROM scratch + busybox")
+    if "stepengine" not in ctx.engines and not ("prefect" in ctx.engines and ctx.prefect_python):
+        raise Skip("neither stepengine nor Prefect is among the engines")
+    python = ctx.stepengine_python
+    if "stepengine" in ctx.engines:
+        if not ctx.stepengine_given:
+            python = ensure_stepengine_docker_venv()
+        if not _works(python, "import docker"):
+            raise Skip(f"the docker SDK (stepengine's `docker` extra) is not installed for {python}")
+    if "prefect" in ctx.engines and ctx.prefect_python and not _works(ctx.prefect_python, "import prefect_docker"):
+        raise Skip("prefect-docker is not installed in the Prefect venv")
+    try:  # dockerd with --bridge=none --iptables=false ...; the registry on 127.0.0.1; both stopped by PID
+        engine = stack.enter_context(start_docker_engine())
+        registry = stack.enter_context(start_docker_registry(ctx.fresh_dir("docker-registry")))
+    except EngineUnavailable as exc:
+        raise Skip(f"no Docker engine: {exc}".splitlines()[0]) from None
+    work = ctx.fresh_dir("docker")
+    env = {"DOCKER_HOST": engine.host, "DOCKER_CONFIG": str(work / "docker-config")}
+    home = work / "stepengine-home"
+
+    def project(engine_name: str) -> Path:
+        folder = work / engine_name
+        folder.mkdir()
+        shutil.copy2(BUSYBOX, folder / "busybox")
+        _write(folder / "Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\n")
+        text = DOCKER_STEPS.format(registry=registry.address, engine=engine_name, username=registry.username,
+                                   password=registry.password)  # fmt: skip
+        return _write(folder / "prefect.yaml", text)
+
+    def local_engine(command: Command) -> Command:
+        """Only the private dockerd: no TLS settings or docker context from the caller's environment."""
+        for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
+            command.env.pop(name, None)
+        return command
+
+    ours, theirs = project("stepengine"), project("prefect")
+    commands = ctx.pair(
+        lambda: local_engine(ctx.stepengine(ours, "build", ours.parent, home, python=python, env=env, script=True)),
+        lambda: local_engine(ctx.prefect(theirs, "build", theirs.parent, env=env)),
+    )
+    note = ("`build_docker_image` (a `FROM scratch` image holding a static busybox; `network_mode: none`, "
+            "`pull: false`) then `push_docker_image` with credentials, against a private dockerd "
+            "(`--bridge=none --iptables=false`) and a registry with htpasswd auth on 127.0.0.1, both from "
+            "`tests/fixtures/docker_engine.py`. Each engine builds and pushes its own repository; after the "
+            "untimed warm-up every build hits the layer cache and every push finds its layers in the "
+            "registry, so what is measured is what each engine adds around the same Docker calls "
+            "(imports, client set-up, reading the build and push streams). stepengine runs from "
+            "`.bench/stepengine-docker-venv` (this checkout plus the `docker` extra), Prefect with "
+            "prefect-docker.")  # fmt: skip
+    return [Scenario("docker", "8. docker build + push", commands, note=note)]
+
+
+DEPLOY_FLOW = "from prefect import flow\n\n\n@flow\ndef f(a: int = 1, b: str = 'x'):\n    print(a, b)\n"
+
+
+def scenario_deploy(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
+    try:
+        from tests.fixtures._servers import free_port, stop
+        from tests.fixtures.prefect_server import (
+            PrefectServer,
+            _wait_healthy,
+            prefect_venv,
+        )
+    except ImportError as exc:
+        raise Skip(f"the Prefect server fixture cannot be imported here ({exc})") from None
+    venv = prefect_venv()  # STEPENGINE_PREFECT_VENV or .bench/prefect-venv, as the tests use
+    prefect = venv / "bin" / "prefect"
+    if not prefect.exists():
+        raise Skip(f"no Prefect venv at {venv} to run the server (.ci/install.d/60-prefect-venv.sh makes it)")
+    work = ctx.fresh_dir("deploy")
+    server_home = work / "server-home"
+    server_home.mkdir()
+    port = free_port()
+    server = PrefectServer(f"http://127.0.0.1:{port}/api", server_home, venv)
+    prefect_settings = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_CLI_PROMPT": "false"}
+    server_env = {**ctx.base_env, **prefect_settings, "PREFECT_HOME": str(server_home), "PREFECT_API_URL": server.api_url,
+                  "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_API_HOST": "127.0.0.1"}  # fmt: skip
+    _log(f"  starting a Prefect server on 127.0.0.1:{port} (untimed) ...")
+    with open(server_home / "server.log", "wb") as log:
+        proc = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui",
+                                 "--no-services"], env=server_env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    stack.callback(stop, proc)
+    _wait_healthy(server.api_url, proc, server_home / "server.log")
+    # Prefect's CLI as a client: its own PREFECT_HOME (not the server's database directory)
+    client_env = {**ctx.base_env, **prefect_settings, "PREFECT_HOME": str(work / "prefect-home"),
+                  "PREFECT_API_URL": server.api_url}  # fmt: skip
+    subprocess.run([str(prefect), "work-pool", "create", "pool", "--type", "process"], env=client_env,
+                   capture_output=True, check=True, timeout=120)  # fmt: skip
+    project = work / "project"
+    _write(project / "flows" / "f.py", DEPLOY_FLOW)
+    version = _versions(venv / "bin" / "python", ["prefect"]).removeprefix("prefect ")
+    _write(project / "prefect.yaml", f"name: project\nprefect-version: {version}\n"
+                                     "pull:\n  - prefect.deployments.steps.set_working_directory:\n"
+                                     f"      directory: {project}\n"
+                                     "deployments:\n  - name: d\n    entrypoint: flows/f.py:f\n"
+                                     "    work_pool:\n      name: pool\n")  # fmt: skip
+    home = work / "stepengine-home"
+    spec = work / "spec.json"
+
+    def ours() -> Command:
+        argv = [*ctx.stepengine_program(), "deploy", "-n", "d", "--prefect-api-url", server.api_url, "-q",
+                "--output", str(spec)]  # fmt: skip
+        return Command(argv, project, {**ctx.base_env, "STEPENGINE_HOME": str(home)})
+
+    def theirs() -> Command:
+        program = ctx.prefect_python.parent / "prefect" if ctx.prefect_python else prefect
+        return Command([str(program), "--no-prompt", "deploy", "-n", "d"], project, client_env)
+
+    commands = ctx.pair(ours, theirs)
+    note = ("`stepengine deploy -n d --prefect-api-url URL` against `prefect --no-prompt deploy -n d` in the same "
+            "one-flow project (`flows/f.py:f` with two parameters, a `process` work pool, one pull step), "
+            "both talking to one Prefect server (`prefect server start --no-ui --no-services` from the "
+            "Prefect venv, on 127.0.0.1, its database in a temporary `PREFECT_HOME`; started once, untimed, "
+            "by `tests/fixtures/prefect_server.py`'s recipe). Every run reads prefect.yaml, renders the "
+            "deployment (parameter schema from the flow's signature) and creates or updates the flow and the "
+            "deployment on the server; after the warm-up each run is an update of the same deployment.")  # fmt: skip
+    return [Scenario("deploy", "9. deploy to a Prefect server", commands, note=note)]
+
+
 SCENARIOS: dict[str, t.Callable[..., list[Scenario]]] = {
     "cold": scenario_cold,
     "chain": scenario_chain,
@@ -568,8 +776,11 @@ SCENARIOS: dict[str, t.Callable[..., list[Scenario]]] = {
     "s3": scenario_s3,
     "git": scenario_git,
     "pip": scenario_pip,
+    "docker": scenario_docker,
+    "deploy": scenario_deploy,
 }
-NEEDS_STACK = {"s3", "git"}
+#: scenarios that start servers: they get an ExitStack that is closed once their scenarios have run
+NEEDS_STACK = {"s3", "git", "docker", "deploy"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -750,6 +961,23 @@ def plot(results: list[Result], path: Path) -> bool:
     return True
 
 
+def run_all(scenarios: list[Scenario], results: list[Result], ctx: Context, rounds: int) -> None:
+    """Run ``scenarios`` one after the other, appending to ``results`` and logging each summary."""
+    for scenario in scenarios:
+        _log(f"{scenario.title} ...")
+        started = time.monotonic()
+        if scenario.rss:  # the same runs as the cold scenario
+            source = next(r for r in results if r.scenario.key == "cold")
+            result = Result(scenario, source.samples, source.error)
+        else:
+            result = run_scenario(scenario, rounds, ctx.tiny)
+        results.append(result)
+        value = ratio(result)
+        summary = ", ".join(f"{k}: {_summary(v, scenario.rss)}" for k, v in result.samples.items())
+        _log(f"  {summary}" + (f"; ratio {value:.2f}" if value else "") + f"; {time.monotonic() - started:.0f} s"
+             + (f"\n  FAILED: {result.error}" if result.error else ""))  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------------------
 
 
@@ -778,27 +1006,21 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     base_env.pop("PYTHONPATH", None)
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stepengine-bench-")))
-        ctx = Context(work, args.size, engines, Path(stepengine_python), prefect_python, base_env)
+        ctx = Context(work, args.size, engines, Path(stepengine_python), prefect_python, base_env,
+                      stepengine_given=args.stepengine_python is not None)  # fmt: skip
         results: list[Result] = []
         skipped: dict[str, str] = {}
         for key in keys:
-            try:
-                scenarios = SCENARIOS[key](ctx, stack) if key in NEEDS_STACK else SCENARIOS[key](ctx)
-            except Skip as exc:
-                skipped[key] = str(exc)
-                _log(f"{key}: skipped: {exc}")
-                continue
-            for scenario in scenarios:
-                _log(f"{scenario.title} ...")
-                if scenario.rss:  # the same runs as the cold scenario
-                    source = next(r for r in results if r.scenario.key == "cold")
-                    result = Result(scenario, source.samples, source.error)
-                else:
-                    result = run_scenario(scenario, args.rounds, ctx.tiny)
-                results.append(result)
-                value = ratio(result)
-                summary = ", ".join(f"{k}: {_summary(v, scenario.rss)}" for k, v in result.samples.items())
-                _log(f"  {summary}" + (f"; ratio {value:.2f}" if value else "") + (f"\n  FAILED: {result.error}" if result.error else ""))
+            with contextlib.ExitStack() as servers:  # a scenario's servers stop before the next one runs
+                started = time.monotonic()
+                try:
+                    scenarios = SCENARIOS[key](ctx, servers) if key in NEEDS_STACK else SCENARIOS[key](ctx)
+                except Skip as exc:
+                    skipped[key] = str(exc)
+                    _log(f"{key}: skipped: {exc}")
+                    continue
+                _log(f"{key}: set up in {time.monotonic() - started:.0f} s (untimed: inputs, venvs, servers)")
+                run_all(scenarios, results, ctx, args.rounds)
         section = report(results, skipped, ctx, args.rounds)
     write_results(args.results, section)
     if not args.no_plot:

@@ -1,15 +1,22 @@
 """The benchmark harness starts and runs one scenario (1 round, tiny input) — not a benchmark.
 
 It uses the interpreter running the tests (no ``.bench`` venvs, no Prefect) and checks that the run
-is timed and reported, and that a rerun keeps the hand-written part of the results file.
+is timed and reported, and that a rerun keeps the hand-written part of the results file; and that the
+scenarios needing a server (dockerd, a Prefect server) skip cleanly when it cannot run, without
+starting one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,3 +40,27 @@ def test_harness_runs_one_tiny_scenario(tmp_path: Path) -> None:
     assert float(row.group(1)) > 0 and row.group(1) == row.group(2) == row.group(3)  # one round: one sample
     # the chain really ran: the last step's module was imported from benchmarks/ and left no error
     assert "FAILED" not in text
+
+
+def test_server_scenarios_skip_cleanly_without_their_prerequisites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``deploy`` without a Prefect venv and ``docker`` without dockerd are reported as skipped, with
+    the reason, before anything is installed or started (no server runs in this test)."""
+    results = tmp_path / "RESULTS.md"
+    command = [
+        sys.executable, "-m", "benchmarks",
+        "--engines", "stepengine", "--stepengine-python", sys.executable,
+        "--scenarios", "deploy", "--size", "tiny", "--rounds", "1",
+        "--results", str(results), "--no-plot", "--work", str(tmp_path / "work"),
+    ]  # fmt: skip
+    env = {**os.environ, "STEPENGINE_PREFECT_VENV": str(tmp_path / "no-such-venv")}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"- **deploy**: skipped: no Prefect venv at {tmp_path / 'no-such-venv'}" in results.read_text(encoding="utf-8")
+
+    from benchmarks import run
+
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "dockerd" else which(name, *a, **k))
+    ctx = run.Context(tmp_path / "work", "tiny", ["stepengine"], Path(sys.executable), None, {}, stepengine_given=True)
+    with contextlib.ExitStack() as stack, pytest.raises(run.Skip, match="dockerd"):
+        run.scenario_docker(ctx, stack)
