@@ -226,6 +226,7 @@ class Runner:
                 for step, function in resolved:
                     cleanup = step.section == FINALLY
                     if isinstance(error, KeyboardInterrupt) and not cleanup:
+                        self._skip(step, "interrupted")
                         continue
                     try:
                         self._run_step(step, function, halted=error is not None, cleanup=cleanup)
@@ -255,14 +256,11 @@ class Runner:
         controls = Controls.of(step.controls) if step.controls else _DEFAULT_CONTROLS
         if controls.condition is None:
             if halted and not cleanup:
-                return  # the run has failed: only steps whose ``if`` asks for it still run
+                # the run has failed: only steps whose ``if`` asks for it still run
+                self._skip(step, "an earlier step failed")
+                return
         elif not self._condition_holds(step, controls.condition):
-            self.context.step = _info(step)
-            try:
-                self.context.emit("step.skipped", message=f"if: {controls.condition}", outcome=SKIPPED)
-            finally:
-                self.context.step = None
-            self._set_outcome(step, SKIPPED)
+            self._skip(step, f"if: {controls.condition}")
             return
         self._continues = controls.continue_on_error
         try:
@@ -304,6 +302,14 @@ class Runner:
             self._set_outcome(step, FAILURE)
             self.any_failed = True
             raise
+
+    def _skip(self, step: Step, reason: str) -> None:
+        self.context.step = _info(step)
+        try:
+            self.context.emit("step.skipped", message=reason, outcome=SKIPPED)
+        finally:
+            self.context.step = None
+        self._set_outcome(step, SKIPPED)
 
     def _set_outcome(self, step: Step, outcome: str) -> None:
         if step.id is not None:

@@ -382,7 +382,11 @@ def test_after_a_failure_only_steps_that_ask_for_it_run() -> None:
         )
     assert rec.calls == ["boom", "on-failure", "always"]
     assert str(info.value) == "prefect.yaml:3:5: build[0] (b: boom) failed: RuntimeError: it broke"
-    assert info.value.events[-1].kind == "run.failed"  # type: ignore[attr-defined]
+    events = info.value.events  # type: ignore[attr-defined]
+    assert events[-1].kind == "run.failed"
+    # every step that did not run says so, and why
+    skipped = [(e.index, e.message, e.outcome) for e in events if e.kind == "step.skipped"]
+    assert skipped == [(1, "an earlier step failed", "skipped"), (4, "if: success()", "skipped")]
 
 
 # -- finally -----------------------------------------------------------------------------------------
