@@ -4,6 +4,8 @@
 bounded concurrency into a temporary sibling (or a staging folder when merging into the working
 directory) and swaps it in; a manifest of remote fingerprints and local stats lets a re-pull reuse
 unchanged files. ``push`` walks a directory with gitignore-style exclusions and uploads concurrently.
+An S3 pull whose options are the usual ones lists and downloads with botocore alone (``_blob_s3``:
+no s3fs/aiobotocore import, a thread pool of GETs); every other pull goes through fsspec.
 Errors from fsspec backends are translated here into ``StepError``s that say what to check.
 """
 
@@ -78,21 +80,43 @@ def url_scheme(url: str) -> str:
     return scheme
 
 
+def _require_backend(scheme: str, *, load: bool) -> str:
+    """Fail with the ``pip install`` to run if fsspec or the backend for ``scheme`` is missing.
+
+    Returns the backend's module name. With ``load=False`` the modules are only looked up, not imported.
+    """
+    module, extra = BACKENDS.get(scheme, ("", ""))
+    needed = [("fsspec", extra or "blob")]
+    if module and module != "fsspec":
+        needed.append((module, extra))
+    for name, needs_extra in needed:
+        if not _installed(name, load):
+            raise StepError(f"{scheme}:// storage needs {name}, which is not installed",
+                            hint=f"pip install 'stepengine[{needs_extra}]'")  # fmt: skip
+    return module
+
+
+def _installed(name: str, load: bool) -> bool:
+    if load:
+        try:
+            __import__(name)
+        except ImportError:
+            return False
+        return True
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def open_filesystem(url: str, options: dict[str, t.Any], concurrency: int = DEFAULT_CONCURRENCY) -> tuple[t.Any, str]:
     """The fsspec file system for ``url`` and the path of ``url`` inside it."""
     scheme = url_scheme(url)
-    module, extra = BACKENDS.get(scheme, ("", ""))
-    try:
-        import fsspec
-    except ImportError:
-        raise StepError(f"{scheme}:// storage needs fsspec, which is not installed",
-                        hint=f"pip install 'stepengine[{extra or 'blob'}]'") from None  # fmt: skip
-    if module and module != "fsspec":
-        try:
-            __import__(module)
-        except ImportError:
-            raise StepError(f"{scheme}:// storage needs {module}, which is not installed",
-                            hint=f"pip install 'stepengine[{extra}]'") from None  # fmt: skip
+    module = _require_backend(scheme, load=True)
+    import fsspec
+
     try:
         cls = fsspec.get_filesystem_class(scheme)
     except (ImportError, ValueError) as exc:
@@ -110,6 +134,24 @@ def open_filesystem(url: str, options: dict[str, t.Any], concurrency: int = DEFA
     return fs, fs._strip_protocol(url).rstrip("/")
 
 
+#: S3 pulls list and download with botocore alone when their options allow it (``_blob_s3``)
+_S3_WITH_BOTOCORE = True
+
+
+def _open_for_pull(url: str, options: dict[str, t.Any], concurrency: int) -> tuple[t.Any, str]:
+    """What a pull lists and downloads with: botocore for plain S3 locations, else the fsspec file system."""
+    scheme = url_scheme(url)
+    if _S3_WITH_BOTOCORE and BACKENDS.get(scheme, ("", ""))[0] == "s3fs":
+        _require_backend(scheme, load=False)  # the same errors as without this path, nothing imported
+        if _installed("botocore", load=False):
+            from builtin_steps._blob_s3 import open_s3_reader
+
+            opened = open_s3_reader(url, options, concurrency)
+            if opened is not None:
+                return opened
+    return open_filesystem(url, options, concurrency)
+
+
 # --------------------------------------------------------------------------- pull
 
 
@@ -124,7 +166,18 @@ def pull(url: str, options: dict[str, t.Any], target: Path, *, concurrency: int 
           max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, int]:  # fmt: skip
     log = get_logger()
     started = time.perf_counter()
-    fs, root = open_filesystem(url, options, concurrency)
+    fs, root = _open_for_pull(url, options, concurrency)
+    try:
+        return _pull(fs, root, url, target, log, started, concurrency=concurrency, retries=retries,
+                     max_files=max_files, max_bytes=max_bytes)  # fmt: skip
+    finally:
+        release = getattr(fs, "release", None)
+        if release is not None:
+            release()
+
+
+def _pull(fs: t.Any, root: str, url: str, target: Path, log: t.Any, started: float, *, concurrency: int,
+          retries: int, max_files: int, max_bytes: int) -> dict[str, int]:  # fmt: skip
     objects = _list(fs, root, url)
     total = sum(o.size for o in objects.values())
     if len(objects) > max_files:
@@ -141,10 +194,11 @@ def pull(url: str, options: dict[str, t.Any], target: Path, *, concurrency: int 
     previous = _load_manifest(manifest_file, url)
     unchanged = {rel for rel, obj in objects.items() if _is_unchanged(previous.get(rel), obj, target / rel)}
 
-    if not merge and len(unchanged) == len(objects) and _holds_exactly(target, objects.keys()):
-        pass  # already up to date: no copy, no swap
+    changed = sorted(objects.keys() - unchanged)
+    up_to_date = not changed and (merge or _holds_exactly(target, objects.keys()))
+    if up_to_date:
+        pass  # no download, no copy, no swap
     elif merge:
-        changed = sorted(objects.keys() - unchanged)
         _check_merge_conflicts(target, changed)
         staging = Path(tempfile.mkdtemp(prefix=".stepengine-pull.", dir=target))
         try:
@@ -163,8 +217,10 @@ def pull(url: str, options: dict[str, t.Any], target: Path, *, concurrency: int 
                 _link_or_copy(target / rel, place(rel))
             jobs = _download_jobs(objects, tmp, skip=unchanged)
             _transfer(fs, jobs, "get", concurrency, retries, url)
-    _save_manifest(manifest_file, url, target, objects)
-    transferred = len(objects) - len(unchanged)
+    if not (up_to_date and previous.keys() == objects.keys()):
+        # (when nothing changed, every entry was just checked equal to what a save would write)
+        _save_manifest(manifest_file, url, target, objects)
+    transferred = len(changed)
     log.info("pulled %s into %s: %d files, %d bytes, %d transferred, %d unchanged (%.2f s)", url, target,
              len(objects), total, transferred, len(unchanged), time.perf_counter() - started)  # fmt: skip
     return {"files": len(objects), "bytes": total, "transferred": transferred}
@@ -478,7 +534,7 @@ def _transfer_threads(fs: t.Any, jobs: list[tuple[str, str, int]], direction: st
         for job in jobs:
             one(job)
         return
-    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(jobs), 16))
+    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(jobs), getattr(fs, "max_threads", 16)))
     try:
         for future in [pool.submit(one, job) for job in jobs]:
             future.result()
