@@ -11,9 +11,7 @@ outputs and share one engine:
   the working directory (Prefect's ``pull_from_s3`` & co.) stages every download first and only moves
   files into place once all of them arrived, so a failed pull writes nothing;
 - transfers run concurrently (fsspec's async API, or a thread pool for sync file systems), each retried
-  with backoff on transient errors; permission and not-found errors fail at once; an S3 pull with the
-  usual options (keys, endpoint, client/config arguments, profile, anon) lists and downloads with
-  botocore directly, without importing s3fs, and gives the same files, outputs and errors;
+  with backoff on transient errors; permission and not-found errors fail at once;
 - caps on file count and total bytes are checked against the listing before any download;
 - a re-pull reuses files whose remote size + ETag/mtime and local size/mtime/inode are unchanged (a
   small manifest under ``$STEPENGINE_HOME/blob-manifests``), so it transfers nothing.
@@ -35,6 +33,7 @@ from builtin_steps._blob_io import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_FILES,
     DEFAULT_RETRIES,
+    _require_backend,
     pull,
     push,
     url_scheme,
@@ -351,14 +350,52 @@ def _gcs_options(credentials: dict[str, t.Any] | None, extra: dict[str, t.Any]) 
     if info:
         mask(info.get("private_key"))
         mask(info.get("private_key_id"))
-        options["token"] = info
+        options["token"] = _signed_in(info)
     elif creds.get("service_account_file"):
-        options["token"] = os.fspath(creds["service_account_file"])
+        path = os.fspath(creds["service_account_file"])
+        try:
+            with open(path, encoding="utf-8") as handle:
+                info = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise StepError(f"cannot read credentials.service_account_file {path}: {exc}") from None
+        mask(info.get("private_key"))
+        mask(info.get("private_key_id"))
+        options["token"] = _signed_in(info)
     if creds.get("project"):
         options["project"] = creds["project"]
     _mask_options(extra)
     options.update(extra)
     return options
+
+
+def _signed_in(info: dict[str, t.Any]) -> t.Any:
+    """google-auth credentials for a service account, signed in once here: a refused account then
+    fails at once (gcsfs would retry the refusal for ~30 s, taking it for an expired token)."""
+    _require_backend("gs", load=True)
+    import google.auth.exceptions
+    import google.auth.transport.requests
+    from google.oauth2 import service_account
+
+    try:
+        credentials = service_account.Credentials.from_service_account_info(info, scopes=[_GCS_SCOPE])
+    except (ValueError, KeyError) as exc:
+        raise StepError(f"credentials.service_account_info is not a service account: {exc}") from None
+    try:
+        credentials.refresh(google.auth.transport.requests.Request())
+    except google.auth.exceptions.RefreshError as exc:
+        if getattr(exc, "retryable", False):
+            return credentials  # a passing failure: gcsfs signs in again, with its retries
+        raise StepError(
+            f"the service account {info.get('client_email')} could not sign in: {exc}",
+            hint="check that the key is current and that the account exists",
+        ) from None
+    except google.auth.exceptions.TransportError:
+        return credentials  # the token endpoint is unreachable now: gcsfs retries
+    return credentials
+
+
+#: the scope gcsfs asks for by default (``access="full_control"``)
+_GCS_SCOPE = "https://www.googleapis.com/auth/devstorage.full_control"
 
 
 def _azure_options(credentials: dict[str, t.Any] | None, extra: dict[str, t.Any], *,
@@ -370,7 +407,11 @@ def _azure_options(credentials: dict[str, t.Any] | None, extra: dict[str, t.Any]
     if creds.get("connection_string"):
         options["connection_string"] = creds["connection_string"]
     elif creds.get("account_url"):
-        host = urlsplit(creds["account_url"]).netloc
+        parts = urlsplit(creds["account_url"])
+        account = parts.path.strip("/").split("/", 1)[0]
+        if account:  # path-style (Azurite, Azure Stack): https://host:port/<account>
+            return {**_path_style_azure(parts.geturl().rstrip("/"), account, creds), **_masked(extra)}
+        host = parts.netloc
         options["account_name"] = host.split(".", 1)[0]
         if not host.endswith(".blob.core.windows.net"):
             options["account_host"] = host
@@ -381,6 +422,29 @@ def _azure_options(credentials: dict[str, t.Any] | None, extra: dict[str, t.Any]
             options["anon"] = False  # adlfs then uses DefaultAzureCredential, as Prefect does
     elif required and not extra:
         raise StepError("Azure credentials must contain either connection_string or account_url")
-    _mask_options(extra)
-    options.update(extra)
+    options.update(_masked(extra))
     return options
+
+
+def _path_style_azure(url: str, account: str, creds: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A path-style account URL as a connection string: adlfs builds ``https://<host>`` from an
+    account host and so cannot reach ``http://127.0.0.1:10000/devstoreaccount1``; the Azure SDK reads
+    the endpoint, account and key from a connection string as they are."""
+    scheme = url.split(":", 1)[0]
+    if creds.get("account_key"):
+        secret = f"AccountKey={creds['account_key']}"
+    elif creds.get("sas_token"):
+        secret = f"SharedAccessSignature={str(creds['sas_token']).lstrip('?')}"
+    else:
+        raise StepError(
+            f"the path-style account URL {url} needs account_key or sas_token in the credentials",
+            hint="an emulator or Azure Stack endpoint cannot use a service principal here; or give connection_string",
+        )
+    connection = f"DefaultEndpointsProtocol={scheme};AccountName={account};{secret};BlobEndpoint={url};"
+    mask(connection)
+    return {"connection_string": connection}
+
+
+def _masked(extra: dict[str, t.Any]) -> dict[str, t.Any]:
+    _mask_options(extra)
+    return extra
