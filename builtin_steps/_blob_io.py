@@ -146,7 +146,7 @@ def _open_for_pull(url: str, options: dict[str, t.Any], concurrency: int) -> tup
         if _installed("botocore", load=False):
             from builtin_steps._blob_s3 import open_s3_reader
 
-            opened = open_s3_reader(url, options, concurrency)
+            opened = open_s3_reader(url, options, concurrency, lambda: open_filesystem(url, dict(options), concurrency)[0])
             if opened is not None:
                 return opened
     return open_filesystem(url, options, concurrency)

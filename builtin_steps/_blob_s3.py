@@ -19,7 +19,8 @@ What this mirrors from s3fs, so that both paths give the same files, outputs and
 - the errors: an S3 error answer goes through s3fs's own translation (imported on that path only).
 
 Downloads are one ``GetObject`` each, run by ``_blob_io``'s bounded thread pool on one thread-safe
-client whose connection pool is as large as the concurrency.
+client whose connection pool is as large as the concurrency. Objects above 50 MiB, which s3fs
+fetches in parallel byte ranges, are handed to s3fs (imported then).
 """
 
 from __future__ import annotations
@@ -40,10 +41,17 @@ _DEFAULT_WHEN_FALSE = frozenset({"requester_pays", "version_aware", "cache_regio
 _AIO_ONLY_CONFIG = frozenset({"connector_args", "http_session_cls"})
 #: bytes per read while streaming a body to its file
 _CHUNK = 1 << 20
+#: s3fs fetches an object larger than its default block size (50 MiB) in parallel byte ranges; such
+#: objects are handed to s3fs, so a pull of a few big files is as fast as it was
+_RANGED_ABOVE = 50 * 2**20
 
 
-def open_s3_reader(url: str, options: dict[str, t.Any], concurrency: int) -> tuple[S3Reader, str] | None:
-    """A botocore-only reader for ``url`` and the URL's path (as s3fs strips it), or ``None`` for s3fs."""
+def open_s3_reader(url: str, options: dict[str, t.Any], concurrency: int,
+                   s3fs: t.Callable[[], t.Any]) -> tuple[S3Reader, str] | None:  # fmt: skip
+    """A botocore-only reader for ``url`` and the URL's path (as s3fs strips it), or ``None`` for s3fs.
+
+    ``s3fs`` opens the s3fs file system for the same URL and options (used for objects above 50 MiB).
+    """
     for prefix in ("s3://", "s3a://"):
         if url.startswith(prefix):
             root = url[len(prefix) :].rstrip("/")
@@ -64,7 +72,7 @@ def open_s3_reader(url: str, options: dict[str, t.Any], concurrency: int) -> tup
     bucket, _, key = root.lstrip("/").partition("/")
     if not bucket:
         return None  # s3fs: "Cannot traverse all of S3"
-    return S3Reader(bucket, key, options, concurrency), root
+    return S3Reader(bucket, key, options, concurrency, s3fs), root
 
 
 class S3Reader:
@@ -72,7 +80,10 @@ class S3Reader:
 
     async_impl = False
 
-    def __init__(self, bucket: str, key: str, options: dict[str, t.Any], concurrency: int) -> None:
+    def __init__(self, bucket: str, key: str, options: dict[str, t.Any], concurrency: int,
+                 s3fs: t.Callable[[], t.Any]) -> None:  # fmt: skip
+        import threading
+
         self.bucket = bucket
         self.key = key
         self.options = options
@@ -80,6 +91,11 @@ class S3Reader:
         #: downloads in flight at once (``_blob_io`` caps its thread pool with this)
         self.max_threads = max(1, concurrency)
         self._client: t.Any = None
+        self._open_s3fs = s3fs
+        self._s3fs: t.Any = None
+        self._lock = threading.Lock()
+        #: object path -> size, from the listing
+        self._sizes: dict[str, int] = {}
 
     # ------------------------------------------------------------------ client
 
@@ -153,6 +169,7 @@ class S3Reader:
                 return {}
             name = f"{self.bucket}/{self.key}"
             found[name] = self._info(name, head.get("ETag", ""), head.get("LastModified", ""), head["ContentLength"])
+        self._sizes = {name: info["size"] for name, info in found.items()}
         return found
 
     @staticmethod
@@ -168,6 +185,12 @@ class S3Reader:
 
     def get_file(self, rpath: str, lpath: str) -> None:
         """Stream ``bucket/key`` into ``lpath`` (botocore validates the response checksum as it ends)."""
+        if self._sizes.get(rpath, 0) > _RANGED_ABOVE:
+            with self._lock:
+                if self._s3fs is None:
+                    self._s3fs = self._open_s3fs()
+            self._s3fs.get_file(rpath, lpath)
+            return
         bucket, _, key = rpath.partition("/")
         body = _call(self.client.get_object, Bucket=bucket, Key=key)["Body"]
         try:

@@ -140,9 +140,9 @@ def test_url_forms_same_results(moto_s3: S3Server, bucket: str, tmp_path: Path, 
         assert out.files["out/proj-sibling/not-pulled.txt"] == b"outside the prefix"
 
 
-def test_credentials_profile_same_results(moto_s3: S3Server, bucket: str, tmp_path: Path,
+def test_credentials_from_a_profile_or_the_environment_same_results(moto_s3: S3Server, bucket: str, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    """A credentials block naming a profile: botocore reads the shared credentials file on both paths."""
+    """A credentials block naming a profile, or none at all: botocore's credential chain on both paths."""
     shared = tmp_path / "aws-credentials"
     shared.write_text(f"[bench]\naws_access_key_id = {moto_s3.key}\naws_secret_access_key = {moto_s3.secret}\n")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(shared))
@@ -155,6 +155,34 @@ def test_credentials_profile_same_results(moto_s3: S3Server, bucket: str, tmp_pa
     out = both_ways(lambda: blob.pull_from_blob_storage(container=bucket, folder="proj", credentials=missing, retries=0),
                     tmp_path / "missing", monkeypatch)  # fmt: skip
     assert out.result.startswith(f"StepError: listing s3://{bucket}/proj failed: ProfileNotFound: ")
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto_s3.key)  # no credentials in the step: botocore's chain
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_s3.secret)
+    out = both_ways(lambda: blob.pull_from_remote_storage(f"s3://{bucket}/proj/flows", endpoint_url=moto_s3.endpoint_url),
+                    tmp_path / "environment", monkeypatch)  # fmt: skip
+    assert out.result == {"directory": f"{bucket}/proj/flows"}
+
+
+def test_objects_above_the_ranged_size_go_to_s3fs(moto_s3: S3Server, bucket: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """s3fs fetches big objects in parallel byte ranges: the botocore path hands those to it (here: above 1 MiB)."""
+    import s3fs
+
+    monkeypatch.setattr(_blob_s3, "_RANGED_ABOVE", 1 << 20)
+    monkeypatch.setattr(s3fs.S3FileSystem, "default_block_size", 1 << 20)  # so s3fs really uses ranges
+    fetched: list[str] = []
+    real_get = s3fs.S3FileSystem._get_file
+
+    async def spy(self: t.Any, rpath: str, lpath: str, **kwargs: t.Any) -> t.Any:
+        fetched.append(rpath)
+        return await real_get(self, rpath, lpath, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_get_file", spy)
+    out = both_ways(lambda: blob.pull_from_blob_storage(f"s3://{bucket}/proj", directory="code", **moto_s3.s3fs_options()),
+                    tmp_path, monkeypatch)  # fmt: skip
+    assert out.files["code/big.bin"] == OBJECTS["proj/big.bin"]
+    assert fetched.count(f"{bucket}/proj/big.bin") == 2  # once per path: s3fs, then botocore handing it over
+    assert len(fetched) == 6 + 1
 
 
 # --------------------------------------------------------------------------- same errors
@@ -247,7 +275,7 @@ def test_reader_maps_options_as_s3fs_does(tmp_path: Path, monkeypatch: pytest.Mo
         {"profile": "p", "key": "", "secret": None},
     ]
     for options in forms:
-        reader, _root = _blob_s3.open_s3_reader("s3://b/f", dict(options), 32) or (None, None)
+        reader, _root = _blob_s3.open_s3_reader("s3://b/f", dict(options), 32, lambda: None) or (None, None)
         assert reader is not None, options
         ours = _captured_create_client(reader._create_client)
         fs, _root = _blob_io.open_filesystem("s3://b/f", dict(options), 32)
