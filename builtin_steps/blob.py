@@ -11,7 +11,9 @@ outputs and share one engine:
   the working directory (Prefect's ``pull_from_s3`` & co.) stages every download first and only moves
   files into place once all of them arrived, so a failed pull writes nothing;
 - transfers run concurrently (fsspec's async API, or a thread pool for sync file systems), each retried
-  with backoff on transient errors; permission and not-found errors fail at once;
+  with backoff on transient errors; permission and not-found errors fail at once; an S3 pull with the
+  usual options (keys, endpoint, client/config arguments, profile, anon) lists and downloads with
+  botocore directly, without importing s3fs, and gives the same files, outputs and errors;
 - caps on file count and total bytes are checked against the listing before any download;
 - a re-pull reuses files whose remote size + ETag/mtime and local size/mtime/inode are unchanged (a
   small manifest under ``$STEPENGINE_HOME/blob-manifests``), so it transfers nothing.
