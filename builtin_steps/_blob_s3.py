@@ -195,6 +195,9 @@ class S3Reader:
         body = _call(self.client.get_object, Bucket=bucket, Key=key)["Body"]
         try:
             with open(lpath, "wb") as out:
+                if self._sizes.get(rpath, _CHUNK + 1) <= _CHUNK:
+                    out.write(body.read())  # a small object in one read (the checks run at its end too)
+                    return
                 while True:
                     chunk = body.read(_CHUNK)
                     if not chunk:
