@@ -123,6 +123,10 @@ def open_filesystem(url: str, options: dict[str, t.Any], concurrency: int = DEFA
         raise StepError(f"no file system for {scheme}:// URLs: {exc}") from None
     if scheme in ("file", "local"):
         options = {"auto_mkdir": True, **options}  # a push creates the folders it writes into
+    if module == "gcsfs" and (options.get("endpoint_url") or os.environ.get("STORAGE_EMULATOR_HOST")):
+        # gcsfs's default class asks each bucket's layout of the gRPC control API, which emulators do
+        # not serve: a minute of timeouts per bucket. The plain class is what an emulator supports.
+        from gcsfs.core import GCSFileSystem as cls
     if module == "s3fs":
         # aiobotocore's pool holds 10 connections by default: let `concurrency` transfers really run
         config = options["config_kwargs"] = dict(options.get("config_kwargs") or {})
