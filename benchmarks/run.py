@@ -409,45 +409,40 @@ def scenario_shell(ctx: Context) -> list[Scenario]:
     return [Scenario("shell", f"3. run_shell_script, {n} lines", commands, note="One process per line in both engines.")]
 
 
-#: the least work a client can do for the S3 pull: one listing, then every GET on 4 keep-alive
-#: connections, bodies read and dropped (moto here does not check signatures)
+#: the least work a client can do for the S3 pull: botocore lists and presigns (no request goes
+#: through it), then plain ``http.client`` GETs every URL on 4 keep-alive connections, bodies read
+#: and dropped; any failed GET fails the run (a thread's error would otherwise go unnoticed)
 S3_FLOOR = """\
-import http.client, os, queue, threading, urllib.parse, xml.etree.ElementTree as ET
-host = urllib.parse.urlsplit(os.environ["FLOOR_ENDPOINT"]).netloc
+import http.client, os, queue, sys, threading, urllib.parse
+import botocore.session
+client = botocore.session.get_session().create_client(
+    "s3", endpoint_url=os.environ["FLOOR_ENDPOINT"], region_name="us-east-1",
+    aws_access_key_id=os.environ["FLOOR_KEY"], aws_secret_access_key=os.environ["FLOOR_SECRET"])
 bucket, prefix = os.environ["FLOOR_BUCKET"], os.environ["FLOOR_PREFIX"]
-conn = http.client.HTTPConnection(host)
-keys, token = [], None
-while True:
-    query = {"list-type": "2", "prefix": prefix, **({"continuation-token": token} if token else {})}
-    conn.request("GET", f"/{bucket}?{urllib.parse.urlencode(query)}")
-    answer = conn.getresponse()
-    assert answer.status == 200, answer.status
-    root = ET.fromstring(answer.read())
-    ns = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
-    keys += [e.text for e in root.iter(ns + "Key")]
-    token = root.findtext(ns + "NextContinuationToken")
-    if not token:
-        break
-work = queue.Queue()
-for key in keys:
-    work.put(key)
+work, errors = queue.Queue(), []
+for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    for item in page.get("Contents", []):
+        work.put(client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": item["Key"]}))
+count = work.qsize()
 def fetch():
-    c = http.client.HTTPConnection(host)
+    conn = None
     while True:
         try:
-            key = work.get_nowait()
+            url = urllib.parse.urlsplit(work.get_nowait())
         except queue.Empty:
             return
-        c.request("GET", f"/{bucket}/{urllib.parse.quote(key)}")
-        r = c.getresponse()
-        r.read()
-        assert r.status == 200, r.status
+        conn = conn or http.client.HTTPConnection(url.netloc)
+        conn.request("GET", url.path + "?" + url.query)
+        answer = conn.getresponse()
+        answer.read()
+        if answer.status != 200:
+            errors.append(answer.status)
 threads = [threading.Thread(target=fetch) for _ in range(4)]
-for th in threads:
-    th.start()
-for th in threads:
-    th.join()
-assert keys
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+sys.exit(f"GET failed: {errors[:3]}" if errors or not count else 0)
 """
 
 
@@ -502,16 +497,17 @@ def scenario_s3(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
     if "stepengine" in ctx.engines:
         first["stepengine, empty STEPENGINE_HOME"] = fresh("stepengine", False, empty_home=True)
     if "floor" in ctx.engines:
-        floor_env = {**ctx.base_env, "FLOOR_ENDPOINT": server.endpoint_url, "FLOOR_BUCKET": "bench", "FLOOR_PREFIX": "code/"}
-        first["server floor: list + GETs, http.client, 4 threads"] = lambda: Command(
+        floor_env = {**ctx.base_env, **env, "FLOOR_ENDPOINT": server.endpoint_url, "FLOOR_BUCKET": "bench",
+                     "FLOOR_PREFIX": "code/", "FLOOR_KEY": server.key, "FLOOR_SECRET": server.secret}
+        first["floor: botocore list + presign, http.client GETs, 4 threads"] = lambda: Command(
             [str(ctx.stepengine_python), "-c", S3_FLOOR], work, floor_env)  # fmt: skip
     again = ctx.pair(fresh("stepengine", True), fresh("prefect", True))
     big = ctx.pair(fresh("stepengine", False, big_file, "-big"), fresh("prefect", False, big_file, "-big"))
     note = (f"`pull_from_remote_storage` of {count} × 4 KiB objects from moto S3 on 127.0.0.1 into an empty "
             "directory (stepengine keeps its engine caches, not its blob manifest; `empty STEPENGINE_HOME` "
-            "drops both). The `server floor` row lists and GETs the same objects with the least client there "
-            "is (`http.client`, unsigned, bodies read and dropped, 4 threads): moto's own time per request "
-            "bounds every engine.")  # fmt: skip
+            "drops both). The `floor` row does the least a client can: botocore lists and presigns, plain "
+            "`http.client` GETs on 4 keep-alive connections, bodies read and dropped, nothing written; "
+            "moto's own time per request bounds every engine.")  # fmt: skip
     note2 = "The same pull again into the directory of the previous run (stepengine keeps a manifest and skips unchanged objects)."
     mib = big_size / (1024 * 1024)
     size_text = f"{mib:g} MiB" if mib >= 1 else f"{big_size // 1024} KiB"
