@@ -58,14 +58,6 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    monkeypatch.chdir(path)
-    return path
-
-
-@pytest.fixture
 def bucket(moto_s3: S3Server) -> str:
     name = f"b-{uuid.uuid4().hex[:12]}"
     moto_s3.boto3_client().create_bucket(Bucket=name)

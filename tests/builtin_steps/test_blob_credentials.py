@@ -105,17 +105,9 @@ def service_account() -> t.Iterator[tuple[dict[str, str], TokenEndpoint]]:
         endpoint.close()
 
 
-@pytest.fixture
-def in_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    monkeypatch.chdir(path)
-    return path
-
-
 @pytest.mark.parametrize("form", ["info", "info as JSON text", "file"])
 def test_gcs_steps_sign_in_with_a_service_account(gcs_emulator: GCSServer, service_account: tuple[dict[str, str], TokenEndpoint],
-                                                 tmp_path: Path, in_workdir: Path, monkeypatch: pytest.MonkeyPatch, form: str) -> None:  # fmt: skip
+                                                 tmp_path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch, form: str) -> None:  # fmt: skip
     info, endpoint = service_account
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint_url)
     if form == "file":
@@ -129,12 +121,12 @@ def test_gcs_steps_sign_in_with_a_service_account(gcs_emulator: GCSServer, servi
     folder = f"sa-{uuid.uuid4().hex[:8]}"
 
     pushed = blob.push_to_gcs(gcs_emulator.bucket, folder, project="test", credentials=credentials)
-    monkeypatch.chdir(in_workdir)
+    monkeypatch.chdir(workdir)
     pulled = blob.pull_from_gcs(gcs_emulator.bucket, folder, project="test", credentials=credentials)
 
     assert pushed == {"bucket": gcs_emulator.bucket, "folder": folder}
-    assert pulled == {"bucket": gcs_emulator.bucket, "folder": folder, "directory": str(in_workdir)}
-    assert read_tree(in_workdir) == PUSHED
+    assert pulled == {"bucket": gcs_emulator.bucket, "folder": folder, "directory": str(workdir)}
+    assert read_tree(workdir) == PUSHED
     assert endpoint.rejected == 0
     assert endpoint.grants, "the steps never signed in with the service account"
     assert {g["iss"] for g in endpoint.grants} == {info["client_email"]}
@@ -142,7 +134,7 @@ def test_gcs_steps_sign_in_with_a_service_account(gcs_emulator: GCSServer, servi
 
 def test_a_service_account_with_a_foreign_key_is_refused_and_not_shown(gcs_emulator: GCSServer,
                                                                       service_account: tuple[dict[str, str], TokenEndpoint],
-                                                                      in_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+                                                                      workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     info, endpoint = service_account
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint_url)
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -157,17 +149,17 @@ def test_a_service_account_with_a_foreign_key_is_refused_and_not_shown(gcs_emula
     assert secret_line not in text
 
 
-def test_a_missing_service_account_file_is_named(tmp_path: Path, in_workdir: Path) -> None:
+def test_a_missing_service_account_file_is_named(tmp_path: Path, workdir: Path) -> None:
     missing = tmp_path / "nope.json"
     with pytest.raises(StepError, match=f"cannot read credentials.service_account_file {missing}"):
         blob.pull_from_gcs("b", "f", project="test", credentials={"service_account_file": str(missing)})
-    assert list(in_workdir.iterdir()) == []
+    assert list(workdir.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- Azure: account_url
 
 
-def test_azure_steps_with_a_path_style_account_url_and_key(azurite: AzuriteServer, tmp_path: Path, in_workdir: Path,
+def test_azure_steps_with_a_path_style_account_url_and_key(azurite: AzuriteServer, tmp_path: Path, workdir: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """Azurite's URL is path-style (``http://127.0.0.1:PORT/devstoreaccount1``), like Azure Stack's."""
     import adlfs
@@ -177,20 +169,20 @@ def test_azure_steps_with_a_path_style_account_url_and_key(azurite: AzuriteServe
     credentials = {"account_url": azurite.blob_endpoint + "/", "account_key": ACCOUNT_KEY}
     monkeypatch.chdir(write_tree(tmp_path / "project", PROJECT))
     assert blob.push_to_azure_blob_storage(container, "f", credentials) == {"container": container, "folder": "f"}
-    monkeypatch.chdir(in_workdir)
+    monkeypatch.chdir(workdir)
     out = blob.pull_from_azure_blob_storage(container, "f", credentials)
-    assert out == {"container": container, "folder": "f", "directory": str(in_workdir)}
-    assert read_tree(in_workdir) == PUSHED
+    assert out == {"container": container, "folder": "f", "directory": str(workdir)}
+    assert read_tree(workdir) == PUSHED
     # the same objects, read back with the SDK's own connection string: they really are in Azurite
     names = adlfs.AzureBlobFileSystem(connection_string=azurite.connection_string).find(f"{container}/f")
     assert sorted(n.split("/f/", 1)[1] for n in names) == sorted(PUSHED)
 
 
-def test_a_path_style_account_url_without_a_key_says_what_is_missing(in_workdir: Path) -> None:
+def test_a_path_style_account_url_without_a_key_says_what_is_missing(workdir: Path) -> None:
     with pytest.raises(StepError) as caught:
         blob.pull_from_azure_blob_storage("c", "f", {"account_url": "http://127.0.0.1:1/devstoreaccount1"})
     assert str(caught.value).splitlines() == [
         "the path-style account URL http://127.0.0.1:1/devstoreaccount1 needs account_key or sas_token in the credentials",
         "hint: an emulator or Azure Stack endpoint cannot use a service principal here; or give connection_string",
     ]
-    assert list(in_workdir.iterdir()) == []
+    assert list(workdir.iterdir()) == []

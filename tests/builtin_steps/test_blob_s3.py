@@ -329,14 +329,6 @@ def test_a_pull_imports_neither_s3fs_nor_fsspec(moto_s3: S3Server, bucket: str, 
     assert json.loads(done.stdout) == [6, []]
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "work"
-    path.mkdir()
-    monkeypatch.chdir(path)
-    return path
-
-
 def test_a_repull_that_changes_nothing_writes_nothing(moto_s3: S3Server, bucket: str, workdir: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """No swap, no manifest rewrite: the directory, its parent and the manifest keep their mtimes."""

@@ -55,14 +55,6 @@ def repos(git_server: GitServer) -> Repos:
     return Repos(hello, feature_sha, app, sub, with_sub)
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return work
-
-
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(remote, "RETRY_BASE_SECONDS", 0.01)
