@@ -141,18 +141,7 @@ def _compile(python: Path) -> None:
 
 def ensure_stepengine_venv() -> Path:
     """``.bench/stepengine-venv`` with this checkout installed (reinstalled each time: it measures the code)."""
-    venv = BENCH / "stepengine-venv"
-    python = _venv_python(venv)
-    with _locked(BENCH / "stepengine-venv.lock"):
-        uv = _uv()
-        if not python.exists():
-            subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
-        _log("installing this checkout into .bench/stepengine-venv ...")
-        subprocess.run([*uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python),
-                        "--reinstall-package", "stepengine", str(ROOT), *STEPENGINE_EXTRAS], check=True)  # fmt: skip
-    # entry-point listings are not cached while site-packages changed in the last 2 s
-    time.sleep(2.1)
-    return python
+    return _checkout_venv("stepengine-venv", [str(ROOT), *STEPENGINE_EXTRAS])
 
 
 def ensure_stepengine_docker_venv() -> Path:
@@ -166,17 +155,22 @@ def ensure_stepengine_docker_venv() -> Path:
     tests/test_cold_start.py), but ``empty cache`` went 151/150 → 153/160 ms and ``caches off``
     148/148 → 154/154 ms. The cold scenario keeps measuring the venv it always did.
     """
-    venv = BENCH / "stepengine-docker-venv"
+    return _checkout_venv("stepengine-docker-venv", [f"{ROOT}[{','.join(STEPENGINE_DOCKER_EXTRAS)}]"])
+
+
+def _checkout_venv(name: str, requirements: list[str]) -> Path:
+    """``.bench/<name>`` with ``requirements`` (this checkout, with any extras) installed, bytecode compiled."""
+    venv = BENCH / name
     python = _venv_python(venv)
-    extras = ",".join(STEPENGINE_DOCKER_EXTRAS)
-    with _locked(BENCH / "stepengine-docker-venv.lock"):
+    with _locked(BENCH / f"{name}.lock"):
         uv = _uv()
         if not python.exists():
             subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
-        _log("installing this checkout into .bench/stepengine-docker-venv ...")
+        _log(f"installing this checkout into .bench/{name} ...")
         subprocess.run([*uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python),
-                        "--reinstall-package", "stepengine", f"{ROOT}[{extras}]"], check=True)  # fmt: skip
-    time.sleep(2.1)  # as above
+                        "--reinstall-package", "stepengine", *requirements], check=True)  # fmt: skip
+    # entry-point listings are not cached while site-packages changed in the last 2 s
+    time.sleep(2.1)
     return python
 
 
