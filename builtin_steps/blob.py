@@ -178,9 +178,7 @@ def pull_from_s3(
 ) -> dict[str, str]:
     """``prefect_aws.deployments.steps.pull_from_s3``: pull the bucket folder into the working directory."""
     options = _s3_options(credentials, client_parameters)
-    cwd = Path.cwd()
-    pull(_join_url("s3", bucket, folder), options, cwd)
-    return {"bucket": bucket, "folder": folder, "directory": str(cwd)}
+    return {"bucket": bucket, "folder": folder, "directory": _pull_into_cwd("s3", bucket, folder, options)}
 
 
 def push_to_gcs(
@@ -204,9 +202,7 @@ def pull_from_gcs(
 ) -> dict[str, str]:
     """``prefect_gcp.deployments.steps.pull_from_gcs``: pull the bucket folder into the working directory."""
     options = _gcs_options(credentials, {"project": project} if project else {})
-    cwd = Path.cwd()
-    pull(_join_url("gs", bucket, folder), options, cwd)
-    return {"bucket": bucket, "folder": folder, "directory": str(cwd)}
+    return {"bucket": bucket, "folder": folder, "directory": _pull_into_cwd("gs", bucket, folder, options)}
 
 
 def push_to_azure_blob_storage(
@@ -224,12 +220,17 @@ def push_to_azure_blob_storage(
 def pull_from_azure_blob_storage(container: str, folder: str, credentials: dict[str, t.Any]) -> dict[str, str]:
     """``prefect_azure.deployments.steps.pull_from_azure_blob_storage``."""
     options = _azure_options(credentials, {}, required=True)
-    cwd = Path.cwd()
-    pull(_join_url("az", container, folder), options, cwd)
-    return {"container": container, "folder": folder, "directory": str(cwd)}
+    return {"container": container, "folder": folder, "directory": _pull_into_cwd("az", container, folder, options)}
 
 
 # --------------------------------------------------------------------------- URLs and credentials
+
+
+def _pull_into_cwd(protocol: str, bucket: str, folder: str, options: dict[str, t.Any]) -> str:
+    """What Prefect's pull steps do: pull the bucket folder into the working directory (returned)."""
+    cwd = Path.cwd()
+    pull(_join_url(protocol, bucket, folder), options, cwd)
+    return str(cwd)
 
 
 def _join_url(protocol: str, bucket: str, folder: str | None) -> str:
@@ -286,12 +287,17 @@ def _storage_options(scheme: str, credentials: dict[str, t.Any] | None, options:
     return dict(options)
 
 
-def _mask_options(options: t.Mapping[str, t.Any]) -> None:
+_M = t.TypeVar("_M", bound=t.Mapping[str, t.Any])
+
+
+def _mask_options(options: _M) -> _M:
+    """Mark the credential values in ``options`` (nested too) as secrets; returns ``options``."""
     for name, value in options.items():
         if name in _SECRET_OPTIONS and value:
             mask(value)
         elif isinstance(value, dict):
             _mask_options(value)
+    return options
 
 
 def _s3_options(credentials: dict[str, t.Any] | None, client_parameters: dict[str, t.Any] | None,
@@ -349,17 +355,14 @@ def _gcs_options(credentials: dict[str, t.Any] | None, extra: dict[str, t.Any]) 
             info = json.loads(info)
         except ValueError:
             raise StepError("credentials.service_account_info is not valid JSON") from None
-    if info:
-        mask(info.get("private_key"))
-        mask(info.get("private_key_id"))
-        options["token"] = _signed_in(info)
-    elif creds.get("service_account_file"):
+    if not info and creds.get("service_account_file"):
         path = os.fspath(creds["service_account_file"])
         try:
             with open(path, encoding="utf-8") as handle:
                 info = json.load(handle)
         except (OSError, ValueError) as exc:
             raise StepError(f"cannot read credentials.service_account_file {path}: {exc}") from None
+    if info:
         mask(info.get("private_key"))
         mask(info.get("private_key_id"))
         options["token"] = _signed_in(info)
@@ -412,7 +415,7 @@ def _azure_options(credentials: dict[str, t.Any] | None, extra: dict[str, t.Any]
         parts = urlsplit(creds["account_url"])
         account = parts.path.strip("/").split("/", 1)[0]
         if account:  # path-style (Azurite, Azure Stack): https://host:port/<account>
-            return {**_path_style_azure(parts.geturl().rstrip("/"), account, creds), **_masked(extra)}
+            return {**_path_style_azure(parts.geturl().rstrip("/"), account, creds), **_mask_options(extra)}
         host = parts.netloc
         options["account_name"] = host.split(".", 1)[0]
         if not host.endswith(".blob.core.windows.net"):
@@ -424,7 +427,7 @@ def _azure_options(credentials: dict[str, t.Any] | None, extra: dict[str, t.Any]
             options["anon"] = False  # adlfs then uses DefaultAzureCredential, as Prefect does
     elif required and not extra:
         raise StepError("Azure credentials must contain either connection_string or account_url")
-    options.update(_masked(extra))
+    options.update(_mask_options(extra))
     return options
 
 
@@ -445,8 +448,3 @@ def _path_style_azure(url: str, account: str, creds: dict[str, t.Any]) -> dict[s
     connection = f"DefaultEndpointsProtocol={scheme};AccountName={account};{secret};BlobEndpoint={url};"
     mask(connection)
     return {"connection_string": connection}
-
-
-def _masked(extra: dict[str, t.Any]) -> dict[str, t.Any]:
-    _mask_options(extra)
-    return extra
