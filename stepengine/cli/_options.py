@@ -6,6 +6,7 @@ import typing as t
 
 import click
 
+from stepengine.cli._run import split_var
 from stepengine.config import SECTIONS
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
@@ -41,8 +42,6 @@ def _check_vars(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ..
 
 
 def parse_vars(pairs: t.Sequence[str]) -> dict[str, str]:
-    from stepengine.cli._run import split_var
-
     values = {}
     for pair in pairs:
         split = split_var(pair)
