@@ -21,16 +21,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _tiny_run(scenario: str, results: Path, tmp_path: Path) -> list[str]:
+    """The harness on one scenario, stepengine only (this interpreter's), tiny inputs, one round."""
+    return [
+        sys.executable, "-m", "benchmarks",
+        "--engines", "stepengine", "--stepengine-python", sys.executable,
+        "--scenarios", scenario, "--size", "tiny", "--rounds", "1",
+        "--results", str(results), "--no-plot", "--work", str(tmp_path / "work"),
+    ]  # fmt: skip
+
+
 def test_harness_runs_one_tiny_scenario(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmarks\n\nFindings written by hand.\n", encoding="utf-8")
-    command = [
-        sys.executable, "-m", "benchmarks",
-        "--engines", "stepengine", "--stepengine-python", sys.executable,
-        "--scenarios", "chain", "--size", "tiny", "--rounds", "1",
-        "--results", str(results), "--no-plot", "--work", str(tmp_path / "work"),
-    ]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(_tiny_run("chain", results, tmp_path), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     text = results.read_text(encoding="utf-8")
     assert text.startswith("# Benchmarks\n\nFindings written by hand.\n\n<!-- results:start")
@@ -46,14 +50,8 @@ def test_server_scenarios_skip_cleanly_without_their_prerequisites(tmp_path: Pat
     """``deploy`` without a Prefect venv and ``docker`` without dockerd are reported as skipped, with
     the reason, before anything is installed or started (no server runs in this test)."""
     results = tmp_path / "RESULTS.md"
-    command = [
-        sys.executable, "-m", "benchmarks",
-        "--engines", "stepengine", "--stepengine-python", sys.executable,
-        "--scenarios", "deploy", "--size", "tiny", "--rounds", "1",
-        "--results", str(results), "--no-plot", "--work", str(tmp_path / "work"),
-    ]  # fmt: skip
     env = {**os.environ, "STEPENGINE_PREFECT_VENV": str(tmp_path / "no-such-venv")}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(_tiny_run("deploy", results, tmp_path), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert f"- **deploy**: skipped: no Prefect venv at {tmp_path / 'no-such-venv'}" in results.read_text(encoding="utf-8")
 
