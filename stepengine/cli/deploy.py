@@ -67,7 +67,7 @@ def command(
     Runs the build and push steps, then renders the deployment (work pool, job variables, schedules,
     parameters and their schema, pull steps) with the step outputs, as JSON.
     """
-    from stepengine.cli._output import EventPrinter, configure_logging, print_json
+    from stepengine.cli._output import EventPrinter, configure_logging
     from stepengine.project.deploy import DeployRequest, deploy_project
     from stepengine.project.layout import load_project
     from stepengine.stores import default_resolver
@@ -105,9 +105,12 @@ def command(
             spec["id"], spec["flow_id"] = ids["deployment_id"], ids["flow_id"]
             click.echo(f"registered deployment {spec['flow_name']}/{spec['name']} ({ids['deployment_id']})", err=True)
     result: t.Any = specs if deploy_all else specs[0]
+    # The spec is data for a program (execute --spec, a worker): written as it is, never masked.
+    # deploy_project refused any spec holding a secret value; secrets stay placeholders.
+    text = json.dumps(result, indent=2, default=str) + "\n"
     if output:
         with open(output, "w", encoding="utf-8") as handle:
-            print_json(result, handle)
+            handle.write(text)
         click.echo(f"wrote {output}", err=True)
     else:
-        print_json(result, sys.stdout)
+        sys.stdout.write(text)

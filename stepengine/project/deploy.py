@@ -10,6 +10,8 @@ One implementation for ``stepengine deploy`` and ``from_source(...).deploy(...)`
 3. render the deployment's fields with the step outputs, and the pull steps *partially*: only
    references to build/push outputs are filled; ``{{ ctx.* }}``, blocks, variables, environment
    variables and the pull steps' own outputs stay literal, for the worker to resolve at run time.
+   A spec is data for a program, never masked: a secret block or variable stays its placeholder in
+   every field, and a spec that would still hold a secret value is refused (``refuse_secrets``).
 
 The spec has the field names of Prefect's deployment API (``work_pool_name``, ``job_variables``,
 ``pull_steps``, ``parameter_openapi_schema``...) plus ``flow_name``.
@@ -26,7 +28,7 @@ from stepengine.config import Config, Step
 from stepengine.errors import ConfigError, TemplateError
 from stepengine.project.layout import Project
 
-__all__ = ["DeployRequest", "deploy_project", "render_spec", "step_to_yaml"]
+__all__ = ["DeployRequest", "deploy_project", "refuse_secrets", "render_spec", "step_to_yaml"]
 
 #: the pull a deployment gets when its file has no pull section at all
 DEFAULT_PULL = "prefect.deployments.steps.set_working_directory"
@@ -129,10 +131,19 @@ def _sections(config: Config, name: str | None, index: int | None) -> dict[str, 
     return {section: config.section_steps(section, entry) for section in ("build", "push", "pull")}
 
 
+def _holds_secret(value: t.Any, masker: t.Any) -> bool:
+    """Whether masking would change ``value``: it is, or contains, a secret (in any encoded form)."""
+    from stepengine.masking import current_masker
+
+    return any(m.mask_data(value) != value for m in {id(m): m for m in (masker, current_masker())}.values())
+
+
 def _field_lookup(templates: t.Any, resolver: t.Any, strict: bool) -> t.Callable[[t.Any], t.Any]:
     """Deployment fields: outputs and environment resolved now; ``ctx`` kept; blocks and variables
-    resolved when a resolver is configured, kept for the worker otherwise. Not ``strict`` (build and
-    push did not run), unknown outputs are kept too."""
+    resolved when a resolver is configured, kept for the worker otherwise, and always kept when
+    their value is secret: a spec is data for a program (a worker, ``execute``, a Prefect server),
+    so it holds the placeholder, which the worker resolves at run time, never the value and never
+    ``***``. Not ``strict`` (build and push did not run), unknown outputs are kept too."""
     from stepengine.templating import KEEP, _split_path, resolve
 
     def lookup(placeholder: t.Any) -> t.Any:
@@ -142,11 +153,41 @@ def _field_lookup(templates: t.Any, resolver: t.Any, strict: bool) -> t.Callable
             parts = _split_path(placeholder.name) if placeholder.kind == "output" else []
             if not parts or parts[0] not in templates.namespace:
                 return KEEP
-        if placeholder.kind in ("block", "variable") and resolver is None:
-            return KEEP
+        if placeholder.kind in ("block", "variable"):
+            if resolver is None:
+                return KEEP
+            value = resolve(placeholder, templates)
+            return KEEP if _holds_secret(value, templates.masker) else value
         return resolve(placeholder, templates)
 
     return lookup
+
+
+def _secret_paths(value: t.Any, masker: t.Any, path: str = "") -> t.Iterator[str]:
+    """Where in ``value`` a secret sits (``job_variables.env.TOKEN``, ``pull_steps[0]...``)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _secret_paths(item, masker, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _secret_paths(item, masker, f"{path}[{i}]")
+    elif _holds_secret(value, masker):
+        yield path
+
+
+def refuse_secrets(spec: t.Mapping[str, t.Any], masker: t.Any = None) -> None:
+    """A spec is written for programs, never masked: refuse one that would carry a secret value
+    (a secret environment variable or step output in a field), naming every place it sits."""
+    from stepengine.masking import current_masker
+
+    places = list(_secret_paths(dict(spec), masker or current_masker()))
+    if places:
+        raise ConfigError(
+            f"deployment {spec.get('name')!r}: {', '.join(places)} would hold a secret value; a deployment "
+            "spec is data for a worker and is never masked, so it may only hold a placeholder",
+            hint="keep the secret in a block or secret variable ({{ prefect.blocks.secret.NAME }}): "
+            "the spec keeps the placeholder and the worker (or `stepengine execute`) resolves it at run time",
+        )
 
 
 def _pull_lookup(templates: t.Any, known: set[str], pull_ids: set[str]) -> t.Callable[[t.Any], t.Any]:
@@ -238,6 +279,10 @@ def render_spec(
     build_push = [*(sections["build"] or ()), *(sections["push"] or ())] if run_build_push else []
     pull = list(sections["pull"] or ())
 
+    from stepengine.masking import current_masker
+    from stepengine.stores.env import env_secrets
+
+    current_masker().add(env_secrets())  # as a run does: the environment's secrets are known from the start
     registry = Registry(steps)
     runner = Runner(registry=registry, resolver=resolver, values=values, on_event=on_event)
     # Check everything (pull steps included) before build runs: a typo in pull fails in a second.
@@ -293,6 +338,7 @@ def render_spec(
         # as Prefect: a deployment with pull steps has no path (the pull says where the code is)
         "path": None,
     }
+    refuse_secrets(spec, templates.masker)
     if spec["enforce_parameter_schema"]:
         check_parameters(spec, require_all=False)
     return spec

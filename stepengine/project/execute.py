@@ -26,7 +26,7 @@ from pathlib import Path
 
 from stepengine.errors import ConfigError
 
-__all__ = ["choose_python", "execute_spec", "load_spec"]
+__all__ = ["choose_python", "execute_spec", "load_spec", "resolve_placeholders"]
 
 #: the child's program: import the entrypoint's file (never as __main__), call the function. When
 #: the interpreter has no Prefect, a minimal stand-in module lets ``@flow``/``@task`` code run as the
@@ -97,8 +97,12 @@ def load_spec(path: str | os.PathLike[str]) -> dict[str, t.Any]:
     return data
 
 
-def choose_python(spec: t.Mapping[str, t.Any], python: str | None = None) -> str:
-    """The interpreter: ``python``, else job variables ``python`` / ``venv`` / ``conda_prefix``, else ours."""
+def choose_python(spec: t.Mapping[str, t.Any], python: str | None = None, *, base: str | None = None) -> str:
+    """The interpreter: ``python``, else job variables ``python`` / ``venv`` / ``conda_prefix``, else ours.
+
+    A relative path is taken from ``base`` (``execute`` passes the flow's directory: a pull step may
+    have created the venv in the checkout).
+    """
     variables = spec.get("job_variables") or {}
     if python:
         candidate, origin = python, "--python"
@@ -117,6 +121,8 @@ def choose_python(spec: t.Mapping[str, t.Any], python: str | None = None) -> str
         if found is None:
             raise ConfigError(f"{origin}: {candidate!r} is not on PATH")
         return found
+    if base is not None and origin != "--python":
+        candidate = os.path.join(base, candidate)
     if not os.access(candidate, os.X_OK):
         raise ConfigError(f"{origin}: {candidate} is not an executable Python interpreter")
     return candidate
@@ -148,16 +154,42 @@ def execute_spec(
     stderr: t.Any = None,
     keep_directory: bool = False,
 ) -> int:
-    """Pull, then run the flow. Returns the flow process's exit code (0: the flow succeeded)."""
+    """Pull, then run the flow. Returns the flow process's exit code (0: the flow succeeded).
+
+    Everything is checked before the pull runs but the interpreter a job variable names
+    (``python``, ``venv``, ``conda_prefix``): a pull step may create it, so it is looked for after
+    the pull, relative to the flow's directory.
+    """
+    from stepengine.masking import Masker, current_masker, using_masker
+    from stepengine.stores.env import env_secrets
+
+    with using_masker(Masker(parent=current_masker())) as masker:
+        masker.add(env_secrets())
+        return _execute(spec, parameters, python, resolver, on_event, steps, stdout, stderr, keep_directory, masker)
+
+
+def _execute(
+    spec: t.Mapping[str, t.Any],
+    parameters: t.Mapping[str, t.Any] | None,
+    python: str | None,
+    resolver: t.Any,
+    on_event: t.Any,
+    steps: t.Mapping[str, t.Callable[..., t.Any]] | None,
+    stdout: t.Any,
+    stderr: t.Any,
+    keep_directory: bool,
+    masker: t.Any,
+) -> int:
     import stepengine
     from stepengine.project.deploy import check_parameters
 
-    values = {**(spec.get("parameters") or {}), **(parameters or {})}
+    variables, spec_parameters = resolve_placeholders(spec, resolver)
+    values = {**spec_parameters, **(parameters or {})}
     if spec.get("enforce_parameter_schema"):
         check_parameters(spec, require_all=True, parameters=values)
-    interpreter = choose_python(spec, python)
+    if python:
+        choose_python(spec, python)  # an interpreter given on the command line exists before the pull
     config = _pull_config(spec)
-    variables = spec.get("job_variables") or {}
     # a process worker's job variables: env (for the pull steps and the flow), working_dir
     job_env = {str(k): "" if v is None else str(v) for k, v in (variables.get("env") or {}).items()}
     if variables.get("working_dir"):
@@ -172,30 +204,21 @@ def execute_spec(
         try:
             os.chdir(scratch)
             with _environment(job_env):
-                outputs = stepengine.run(config, sections=["pull"], resolver=resolver, on_event=on_event, steps=steps)
+                outputs = stepengine.run(
+                    config, sections=["pull"], resolver=resolver, on_event=on_event, steps=steps, masker=masker
+                )
             # Prefect's rule: the flow runs where the pull's ``directory`` output points (a
             # git_clone's checkout), else where the pull steps left the working directory.
             directory = outputs.get("directory")
             flow_directory = os.path.abspath(directory) if isinstance(directory, str) and directory else os.getcwd()
         finally:
             os.chdir(previous)
+        interpreter = choose_python({**spec, "job_variables": variables}, python, base=flow_directory)
         env = {**os.environ, **job_env, "STEPENGINE_FLOW_PARAMETERS": json.dumps(values)}
         env.pop("PYTHONHOME", None)
         if python is None and interpreter != sys.executable:
             env.pop("VIRTUAL_ENV", None)
-        try:
-            process = subprocess.run(
-                [interpreter, "-c", _CHILD, str(spec["entrypoint"])],
-                check=False,
-                cwd=flow_directory,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-            )
-        except OSError as exc:
-            raise ConfigError(f"cannot start {interpreter}: {exc.strerror}") from None
-        code = process.returncode
+        code = _run_flow([interpreter, "-c", _CHILD, str(spec["entrypoint"])], flow_directory, env, stdout, stderr)
         return code if code >= 0 else 128 - code  # killed by a signal: the shell's convention
     finally:
         if owned:
@@ -217,3 +240,90 @@ def _environment(extra: t.Mapping[str, str]) -> t.Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def resolve_placeholders(spec: t.Mapping[str, t.Any], resolver: t.Any) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    """The spec's ``job_variables`` and ``parameters`` with their block and variable placeholders
+    resolved, as a worker resolves them at run time (``deploy`` keeps every secret one as a
+    placeholder). Secret values are registered with the current masker, so logs show ``***``."""
+    from stepengine.errors import TemplateError
+    from stepengine.templating import KEEP, TemplateContext, render, resolve
+
+    templates = TemplateContext({}, resolver=resolver)
+
+    def lookup(placeholder: t.Any) -> t.Any:
+        return resolve(placeholder, templates) if placeholder.kind in ("block", "variable") else KEEP
+
+    resolved = []
+    for key in ("job_variables", "parameters"):
+        try:
+            resolved.append(dict(render(dict(spec.get(key) or {}), templates, lookup)))
+        except TemplateError as exc:
+            exc._message = f"deployment {spec.get('name')!r} → {key}: {exc._message}"
+            raise
+    return resolved[0], resolved[1]
+
+
+def _run_flow(argv: list[str], cwd: str, env: dict[str, str], stdout: t.Any, stderr: t.Any) -> int:
+    """Run the flow's process; its exit code. When secrets are known (a job variable or a pull step
+    resolved one) and the output is not redirected by the caller, the flow's output is relayed
+    through the masker, as every other output of stepengine is; otherwise it inherits the streams
+    (and the terminal)."""
+    from stepengine.masking import current_masker
+
+    masker = current_masker()
+    relay = stdout is None and stderr is None and bool(masker.secrets)
+    if relay:
+        stdout = stderr = subprocess.PIPE
+        env = {**env, "PYTHONUNBUFFERED": "1"}  # a pipe would make the child buffer its output
+    try:
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+    except OSError as exc:
+        raise ConfigError(f"cannot start {argv[0]}: {exc.strerror}") from None
+    with process:
+        if not relay:
+            return process.wait()
+        import threading
+
+        threads = [
+            threading.Thread(target=_relay, args=(pipe, target, masker), daemon=True)
+            for pipe, target in ((process.stdout, sys.stdout), (process.stderr, sys.stderr))
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            code = process.wait()
+        except BaseException:
+            process.kill()
+            raise
+        for thread in threads:
+            thread.join()
+        return code
+
+
+def _relay(pipe: t.Any, target: t.TextIO, masker: t.Any) -> None:
+    """Copy a child's byte stream to ``target``, masked line by line (a line's end is the only place
+    a secret cannot continue past: multi-line secrets are masked one line at a time); a partial
+    line waits for its end, or for the end of the stream."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pending = ""
+    while True:
+        chunk = os.read(pipe.fileno(), 65536)
+        pending += decoder.decode(chunk, final=not chunk)
+        cut = max(pending.rfind("\n"), pending.rfind("\r")) + 1 if chunk else len(pending)
+        if len(pending) - cut > _LONGEST_PARTIAL_LINE:
+            # a huge line: mask it whole, hold back only what may be the start of a secret
+            pending = masker.mask(pending)
+            cut = len(pending) - max(masker.longest - 1, 0)
+        if cut > 0:
+            target.write(masker.mask(pending[:cut]))
+            target.flush()
+            pending = pending[cut:]
+        if not chunk:
+            return
+
+
+#: a partial line longer than this is passed on without waiting for its end
+_LONGEST_PARTIAL_LINE = 1 << 20

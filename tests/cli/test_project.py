@@ -199,3 +199,67 @@ def test_init_prompts_for_missing_fields_on_a_tty(tmp_path: Path) -> None:
     assert "credentials_block (the name of an aws-credentials block): " in text
     push = yaml.safe_load((tmp_path / "prefect.yaml").read_text())["push"][0]["prefect_aws.deployments.steps.push_to_s3"]
     assert (push["bucket"], push["credentials"]) == ("my-bucket", "{{ prefect.blocks.aws-credentials.dev-creds }}")
+
+
+SECRET_FLOW = '''
+import os
+
+
+def main():
+    token = os.environ["TOKEN"]
+    print("token is the secret:", token == "s3cr3t-" + "value-0042", "| inside:", os.environ["OTHER"] == "value-s3cr3t-" + "value-0042-inside")
+    print("printed:", token)
+'''
+
+
+def test_a_spec_keeps_secret_placeholders_and_execute_resolves_them(tmp_path: Path) -> None:
+    """issue 14.10: a job variable set from a secret block stays a placeholder in the spec written
+    for a program (never the value, never ***); execute --spec resolves it for the flow, and the
+    flow's own output of it is masked."""
+    import os
+
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "job.py").write_text(SECRET_FLOW)
+    (tmp_path / "prefect.yaml").write_text(
+        "deployments:\n  - name: d\n    entrypoint: flows/job.py:main\n    work_pool:\n      name: p\n"
+        "      job_variables:\n        env:\n          TOKEN: \"{{ prefect.blocks.secret.api }}\"\n"
+        "          OTHER: \"value-{{ prefect.blocks.secret.api }}-inside\"\n"
+        "          PLAIN: \"{{ prefect.variables.stage }}\"\n"
+    )
+    env = {**os.environ, "STEPENGINE_BLOCK_SECRET__API": "s3cr3t-value-0042", "STEPENGINE_VAR_STAGE": "prod"}
+    out = tmp_path / "spec.json"
+    deployed = stepengine("deploy", "-n", "d", "--output", str(out), cwd=tmp_path, env=env)
+    assert deployed.returncode == 0, deployed.stderr
+    assert json.loads(out.read_text())["job_variables"] == {"env": {
+        "TOKEN": "{{ prefect.blocks.secret.api }}",
+        "OTHER": "value-{{ prefect.blocks.secret.api }}-inside",
+        "PLAIN": "prod",  # not a secret: resolved at deploy time, as Prefect does
+    }}  # fmt: skip
+    assert "***" not in out.read_text()
+    executed = stepengine("execute", "--spec", str(out), "-q", cwd=tmp_path, env=env)
+    assert (executed.returncode, executed.stdout) == (0, "token is the secret: True | inside: True\nprinted: ***\n"), executed.stderr
+    assert "s3cr3t" not in executed.stdout + executed.stderr
+
+
+def test_deploy_refuses_to_write_a_secret_it_cannot_keep_as_a_placeholder(tmp_path: Path) -> None:
+    """A secret environment variable cannot stay a placeholder a worker resolves: deploy stops
+    (exit 2, naming the field) instead of writing the value or ***."""
+    import os
+
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "job.py").write_text(SECRET_FLOW)
+    (tmp_path / "prefect.yaml").write_text(
+        "deployments:\n  - name: d\n    entrypoint: flows/job.py:main\n    work_pool:\n      name: p\n"
+        "      job_variables:\n        env:\n          TOKEN: \"{{ $DEPLOY_TOKEN }}\"\n"
+    )
+    env = {**os.environ, "DEPLOY_TOKEN": "s3cr3t-value-0042", "STEPENGINE_SECRET_ENV": "DEPLOY_TOKEN"}
+    out = tmp_path / "spec.json"
+    deployed = stepengine("deploy", "-n", "d", "--output", str(out), cwd=tmp_path, env=env)
+    assert deployed.returncode == 2
+    assert deployed.stderr.splitlines() == [
+        "error: deployment 'd': job_variables.env.TOKEN would hold a secret value; a deployment spec is data "
+        "for a worker and is never masked, so it may only hold a placeholder",
+        "hint: keep the secret in a block or secret variable ({{ prefect.blocks.secret.NAME }}): the spec keeps "
+        "the placeholder and the worker (or `stepengine execute`) resolves it at run time",
+    ]
+    assert not out.exists()

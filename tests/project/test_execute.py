@@ -180,3 +180,17 @@ def test_job_variables_env_and_working_dir(tmp_path: Path, capfd: pytest.Capture
     assert capfd.readouterr().out == f"prod {tmp_path / 'proj'}\n"
     assert (tmp_path / "work" / "pulled-prod").exists()
     assert "STAGE" not in os.environ  # restored
+
+
+def test_a_venv_made_by_the_pull_steps_is_looked_for_after_them(tmp_path: Path) -> None:
+    """issue 15: ``job_variables.venv`` names an environment a pull step creates; it is looked for
+    after the pull (relative paths from the flow's directory), not before anything runs."""
+    spec = _local_spec(tmp_path, "import sys\ndef main():\n    print('prefix', sys.prefix)\n",
+                       job_variables={"venv": ".venv"})  # fmt: skip
+    spec["pull_steps"] = [
+        *spec["pull_steps"],  # set_working_directory to the project: the flow's directory
+        {"prefect.deployments.steps.run_shell_script": {"script": f"{sys.executable} -m venv --without-pip .venv"}},
+    ]
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    result = _stepengine("execute", "--spec", str(tmp_path / "spec.json"), "-q", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, f"prefix {tmp_path / 'proj' / '.venv'}\n"), result.stderr
