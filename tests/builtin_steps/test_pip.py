@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.venvs import make_child_venv
 from tests.fixtures.wheels import make_wheel
 
 
 @pytest.fixture
 def venv(tmp_path: Path) -> Path:
-    """A real venv that sees stepengine through system site-packages, so the step installs into it."""
-    root = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(root)], check=True)
-    return root
+    """A real venv that sees what the test interpreter sees (stepengine, pip), so the step installs into it."""
+    return make_child_venv(tmp_path / "venv")
 
 
 def _sealed_env(wheels: Path) -> dict[str, str]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.venvs import make_child_venv
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "hello" / "prefect.yaml"
 
@@ -177,8 +179,7 @@ def test_sigint_exits_130_and_kills_children(tmp_path: Path) -> None:
 
 def test_step_plugin_example_installs_and_runs_by_short_name(tmp_path: Path) -> None:
     """examples/step-plugin is a real package: install it into a venv, run a file using its step."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    venv = make_child_venv(tmp_path / "venv")
     plugin = ROOT / "examples" / "step-plugin"
     install = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--no-index", str(plugin)],
