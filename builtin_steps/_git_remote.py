@@ -18,7 +18,7 @@ import time
 import typing as t
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from stepengine.step_api import ProcessError, StepError, get_logger, mask, run_process
 
@@ -44,10 +44,18 @@ def split_credentials(
     embedded: str | None = None
     if parts is not None and (parts.username or parts.password):
         # A URL with credentials in it would land in .git/config; move them to the header instead.
-        embedded = parts.netloc.rsplit("@", 1)[0]
+        # They are percent-decoded first, as git and curl do (``tok%5Fen`` is sent as ``tok_en``);
+        # both spellings are masked.
+        raw = parts.netloc.rsplit("@", 1)[0]
+        mask(raw)
+        user, has_password, password = raw.partition(":")
+        embedded = unquote(user) + (":" + unquote(password) if has_password else "")
         mask(embedded)
-        if parts.password:
-            mask(parts.password)
+        if password:
+            mask(password)
+            mask(unquote(password))
+        elif not has_password:
+            mask(unquote(user))  # a bare token as the user name (GitHub style)
         host = parts.hostname or ""
         if parts.port:
             host += f":{parts.port}"

@@ -190,6 +190,28 @@ def test_credentials_in_the_url_are_moved_out_of_it(git_server: GitServer, repos
     assert_absent(git_server.token, all_text_under(workdir / "app" / ".git"))
 
 
+@pytest.mark.parametrize("form", ["user:password", "token-as-user"])
+def test_percent_encoded_credentials_in_the_url_are_decoded_and_masked(
+    git_server: GitServer, repos: Repos, workdir: Path, form: str
+) -> None:
+    """``user:tok%2Den@host`` authenticates as plain git does (decoded), and the decoded token is masked."""
+    from stepengine.masking import Masker, using_masker
+
+    token = git_server.token
+    encoded = token.replace("-", "%2D")
+    assert encoded != token
+    userinfo = f"deploy%2Dbot:{encoded}" if form == "user:password" else encoded
+    url = git_server.url("private/app.git")
+    plain = subprocess.run(["git", "ls-remote", url.replace("://", f"://{userinfo}@")], capture_output=True, check=False)
+    assert plain.returncode == 0  # what plain git does with the same URL
+    with using_masker(Masker()) as masker:
+        assert git_clone(url.replace("://", f"://{userinfo}@")) == {"directory": "app"}
+        assert masker.mask(f"token {token} and {encoded}") == "token *** and ***"
+    users = {r["user"] for r in git_server.requests() if r["status"] == 200}
+    assert users == {"deploy-bot" if form == "user:password" else token}
+    assert git("config", "--get", "remote.origin.url", cwd=workdir / "app") == url
+
+
 @pytest.mark.parametrize(
     ("netloc", "username", "expected"),
     [
