@@ -11,8 +11,11 @@ network failures with exponential backoff and jitter, and turns git's stderr int
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import random
+import shlex
+import shutil
 import re
 import time
 import typing as t
@@ -22,7 +25,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from stepengine.step_api import ProcessError, StepError, get_logger, mask, run_process
 
-__all__ = ["ATTEMPTS", "MARKER_VARIABLE", "RETRY_BASE_SECONDS", "Remote", "classify", "split_credentials", "strip_userinfo", "userinfo"]
+__all__ = [
+    "ATTEMPTS", "MARKER_VARIABLE", "PINNED_CONFIG", "RETRY_BASE_SECONDS", "Remote", "classify", "no_space_error",
+    "split_credentials", "strip_userinfo", "userinfo",
+]  # fmt: skip
 
 #: environment variable that tags every git process of one clone (value: a fresh UUID)
 MARKER_VARIABLE = "STEPENGINE_GIT_CLONE"
@@ -104,14 +110,39 @@ def userinfo(netloc: str, token: str, username: str | None) -> str:
     return token  # GitHub and others: the token alone
 
 
+#: configuration that makes git run a program, pinned for every git command of a clone through
+#: ``GIT_CONFIG_COUNT`` (the "command" scope, which wins over every config file). Keys that cannot be
+#: pinned this way (``filter.<driver>.*``, ``include.path``, ``url.<base>.insteadOf``,
+#: ``credential.<url>.helper``, ``core.worktree``, ``diff.external``, per-host ``core.gitProxy``) are
+#: the reason git only ever runs in a checkout whose configuration stepengine wrote itself and puts
+#: back before each update (``_git_checkouts``). ``uploadpack.packObjectsHook`` is read from protected
+#: (system, global, command) config only, so a repository cannot set it.
+PINNED_CONFIG: tuple[tuple[str, str], ...] = (
+    ("core.fsmonitor", "false"),  # a command run by any command that reads the index
+    ("core.hooksPath", "/dev/null"),  # no hook runs (post-checkout, reference-transaction, ...)
+    ("core.askPass", ""),  # never ask anyone (GIT_TERMINAL_PROMPT=0 covers the terminal)
+    ("remote.origin.uploadpack", "git-upload-pack"),  # the command run for file:// and ssh remotes
+    ("protocol.ext.allow", "never"),  # ext:: runs any shell command
+    ("protocol.file.allow", "user"),  # git's default since 2.38.1: no file:// submodules
+    ("maintenance.auto", "false"),  # no gc left running in the background: see _git_cache.maintain
+    ("gc.auto", "0"),
+)
+#: what the programs a clone may need (ssh, a git:// proxy) are, read from the user's own config only
+_USER_LEVEL_KEYS = r"^(core\.sshcommand|core\.gitproxy)$"
+
+
 class Remote:
     """The URL, its safe-to-show form, and the environment every git command of this clone gets."""
 
-    def __init__(self, url: str, userinfo: str | None) -> None:
+    def __init__(self, url: str, userinfo: str | None, *, submodules: bool = False) -> None:
         self.url = url
         # git's own rule: without "://", a colon before the first slash means ssh ("host:path")
         self.local = url.startswith("file://") or ("://" not in url and not re.match(r"^[^/]*:", url))
-        config = [("protocol.ext.allow", "never")]
+        #: what a "no space left" error names (set by git_clone to the checkout being made)
+        self.target: Path | None = None
+        #: directories git works in that stand for another in messages (a temporary sibling → the checkout)
+        self.places: dict[Path | None, Path] = {}
+        config = list(PINNED_CONFIG)
         env = dict(os.environ)
         # Never wait for a prompt: no terminal prompts, and run_process starts git in a new session
         # without a controlling terminal, so ssh cannot ask for a passphrase either.
@@ -120,8 +151,8 @@ class Remote:
         self.marker = uuid.uuid4().hex
         env[MARKER_VARIABLE] = self.marker
         self.has_credentials = userinfo is not None
+        _require_git_config_env()
         if userinfo is not None:
-            _require_git_config_env()
             parts = urlsplit(url)
             header_value = base64.b64encode((userinfo if ":" in userinfo else userinfo + ":").encode()).decode()
             mask(header_value)
@@ -130,6 +161,8 @@ class Remote:
             config.append(("credential.helper", ""))
             env.pop("GIT_ASKPASS", None)
             env.pop("SSH_ASKPASS", None)
+        if submodules or not (url.startswith(("http://", "https://")) or self.local):
+            config += _program_settings(env)
         start = int(env.get("GIT_CONFIG_COUNT") or 0)
         for offset, (key, value) in enumerate(config):
             env[f"GIT_CONFIG_KEY_{start + offset}"] = key
@@ -145,25 +178,73 @@ class Remote:
             except ProcessError as exc:
                 kind = classify(exc.stderr)
                 if not network or kind not in ("transient", "unreachable") or attempt == ATTEMPTS:
-                    raise _translate(exc, kind, self, attempts=attempt, commit=commit) from exc
+                    raise _translate(exc, kind, self, attempts=attempt, commit=commit, cwd=cwd) from exc
                 delay = RETRY_BASE_SECONDS * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
                 get_logger().warning(
                     "git %s failed (%s), retrying in %.1f s (attempt %d of %d)",
-                    args[0], _last_line(exc.stderr), delay, attempt + 1, ATTEMPTS,
+                    args[0], _main_line(exc.stderr), delay, attempt + 1, ATTEMPTS,
                 )  # fmt: skip
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
+    def probe(self, args: list[str], cwd: Path | None = None) -> tuple[int, str]:
+        """Run a git command that may fail (a question): ``(exit code, stdout)``."""
+        result = run_process(["git", *args], cwd=cwd, env=self.env, check=False, stream_output=False)
+        return result.returncode, result.stdout
+
+
+def _program_settings(env: dict[str, str]) -> list[tuple[str, str]]:
+    """Pin ``core.sshCommand`` (and a git:// proxy) to what the *user* configured, never the repository.
+
+    Read with ``GIT_DIR`` pointing nowhere, so only system, global and command-line config count.
+    """
+    result = run_process(
+        ["git", "config", "-z", "--show-scope", "--get-regexp", _USER_LEVEL_KEYS],
+        env={**env, "GIT_DIR": os.devnull}, check=False, stream_output=False,
+    )  # fmt: skip
+    found = dict(_records(result.stdout))  # the last value wins, as in git
+    pinned = []
+    if "GIT_SSH_COMMAND" not in env:
+        if "core.sshcommand" in found:
+            pinned.append(("core.sshCommand", found["core.sshcommand"]))
+        elif env.get("GIT_SSH"):  # git reads GIT_SSH only when core.sshCommand is unset
+            env["GIT_SSH_COMMAND"] = shlex.quote(env["GIT_SSH"])
+        else:
+            pinned.append(("core.sshCommand", "ssh"))
+    if "GIT_PROXY_COMMAND" not in env and "core.gitproxy" not in found:
+        env["GIT_PROXY_COMMAND"] = ""  # set, so no core.gitProxy is read; empty, so none runs
+    return pinned
+
+
+def _records(output: str) -> list[tuple[str, str]]:
+    """``git config -z --show-scope --get-regexp`` output as ``(key, value)`` pairs."""
+    fields = output.split("\0")
+    pairs = []
+    for scope, entry in zip(fields[0::2], fields[1::2]):
+        key, _, value = entry.partition("\n")
+        if scope in ("system", "global", "command"):
+            pairs.append((key, value))
+    return pairs
+
+
+_GIT_CHECKED: set[str] = set()
+
 
 def _require_git_config_env() -> None:
-    """``GIT_CONFIG_COUNT`` needs git 2.31; an older git would silently clone without the token."""
+    """``GIT_CONFIG_COUNT`` needs git 2.31: an older git would ignore the pinned settings (and clone
+    without the token). Checked once per process and ``PATH``."""
+    path = os.environ.get("PATH", "")
+    if path in _GIT_CHECKED:
+        return
     out = run_process(["git", "--version"], stream_output=False, hint="install git").stdout
     match = re.search(r"(\d+)\.(\d+)", out)
     if match and (int(match[1]), int(match[2])) < (2, 31):
         raise StepError(
-            f"{out.strip()} cannot receive credentials without writing them to disk or argv",
+            f"{out.strip()} cannot take settings from the environment (credentials, and the repository "
+            "settings that run programs, which stepengine overrides)",
             hint="install git 2.31 or newer",
         )
+    _GIT_CHECKED.add(path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -178,6 +259,8 @@ def classify(stderr: str) -> str:
         return "auth"
     if re.search(r"ssl certificate problem|certificate verif|server certificate", text):
         return "tls"
+    if "no space left on device" in text or "disk quota exceeded" in text:
+        return "nospace"
     if re.search(r"not our ref|couldn't find remote ref|no such remote ref|unadvertised object", text):
         return "ref"
     if re.search(r"could not resolve host|failed to connect|couldn't connect|connection refused", text):
@@ -204,8 +287,12 @@ def _reason_unreachable(stderr: str) -> str:
     return "connection failed"
 
 
-def _translate(exc: ProcessError, kind: str, git: Remote, *, attempts: int, commit: str | None) -> StepError:
+def _translate(
+    exc: ProcessError, kind: str, git: Remote, *, attempts: int, commit: str | None, cwd: Path | None
+) -> StepError:
     url = git.url
+    if kind == "nospace":
+        return no_space_error(git.places.get(cwd, cwd) if cwd is not None else git.target, f"git {exc.argv[1]}")
     if kind == "auth":
         return StepError(
             f"authentication failed for {url}",
@@ -232,15 +319,33 @@ def _translate(exc: ProcessError, kind: str, git: Remote, *, attempts: int, comm
         )
     if kind == "transient":
         return StepError(
-            f"git could not fetch from {url} after {attempts} attempts: {_last_line(exc.stderr)}",
+            f"git could not fetch from {url} after {attempts} attempts: {_main_line(exc.stderr)}",
             hint="the server or the network failed repeatedly; try again later",
         )
-    return StepError(f"git {exc.argv[1]} failed for {url} (exit code {exc.returncode}): {_last_line(exc.stderr)}")
+    return StepError(f"git {exc.argv[1]} failed for {url} (exit code {exc.returncode}): {_main_line(exc.stderr)}")
 
 
-def _last_line(stderr: str) -> str:
+def no_space_error(where: Path | None, what: str) -> StepError:
+    """The error for a full disk (ENOSPC, or a quota), naming the directory that could not be written."""
+    free = ""
+    probe = where
+    while probe is not None and not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe is not None:
+        with contextlib.suppress(OSError):
+            free = f"; {shutil.disk_usage(probe).free // 1024} KiB free"
+    return StepError(
+        f"no space left on the device holding {where or 'the checkout'} ({what} could not write{free})",
+        hint="free some space on that file system (or clone somewhere else) and run again",
+    )
+
+
+def _main_line(stderr: str) -> str:
+    """What git's error says: its last ``fatal:``/``error:`` line (the lines after it explain it, as
+    "remove the file manually to continue" does for the lock file the fatal line names), else the last."""
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    text = lines[-1] if lines else "no output"
+    flagged = [line for line in lines if line.startswith(("fatal: ", "error: "))]
+    text = (flagged or lines or ["no output"])[-1]
     return text.removeprefix("fatal: ").removeprefix("error: ")
 
 

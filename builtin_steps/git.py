@@ -5,20 +5,28 @@ How a clone runs (see ``git_clone``):
 1. Credentials become one ``Authorization: Basic`` header that git reads from the environment
    (``GIT_CONFIG_COUNT`` / ``http.<scheme>://<host>/.extraHeader``): never in argv, never in the remote
    URL stored in ``.git/config``, masked (raw and base64) in everything git prints
-   (``builtin_steps/_git_remote.py``, with the retries and the error messages).
+   (``builtin_steps/_git_remote.py``, with the retries and the error messages). The same channel pins
+   every setting that makes git run a program (``core.fsmonitor``, ``core.hooksPath``,
+   ``core.sshCommand`` ...: ``_git_remote.PINNED_CONFIG``) for every git command of the clone.
 2. ``git ls-remote`` names the wanted branch's tip (and the default branch) and fails early with a
    specific error: authentication, repository not found, branch not found, host unreachable.
 3. Network sources go through a shared object cache, ``$STEPENGINE_HOME/git-cache/<name>-<hash>.git``:
    a shallow bare repository per URL, updated under a file lock. A second clone of a commit the
    cache already holds never downloads it again: its objects are hard-linked into the new checkout.
 4. The checkout is built in a temporary sibling (``git init``, objects from the cache or ``git fetch
-   --depth 1``, checkout) and renamed into place only when complete; an existing checkout of the same origin is updated in
-   place (fetch + forced checkout of the wanted branch or commit).
+   --depth 1``, checkout) and renamed into place only when complete. An existing checkout is
+   updated in place (fetch + forced checkout of the wanted branch or commit) only if stepengine made
+   it (``_git_checkouts``: a record under ``$STEPENGINE_HOME``, its config put back before git runs);
+   any other ``.git`` is refused, as its config could run any program.
+5. Nothing is left behind by a kill: git processes die with the process that started them (a
+   watchdog, ``_watchdog``), and the next run into the same directory removes a killed clone's
+   temporary sibling and repairs a checkout whose update was killed half-way (stale lock files).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -30,9 +38,11 @@ import typing as t
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from builtin_steps._git_checkouts import Checkout, claim, open_existing, refuse
 from builtin_steps._git_remote import (
     MARKER_VARIABLE,
     Remote,
+    no_space_error,
     split_credentials,
     strip_userinfo,
 )
@@ -41,7 +51,6 @@ from stepengine.step_api import (
     atomic_directory,
     get_logger,
     home_directory,
-    run_process,
     safe_join,
 )
 
@@ -118,28 +127,39 @@ def git_clone(
         raise StepError(f"cannot derive a directory name from {url!r}", hint="set clone_directory_name")
     destination = safe_join(Path.cwd(), name)
 
-    git = Remote(url, auth)
+    git = Remote(url, auth, submodules=include_submodules)
+    git.target = destination
     building: list[Path] = []
     try:
-        # Two runs cloning into the same directory take turns: the second one updates in place.
-        with _sigterm_as_interrupt(), _exclusive(_destination_lock(destination), f"another clone into {name}"):
-            if (destination / ".git").is_dir():
-                _update_in_place(git, destination, branch, commit_sha, directories, include_submodules, cache)
-            elif destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
-                raise StepError(
-                    f"{name} already exists and is not a git checkout",
-                    hint="remove it, or set clone_directory_name to clone somewhere else",
-                )
-            else:
-                with atomic_directory(destination) as tmp:
-                    building.append(tmp)
-                    # cwd, not a path argument: a git left behind by an interrupt cannot re-create tmp
-                    run_process(["git", "init", "--quiet"], cwd=tmp, env=git.env, stream_output=False)
-                    _checkout(git, tmp, branch, commit_sha, directories, include_submodules, cache, new=True)
-    except BaseException:
+        with _sigterm_as_interrupt(), _watchdog(git.marker):
+            # Two runs cloning into the same directory take turns: the second one updates in place.
+            with _exclusive(_destination_lock(destination), f"another clone into {name}"):
+                _remove_leftovers(destination)
+                if os.path.lexists(destination / ".git"):
+                    checkout = open_existing(destination)
+                    if checkout is None:
+                        raise refuse(destination, name)
+                    _update_in_place(git, checkout, branch, commit_sha, directories, include_submodules, cache)
+                elif destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+                    raise StepError(
+                        f"{name} already exists and is not a git checkout",
+                        hint="remove it, or set clone_directory_name to clone somewhere else",
+                    )
+                else:
+                    with atomic_directory(destination) as tmp:
+                        building.append(tmp)
+                        git.places[tmp] = destination
+                        # cwd, not a path argument: a git left behind by an interrupt cannot re-create tmp
+                        git.run(["init", "--quiet"], tmp)
+                        _checkout(git, tmp, branch, commit_sha, directories, include_submodules, cache, new=True)
+                        _honour_umask(tmp)
+                        claim(tmp, destination, git.url)
+    except BaseException as exc:
         _stop_stragglers(git.marker)
         if building:
             shutil.rmtree(building[0], ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise no_space_error(destination, "git_clone") from exc
         raise
     get_logger().info("Cloned repository %r into %r", url, name)
     return {"directory": name}
@@ -208,7 +228,7 @@ def _checkout(
     if new:
         track = ["-t", branch] if branch else []
         git.run(["remote", "add", *track, "origin", git.url], repo)
-    have = not new and (commit_sha is None or len(commit_sha) >= 40) and _has_commit(repo, wanted)
+    have = not new and (commit_sha is None or len(commit_sha) >= 40) and _has_commit(git, repo, wanted)
     fetched = False
     with contextlib.ExitStack() as stack:
         fetch_options = ["--depth", "1"]
@@ -220,7 +240,7 @@ def _checkout(
             # An abbreviated SHA cannot be fetched by name: fetch the branches' history and resolve it.
             full = _resolve_short_sha(git, repo if source == git.url else Path(source), commit_sha, source == git.url)
             wanted = refspec = full
-            have = _has_commit(repo, wanted)
+            have = _has_commit(git, repo, wanted)
         if not have and source != git.url and new:
             have = _link_objects(Path(source), repo)
         if not have:
@@ -273,53 +293,82 @@ def _link_objects(cache: Path, repo: Path) -> bool:
 
 def _track_branch(git: Remote, repo: Path, branch: str) -> None:
     """Make an existing checkout's origin fetch ``branch`` too (``git pull`` then works on it)."""
-    result = run_process(["git", "config", "--get-all", "remote.origin.fetch"], cwd=repo, check=False, stream_output=False)
-    specs = result.stdout.split()
+    specs = git.probe(["config", "--get-all", "remote.origin.fetch"], repo)[1].split()
     if f"+refs/heads/{branch}:refs/remotes/origin/{branch}" not in specs and "+refs/heads/*:refs/remotes/origin/*" not in specs:
         git.run(["remote", "set-branches", "--add", "origin", branch], repo)
 
 
-def _has_commit(repo: Path, sha: str) -> bool:
+def _has_commit(git: Remote, repo: Path, sha: str) -> bool:
     if not (repo / ".git").exists() and not (repo / "objects").exists():
         return False
-    result = run_process(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=repo, check=False, stream_output=False)
-    return result.returncode == 0
+    return git.probe(["cat-file", "-e", f"{sha}^{{commit}}"], repo)[0] == 0
 
 
 def _resolve_short_sha(git: Remote, repo: Path, short: str, from_origin: bool) -> str:
-    shallow = run_process(["git", "rev-parse", "--is-shallow-repository"], cwd=repo, stream_output=False).stdout
+    shallow = git.run(["rev-parse", "--is-shallow-repository"], repo)
     args = ["fetch", "--quiet", "--no-tags"] + (["--unshallow"] if shallow.strip() == "true" else [])
     target = "refs/remotes/origin/*" if from_origin else "refs/heads/*"
     git.run([*args, "--", git.url, f"+refs/heads/*:{target}"], repo, network=True)
-    result = run_process(
-        ["git", "rev-parse", "--verify", "--quiet", f"{short}^{{commit}}"], cwd=repo, check=False, stream_output=False
-    )
-    if result.returncode != 0:
+    code, out = git.probe(["rev-parse", "--verify", "--quiet", f"{short}^{{commit}}"], repo)
+    if code != 0:
         raise StepError(f"commit {short!r} not found in {git.url}", hint="check the SHA, or give all 40 characters")
-    return result.stdout.strip()
+    return out.strip()
 
 
 def _update_in_place(
     git: Remote,
-    destination: Path,
+    checkout: Checkout,
     branch: str | None,
     commit_sha: str | None,
     directories: list[str] | None,
     include_submodules: bool,
     use_cache: bool,
 ) -> None:
-    current = run_process(
-        ["git", "config", "--get", "remote.origin.url"], cwd=destination, check=False, stream_output=False
-    ).stdout.strip()
-    if strip_userinfo(current).rstrip("/") != git.url.rstrip("/"):
+    """Update a checkout stepengine made (``_git_checkouts``), repairing what a killed run left."""
+    destination = checkout.destination
+    if strip_userinfo(checkout.url).rstrip("/") != git.url.rstrip("/"):
         raise StepError(
-            f"{destination.name} is a checkout of {strip_userinfo(current) or 'no origin'}, not {git.url}",
+            f"{destination.name} is a checkout of {strip_userinfo(checkout.url)}, not {git.url}",
             hint="remove that directory, or set clone_directory_name to clone somewhere else",
         )
-    if current != git.url:
-        # an older tool stored the token in the URL: drop it
-        git.run(["remote", "set-url", "origin", git.url], destination)
+    checkout.restore()  # before any git runs in it
+    if checkout.interrupted:
+        # We hold the checkout's lock: git's lock files in it belong to a git that was killed with us.
+        removed = checkout.remove_stale_locks()
+        get_logger().warning(
+            "%s: a previous run was stopped while updating it; repairing it%s", destination.name,
+            f" (removed {', '.join(removed)})" if removed else "",
+        )  # fmt: skip
+    checkout.save("updating")
     _checkout(git, destination, branch, commit_sha, directories, include_submodules, use_cache)
+    checkout.save("ready")
+
+
+def _remove_leftovers(destination: Path) -> None:
+    """Remove the temporary siblings (``.<name>.<hex>.tmp``) of clones into ``destination`` that were
+    killed before they could clean up. Called holding the destination's lock, so none is in use."""
+    pattern = re.compile(rf"\.{re.escape(destination.name)}\.[0-9a-f]{{8}}\.tmp")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(destination.parent):
+            if pattern.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                path = Path(entry.path)
+                if os.path.lexists(path / ".git") or not any(path.iterdir()):
+                    shutil.rmtree(path, ignore_errors=True)
+                    get_logger().info("removed %s, left by an interrupted clone", path.name)
+
+
+def _honour_umask(directory: Path) -> None:
+    """A checkout gets the permissions the umask gives a new directory (``atomic_directory`` makes
+    its temporary directory 0700, private while it is being built)."""
+    umask = None
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    if umask is None:  # not Linux: the only portable way to read it sets it (briefly)
+        umask = os.umask(0o077)
+        os.umask(umask)
+    os.chmod(directory, 0o777 & ~umask)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -348,16 +397,16 @@ def _cached_source(git: Remote, ref: str | None, commit_sha: str | None, tip: st
         for stale in (*path.glob("*.lock"), *path.glob("refs/**/*.lock")):
             stale.unlink(missing_ok=True)
         if not (path / "HEAD").exists():
-            run_process(["git", "init", "--quiet", "--bare", str(path)], env=git.env, stream_output=False)
+            git.run(["init", "--quiet", "--bare", str(path)])
             with open(path / "config", "a") as config:
                 # pruneExpire: nothing a checkout might still want is ever pruned by an automatic gc;
                 # autoDetach: no gc in the background, deleting a pack while a checkout links it
                 config.write("[gc]\n\tpruneExpire = never\n\tautoDetach = false\n")
         if ref is not None:
-            if not _has_commit(path, tip):
+            if not _has_commit(git, path, tip):
                 refspec = f"+{ref}:{ref}"
                 git.run(["fetch", "--quiet", "--no-tags", "--depth", "1", "--", git.url, refspec], path, network=True)
-        elif len(commit_sha) >= 40 and not _has_commit(path, commit_sha):
+        elif len(commit_sha) >= 40 and not _has_commit(git, path, commit_sha):
             refspec = f"{commit_sha}:refs/commits/{commit_sha}"
             git.run(["fetch", "--quiet", "--no-tags", "--depth", "1", "--", git.url, refspec], path, network=True, commit=commit_sha)
         yield str(path)
@@ -418,6 +467,53 @@ def _stop_stragglers(marker: str) -> None:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and running():
             time.sleep(0.02)
+
+
+#: the watchdog: waits for a line on stdin; "done" ends it, end-of-file (the clone's process died,
+#: even by SIGKILL, and the kernel closed its end of the pipe) makes it stop every process that
+#: carries the clone's marker ($1) in its environment: git and whatever git started
+_WATCHDOG_SCRIPT = """
+read -r word
+[ "$word" = done ] && exit 0
+for sig in TERM KILL; do
+  pids=$(grep -lzx -- "$1" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3)
+  [ -z "$pids" ] && exit 0
+  kill -s "$sig" $pids 2>/dev/null
+  sleep 1
+done
+"""
+
+
+@contextlib.contextmanager
+def _watchdog(marker: str) -> t.Iterator[None]:
+    """Make this clone's git processes die with the process that started them.
+
+    ``run_process`` stops them on any exception, but nothing runs in a process killed by SIGKILL
+    (the OOM killer, ``kill -9``, a container runtime's timeout), and git, in a session of its own,
+    would go on writing into the checkout. A small ``sh`` started here (its own session, so signals
+    for our process group do not reach it) notices our death when its stdin pipe closes and stops
+    them. Linux only (it finds them through ``/proc``); elsewhere nothing is started.
+    """
+    import subprocess
+
+    if not os.path.isdir("/proc/self") or not shutil.which("grep"):
+        yield
+        return
+    env = {k: v for k, v in os.environ.items() if k != MARKER_VARIABLE}
+    guard = subprocess.Popen(
+        ["/bin/sh", "-c", _WATCHDOG_SCRIPT, "stepengine-git-watchdog", f"{MARKER_VARIABLE}={marker}"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            assert guard.stdin is not None
+            guard.stdin.write(b"done\n")
+            guard.stdin.close()
+        with contextlib.suppress(Exception):
+            guard.wait(timeout=5)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import shutil
@@ -332,19 +333,113 @@ def test_rerun_updates_in_place(git_server: GitServer, workdir: Path) -> None:
     assert git("rev-parse", "HEAD", cwd=checkout) == info.head
 
 
-def test_rerun_over_a_prefect_checkout_removes_the_token_from_its_config(
-    git_server: GitServer, repos: Repos, workdir: Path
+def _plant_programs(git_dir: Path, marker: Path) -> None:
+    """Config and a hook that each run a program leaving ``marker`` (as a pulled ``.git`` could)."""
+    with open(git_dir / "config", "a") as config:
+        config.write(f'[core]\n\tfsmonitor = "touch {marker}.fsmonitor; false"\n')
+        config.write(f"[core]\n\thooksPath = {git_dir / 'evil-hooks'}\n")
+    for hooks in (git_dir / "evil-hooks", git_dir / "hooks"):
+        hooks.mkdir(exist_ok=True)
+        for name in ("post-checkout", "reference-transaction", "post-index-change"):
+            (hooks / name).write_text(f"#!/bin/sh\ntouch {marker}.{hooks.name}.{name}\n")
+            (hooks / name).chmod(0o755)
+
+
+def test_a_checkout_stepengine_did_not_make_is_refused_and_nothing_in_it_runs(
+    git_server: GitServer, repos: Repos, workdir: Path, tmp_path: Path
 ) -> None:
-    """Prefect leaves ``https://token@host/...`` in ``.git/config``; our update in place drops it."""
+    """A ``.git`` from elsewhere (a pulled bucket, Prefect, plain git) with the same origin and config
+    that runs programs: refused before any git command runs in it (Prefect's ``git clone`` refuses a
+    non-empty directory too)."""
     url = git_server.url("private/app.git")
     leaky = url.replace("://", f"://{git_server.token}@")
     subprocess.run(["git", "clone", "-q", "--depth", "1", leaky, str(workdir / "app")], check=True)
-    assert git_server.token in (workdir / "app" / ".git" / "config").read_text()
+    git("remote", "set-url", "origin", url, cwd=workdir / "app")
+    marker = tmp_path / "ran"
+    _plant_programs(workdir / "app" / ".git", marker)
+    before = all_text_under(workdir / "app")
 
-    assert git_clone(url, access_token=git_server.token) == {"directory": "app"}
+    with pytest.raises(StepError) as caught:
+        git_clone(url, access_token=git_server.token)
 
-    assert git("config", "--get", "remote.origin.url", cwd=workdir / "app") == url
-    assert_absent(git_server.token, all_text_under(workdir / "app" / ".git"))
+    assert str(caught.value) == (
+        "app is a git checkout that stepengine did not make (or it was replaced or moved since): refusing to "
+        "run git in it, as its .git/config could run any program\n"
+        "hint: remove app (the next run clones it afresh), or set clone_directory_name to clone somewhere else"
+    )
+    assert list(tmp_path.glob("ran*")) == []
+    assert all_text_under(workdir / "app") == before  # untouched
+    shutil.rmtree(workdir / "app")
+    assert git_clone(url, access_token=git_server.token) == {"directory": "app"}  # as the hint says
+
+
+@pytest.mark.parametrize("how", ["replaced", "copied"])
+def test_a_checkout_replaced_by_a_copy_of_ours_is_refused(
+    git_server: GitServer, repos: Repos, workdir: Path, tmp_path: Path, how: str
+) -> None:
+    """The record of our checkout lives in STEPENGINE_HOME: another ``.git`` at the same path, even a
+    byte-for-byte copy of ours (token file included), is not ours."""
+    url = git_server.url("public/hello.git")
+    git_clone(url)
+    if how == "copied":
+        shutil.copytree(workdir / "hello", tmp_path / "copy", symlinks=True)
+        shutil.rmtree(workdir / "hello")
+        (tmp_path / "copy").rename(workdir / "hello")
+    else:
+        shutil.rmtree(workdir / "hello")
+        subprocess.run(["git", "clone", "-q", "--depth", "1", url, str(workdir / "hello")], check=True)
+    marker = tmp_path / "ran"
+    _plant_programs(workdir / "hello" / ".git", marker)
+    with pytest.raises(StepError, match="stepengine did not make"):
+        git_clone(url)
+    assert list(tmp_path.glob("ran*")) == []
+
+
+def test_our_checkout_with_config_pulled_over_it_runs_nothing_and_is_put_back(
+    git_server: GitServer, repos: Repos, workdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Content pulled over our own checkout (its ``.git/config``, hooks, an alternates file): the update
+    puts the config back as stepengine wrote it, and no hook or fsmonitor runs."""
+    info = create_bare_repo(git_server.root / "public" / "overwritten.git", files=2)
+    url = git_server.url("public/overwritten.git")
+    git_clone(url)
+    git_dir = workdir / "overwritten" / ".git"
+    ours = (git_dir / "config").read_text()
+    marker = tmp_path / "ran"
+    _plant_programs(git_dir, marker)
+    (git_dir / "objects" / "info" / "alternates").write_text(f"{tmp_path}\n")
+    new = commit_files(info.path, "main", {"NEW.txt": "new\n"})
+
+    assert git_clone(url) == {"directory": "overwritten"}
+
+    assert git("rev-parse", "HEAD", cwd=workdir / "overwritten") == new
+    assert list(tmp_path.glob("ran*")) == []
+    assert (git_dir / "config").read_text() == ours
+    assert not (git_dir / "objects" / "info" / "alternates").exists()
+    assert "put back what stepengine wrote in .git (config, objects/info/alternates" in caplog.text
+
+
+def test_every_git_command_runs_with_the_programs_pinned(
+    git_server: GitServer, repos: Repos, workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each git the step starts (clone, update, submodules) sees fsmonitor off and no hooks directory."""
+    log = tmp_path / "seen.log"
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    real_git = shutil.which("git")
+    (bindir / "git").write_text(
+        f'#!/bin/sh\nprintf "%s %s %s|%s %s\\n" "$({real_git} config core.fsmonitor)" "$({real_git} config core.hooksPath)" '
+        f'"$({real_git} config protocol.ext.allow)" "$GIT_DIR" "$1" >> {log}\nexec {real_git} "$@"\n'
+    )
+    (bindir / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    url = git_server.url("private/with-sub.git")
+    git_clone(url, access_token=git_server.token, include_submodules=True)
+    git_clone(url, access_token=git_server.token, include_submodules=True)
+    # not in a repository: `git --version`, and reading the user's ssh settings with GIT_DIR=/dev/null
+    seen = [line for line in log.read_text().splitlines() if not line.endswith(("| --version", "|/dev/null config"))]
+    assert len(seen) > 10
+    assert {line.partition("|")[0] for line in seen} == {"false /dev/null never"}, seen
 
 
 def test_existing_checkout_of_another_origin_is_an_error(git_server: GitServer, repos: Repos, workdir: Path) -> None:
@@ -491,6 +586,87 @@ def test_interrupt_right_at_the_start_leaves_nothing(git_server: GitServer, repo
             shutil.rmtree(workdir / "early")
             continue
         assert list(workdir.iterdir()) == [], err.decode()
+
+
+def test_sigkill_mid_clone_stops_git_and_the_next_run_cleans_up(git_server: GitServer, repos: Repos, workdir: Path) -> None:
+    """SIGKILL (no handler runs): git dies with the process that started it, and the next run removes
+    the temporary directory the killed one left."""
+    info = create_bare_repo(git_server.root / "public" / "killed-mid-clone.git", files=3)
+    url = git_server.url("public/killed-mid-clone.git")  # unique in the process list
+    git_server.set_delay(30)
+    script = "import sys; from builtin_steps.git import git_clone; git_clone(sys.argv[1], clone_directory_name='slow')"
+    child = subprocess.Popen([sys.executable, "-c", script, url], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 20
+        while not set(_pids_with(url)) - {child.pid}:  # until git is waiting on the server
+            assert time.monotonic() < deadline and child.poll() is None
+            time.sleep(0.05)
+        child.kill()
+        child.wait()
+        deadline = time.monotonic() + 5
+        while _pids_with(url) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _pids_with(url), "git outlived the process that started it"
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert [p.name for p in workdir.iterdir() if p.name.startswith(".slow.")]  # what SIGKILL leaves
+    git_server.set_delay(0)
+    assert git_clone(url, clone_directory_name="slow") == {"directory": "slow"}
+    assert sorted(p.name for p in workdir.iterdir()) == ["slow"]
+    assert git("rev-parse", "HEAD", cwd=workdir / "slow") == info.head
+
+
+def _pids_in(directory: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")) == directory:
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_sigkill_mid_update_in_place_is_repaired_by_the_next_run(git_server: GitServer, workdir: Path) -> None:
+    """Killed (SIGKILL, stepengine and its git alike) while git checkout rewrites the tree: the next run
+    finds the half-updated tree and git's index.lock, and repairs both instead of failing."""
+    info = create_bare_repo(git_server.root / "public" / "big-update.git", files=4000, file_size=100)
+    url = git_server.url("public/big-update.git")
+    checkout = workdir / "big-update"
+    git_clone(url)
+    script = "import sys; from builtin_steps.git import git_clone; git_clone(sys.argv[1])"
+    for attempt in range(6):
+        names = [f"d{i % 10:02d}/f{i:05d}.txt" for i in range(4000)]
+        tip = commit_files(info.path, "main", {name: f"{name} round {attempt}\n" for name in names})
+        child = subprocess.Popen([sys.executable, "-c", script, url], env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            while child.poll() is None and not (checkout / ".git" / "index.lock").exists():
+                time.sleep(0.0005)
+            gits = _pids_in(checkout)
+            child.kill()
+            for pid in gits:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            child.wait()
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        if child.returncode == -signal.SIGKILL and (checkout / ".git" / "index.lock").exists():
+            break
+    else:
+        pytest.skip("never caught git checkout at work (machine too fast for this repository size)")
+    assert git("rev-parse", "HEAD", cwd=checkout) != tip or git("status", "--porcelain", cwd=checkout) != ""
+
+    assert git_clone(url) == {"directory": "big-update"}
+
+    assert not (checkout / ".git" / "index.lock").exists()
+    assert git("rev-parse", "HEAD", cwd=checkout) == tip
+    assert git("status", "--porcelain", "--untracked-files=no", cwd=checkout) == ""
+    assert (checkout / names[-1]).read_text() == f"{names[-1]} round {attempt}\n"
 
 
 def _pids_with(text: str) -> list[int]:
@@ -693,6 +869,19 @@ def test_ext_transport_is_disabled_for_git_itself(workdir: Path, tmp_path: Path)
 def test_git_errors_are_classified(stderr: str, kind: str) -> None:
     """What git prints for each failure (as seen from git 2.39 and curl), and which error it becomes."""
     assert remote.classify(stderr) == kind
+
+
+def test_a_git_error_is_shown_by_its_fatal_line_not_its_last() -> None:
+    """git explains a lock file in five lines after the one naming it; the error shows that one."""
+    stderr = (
+        "fatal: Unable to create '/w/app/.git/index.lock': File exists.\n\n"
+        "Another git process seems to be running in this repository, e.g.\n"
+        "an editor opened by 'git commit'. Please make sure all processes\n"
+        "are terminated then try again. If it still fails, a git process\n"
+        "may have crashed in this repository earlier:\nremove the file manually to continue.\n"
+    )
+    assert remote._main_line(stderr) == "Unable to create '/w/app/.git/index.lock': File exists."
+    assert remote._main_line("warning: x\nsomething odd\n") == "something odd"
 
 
 @pytest.mark.parametrize(
