@@ -412,7 +412,8 @@ def push(url: str, options: dict[str, t.Any], directory: Path, ignore_file: str 
         here = Path(dirpath)
         rel_dir = here.relative_to(root_dir).as_posix()
         prefix = "" if rel_dir == "." else rel_dir + "/"
-        if spec is not None:
+        if spec is not None and not _negates(spec):
+            # a folder no pattern can re-include is not walked at all
             dirnames[:] = [d for d in dirnames if not spec.match_file(prefix + d + "/")]
         for name in sorted(filenames):
             rel = prefix + name
@@ -444,8 +445,18 @@ def _ignore_spec(root_dir: Path, ignore_file: str | None) -> t.Any:
     except ImportError:
         raise StepError(f"reading {ignore_file} needs pathspec, which is not installed",
                         hint="pip install 'stepengine[blob]'") from None  # fmt: skip
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+    # Parsed as Prefect and its integrations parse it (prefect-aws's push_to_s3, filter_files): every
+    # line stripped, blank lines and '#' comments skipped, the rest gitignore patterns where the last
+    # match wins, so '!build/keep.txt' re-includes a file of an ignored folder.
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    try:
+        return pathspec.PathSpec.from_lines("gitignore", lines)
+    except LookupError:  # pathspec < 1.0 names the same patterns 'gitwildmatch'
+        return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+
+
+def _negates(spec: t.Any) -> bool:
+    return any(pattern.include is False for pattern in spec.patterns)
 
 
 # --------------------------------------------------------------------------- concurrent transfers

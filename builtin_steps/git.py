@@ -54,7 +54,7 @@ from stepengine.step_api import (
     safe_join,
 )
 
-__all__ = ["git_clone"]
+__all__ = ["agit_clone", "git_clone"]
 
 _HEX = re.compile(r"[0-9a-fA-F]{4,64}")
 
@@ -163,6 +163,34 @@ def git_clone(
         raise
     get_logger().info("Cloned repository %r into %r", url, name)
     return {"directory": name}
+
+
+async def agit_clone(
+    repository: str,
+    branch: str | None = None,
+    commit_sha: str | None = None,
+    include_submodules: bool = False,
+    access_token: str | None = None,
+    credentials: t.Mapping[str, t.Any] | None = None,
+    directories: list[str] | None = None,
+    clone_directory_name: str | None = None,
+    cache: bool = True,
+) -> dict[str, str]:
+    """The ``async`` twin of ``git_clone`` (Prefect 3's ``prefect.deployments.steps.pull.agit_clone``):
+    same arguments, same result. The clone runs in the calling thread, so that an interrupt or a
+    step timeout stops git and removes a half-built directory exactly as for ``git_clone``.
+    """
+    return git_clone(
+        repository,
+        branch=branch,
+        commit_sha=commit_sha,
+        include_submodules=include_submodules,
+        access_token=access_token,
+        credentials=credentials,
+        directories=directories,
+        clone_directory_name=clone_directory_name,
+        cache=cache,
+    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -126,7 +126,7 @@ def run(
         ``stepengine.stores.default_resolver`` (environment, then the local store, then a Prefect
         server when ``PREFECT_API_URL`` is set).
     :param on_event: called with every ``Event`` (masked).
-    :param allow_missing: Prefect's lenient templating (unresolved placeholders dropped / emptied).
+    :param allow_missing: render a missing value as Prefect does (see README "Templating").
     :param steps: extra steps by name (taking precedence over entry points), e.g. for tests.
     :param env: the environment ``{{ $VAR }}`` reads (default ``os.environ``).
     :param install_requires: install a step's ``requires`` when it cannot be imported.

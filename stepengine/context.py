@@ -17,7 +17,7 @@ from stepengine.events import Event, EventHandler, now
 from stepengine.masking import _CURRENT as _CURRENT_MASKER
 from stepengine.masking import Masker
 
-__all__ = ["StepInfo", "current_step", "emit_output", "get_logger"]
+__all__ = ["StepInfo", "current_step", "emit_output", "get_logger", "load_block"]
 
 
 class StepInfo(t.NamedTuple):
@@ -42,6 +42,8 @@ class RunContext:
         self._on_event = on_event
         self.step: StepInfo | None = None
         self.run_id = os.urandom(8).hex()
+        #: reads a block through the run's store: ``(block_type, name) -> data`` (set by the runner)
+        self.block_loader: t.Callable[[str, str], t.Any] | None = None
 
     def emit(self, kind: str, **fields: t.Any) -> None:
         if self._on_event is None:
@@ -96,6 +98,32 @@ def emit_output(line: str, stream: str = "stdout") -> None:
         logging.getLogger("stepengine.output").info(current_masker().mask(line))
         return
     ctx.emit("step.output", message=line, stream=stream)
+
+
+def load_block(block_type: str, name: str) -> t.Any:
+    """A block document's data (``{"value": …}`` for a secret or string block), read through the run's
+    block store as ``{{ prefect.blocks.<block_type>.<name> }}`` would be: once per run, a fresh copy for
+    each call, its secrets masked. Outside a run, the default store chain (``--values`` aside) is asked.
+
+    Raises ``StepError`` when no store has the block, naming where it looked.
+
+    Example::
+
+        bucket = load_block("s3-bucket", "code")   # {"bucket_name": ..., "credentials": {...}}
+    """
+    from stepengine.errors import StepError, TemplateError
+
+    ctx = _RUN.get()
+    loader = ctx.block_loader if ctx is not None else None
+    if loader is None:
+        from stepengine.stores import default_resolver
+        from stepengine.templating import TemplateContext
+
+        loader = TemplateContext(resolver=default_resolver()).block_document
+    try:
+        return loader(block_type, name)
+    except TemplateError as exc:
+        raise StepError(exc._message, hint=exc.hint) from None
 
 
 def get_logger(name: str | None = None) -> logging.Logger:

@@ -27,6 +27,7 @@ KINDS = frozenset(
         "step.skipped",
         "step.retrying",
         "step.output",
+        "step.warning",
         "warning",
         "log",
     }

@@ -130,7 +130,7 @@ def plan(
     chosen = select_steps(
         config.steps_for(_check_sections(sections), deployment), from_step=from_step, only=only
     )
-    prepare(chosen, registry, known_names=set(values or ()))
+    prepare(chosen, registry, known_names=set(values or ()), allow_missing=allow_missing)
     seeded = dict(values or {})
     context = _PlanContext(dict(seeded), env=env, resolver=resolver, allow_missing=allow_missing, masker=masker)
     planned: list[PlannedStep] = []

@@ -54,8 +54,13 @@ def prepare(
     *,
     known_names: t.Iterable[str] = (),
     install_requires: bool = False,
+    allow_missing: bool = False,
 ) -> list[tuple[Step, StepFunction]]:
-    """Resolve and check every step; raise one ``ValidationError`` listing every problem."""
+    """Resolve and check every step; raise one ``ValidationError`` listing every problem.
+
+    ``allow_missing``: a ``{{ id.key }}`` naming no earlier step is not a problem (it renders as
+    Prefect renders a missing value).
+    """
     from stepengine.signatures import argument_issues
 
     issues: list[Issue] = []
@@ -73,7 +78,8 @@ def prepare(
                 )
                 issues.append(Issue(f"{step.label}: {problem}", step.file, line, col, _path(step, argument)))
         issues.extend(_control_issues(step))
-        issues.extend(_reference_issues(step, ids, names))
+        if not allow_missing:
+            issues.extend(_reference_issues(step, ids, names))
         if step.id is not None:
             ids[step.id] = step
     errors = [i for i in issues if i.severity == "error"]
@@ -197,6 +203,7 @@ class Runner:
         self.templates = TemplateContext(
             self.namespace, env=env, resolver=resolver, allow_missing=allow_missing, masker=self.masker
         )
+        self.context.block_loader = self.templates.block_document
         self.install_requires = install_requires
         self._loop: t.Any = None
         self.env = env if env is not None else os.environ
@@ -208,6 +215,8 @@ class Runner:
         #: the step now running has ``continue_on_error`` (said on its ``step.failed`` event)
         self._continues = False
         self._sleep = time.sleep
+        #: warnings already shown in this run: (category, message, file, line)
+        self._warned: set[tuple[t.Any, str, str, int]] = set()
 
     def run(self, steps: t.Sequence[Step]) -> dict[str, t.Any]:
         """Check all ``steps``, then run them in order. Returns the template namespace (all outputs).
@@ -217,7 +226,11 @@ class Runner:
         """
         with run_context(self.context):
             resolved = prepare(
-                steps, self.registry, known_names=self._seeded, install_requires=self.install_requires
+                steps,
+                self.registry,
+                known_names=self._seeded,
+                install_requires=self.install_requires,
+                allow_missing=self.templates.allow_missing,
             )
             started = time.perf_counter()
             self.context.emit("run.started")
@@ -324,7 +337,7 @@ class Runner:
             self._attempt = attempt if controls.retries else None
             try:
                 try:
-                    with track_processes() as live, deadline(controls.timeout_seconds, live):
+                    with track_processes() as live, deadline(controls.timeout_seconds, live), self._warnings():
                         return self._call(function.func, kwargs)
                 except Expired:
                     raise StepTimeoutError(t.cast(float, controls.timeout_seconds)) from None
@@ -337,6 +350,25 @@ class Runner:
                 )
                 self._sleep(delay)
                 attempt += 1
+
+    @contextlib.contextmanager
+    def _warnings(self) -> t.Iterator[None]:
+        """Show what a step passes to ``warnings.warn`` as Prefect does (``DeprecationWarning``s
+        included, which Python hides by default): a ``step.warning`` event with the message, once per
+        message and place in the code for the whole run."""
+        import warnings
+
+        caught: list[warnings.WarningMessage] = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
+                warnings.simplefilter("always", DeprecationWarning)
+                yield
+        finally:
+            for warning in caught:
+                key = (warning.category, str(warning.message), warning.filename, warning.lineno)
+                if key not in self._warned:
+                    self._warned.add(key)
+                    self.context.emit("step.warning", message=str(warning.message))
 
     def store(self, step: Step, result: t.Any) -> None:
         """Prefect's rule: a dict result is merged flat and also kept under the step's id."""

@@ -15,11 +15,12 @@ Inside the function, use:
 - ``emit_output(line)`` to report a line of output yourself,
 - ``atomic_directory(target)`` / ``safe_join(root, key)`` for writing files safely,
 - ``raise StepError("...", hint="...")`` for an expected failure (shown without a traceback),
+- ``load_block(block_type, name)`` for a block's data, read through the run's block store,
 - ``home_directory()`` for stepengine's home (``$STEPENGINE_HOME``), e.g. for a cache,
 - ``current_step()`` for the section, index, id and function of the running step.
 """
 
-from stepengine.context import StepInfo, current_step, emit_output, get_logger
+from stepengine.context import StepInfo, current_step, emit_output, get_logger, load_block
 from stepengine.errors import ProcessError, StepError
 from stepengine.fs import atomic_directory, safe_join
 from stepengine.masking import mask
@@ -36,6 +37,7 @@ __all__ = [
     "emit_output",
     "get_logger",
     "home_directory",
+    "load_block",
     "mask",
     "run_process",
     "safe_join",

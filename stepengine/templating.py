@@ -16,7 +16,10 @@ Rules (each a deliberate choice, see README "Templating"):
   inserted with ``str()``, and a dict or list there is an error.
 - **Render once**: text a substitution inserted is never scanned again.
 - **Strict**: an unresolvable reference is a ``TemplateError`` (with did-you-mean); ``allow_missing``
-  gives Prefect's behaviour (whole-value placeholder drops the key, inline becomes ``""``).
+  renders as Prefect does: a missing step output as the whole value drops the key (or list item) and
+  becomes ``""`` inside text; a missing environment variable or variable becomes ``""`` either way; a
+  missing block stays an error (Prefect raises too).
+- Blocks and variables are read from the store once per run; every reference gets its own copy.
 - Anything between ``{{ }}`` beyond that grammar (``{{ $BRANCH | default('main') }}``) is a Jinja2
   expression, evaluated in an ``ImmutableSandboxedEnvironment`` with ``StrictUndefined``.
 """
@@ -131,6 +134,7 @@ class TemplateContext:
             masker = current_masker()
         self.masker = masker
         self._blocks: dict[tuple[str, str], t.Any] = {}
+        self._variables: dict[str, t.Any] = {}
 
     # -- lookups ---------------------------------------------------------------------------------
 
@@ -141,7 +145,9 @@ class TemplateContext:
             return self._lookup_output(name)
         if kind == "env":
             value = self.env.get(name[len(ENV_PREFIX) :], MISSING)
-            if value is MISSING and not self.allow_missing:
+            if value is MISSING:
+                if self.allow_missing:
+                    return ""  # Prefect renders an unset variable as "", whole value or inside text
                 raise TemplateError(
                     f"environment variable {name[1:]!r} is not set",
                     placeholder=placeholder.text,
@@ -188,12 +194,17 @@ class TemplateContext:
                 placeholder=placeholder.name,
             )
         block_type, block_name, path = pieces[0], pieces[1], pieces[2:]
-        data = self._block(block_type, block_name, placeholder)
+        data = self._block(block_type, block_name, placeholder.text, placeholder.name)
         if not path:
             if isinstance(data, dict) and set(data) == {"value"}:
-                return data["value"]
-            return data
-        value = _walk(data, _split_path(".".join(path)))
+                return _copy(data["value"])
+            return _copy(data)
+        parts = _split_path(".".join(path))
+        if isinstance(data, dict) and set(data) == {"value"} and parts[:1] != ["value"]:
+            # Prefect: the path of a one-field block ({"value": …}) starts inside that value
+            # (``prefect.blocks.json.settings.replicas``) unless it names ``value`` itself
+            data = data["value"]
+        value = _walk(data, parts)
         if value is MISSING:
             fields = _describe_keys(data)
             raise TemplateError(
@@ -201,16 +212,23 @@ class TemplateContext:
                 placeholder=placeholder.name,
                 hint=f"its fields: {', '.join(fields)}" if fields else None,
             )
-        return value
+        return _copy(value)
 
-    def _block(self, block_type: str, block_name: str, placeholder: Placeholder) -> t.Any:
+    def block_document(self, block_type: str, block_name: str) -> t.Any:
+        """A block's whole data, for a step that loads a block itself (``step_api.load_block``): read
+        once per run like a placeholder's, a fresh copy for every caller, its secrets masked."""
+        reference = f"prefect.blocks.{block_type}.{block_name}"
+        return _copy(self._block(block_type, block_name, f"block {block_type}/{block_name}", reference))
+
+    def _block(self, block_type: str, block_name: str, text: str, reference: str) -> t.Any:
+        """The block's data as the store gave it (cached for the run: never hand this object out)."""
         key = (block_type, block_name)
         if key in self._blocks:
             return self._blocks[key]
         if self.resolver is None:
             raise TemplateError(
-                f"{placeholder.text} needs a block store, and none is configured",
-                placeholder=placeholder.name,
+                f"{text} needs a block store, and none is configured",
+                placeholder=reference,
                 hint="pass --values FILE (with a blocks: section) or a resolver to stepengine.run()",
             )
         try:
@@ -218,7 +236,7 @@ class TemplateContext:
         except LookupError:
             raise TemplateError(
                 f"block {block_type}/{block_name} not found",
-                placeholder=placeholder.name,
+                placeholder=reference,
                 hint=_where_missing(self.resolver, "block", block_type, block_name),
             ) from None
         self._mark_block_secrets(block_type, data)
@@ -239,22 +257,29 @@ class TemplateContext:
         name = placeholder.name[len(VARIABLE_PREFIX) :]
         if self.resolver is None:
             if self.allow_missing:
-                return MISSING
+                return ""  # Prefect: a variable it cannot find renders as ""
             raise TemplateError(
                 f"{placeholder.text} needs a variable store, and none is configured",
                 placeholder=placeholder.name,
                 hint="pass --values FILE (with a variables: section) or a resolver to stepengine.run()",
             )
-        try:
-            return self.resolver.get_variable(name)
-        except LookupError:
+        # Each variable is read from the store once per run (a missing one too), as Prefect does.
+        value = self._variables.get(name, _UNREAD)
+        if value is _UNREAD:
+            try:
+                value = self.resolver.get_variable(name)
+            except LookupError:
+                value = MISSING
+            self._variables[name] = value
+        if value is MISSING:
             if self.allow_missing:
-                return MISSING
+                return ""
             raise TemplateError(
                 f"variable {name!r} not found",
                 placeholder=placeholder.name,
                 hint=_where_missing(self.resolver, "variable", None, name),
-            ) from None
+            )
+        return _copy(value)
 
     # -- expressions -----------------------------------------------------------------------------
 
@@ -263,6 +288,20 @@ class TemplateContext:
         from stepengine._expressions import evaluate
 
         return evaluate(expression, self)
+
+
+#: a variable not read from the store yet in this run
+_UNREAD = object()
+
+
+def _copy(value: t.Any) -> t.Any:
+    """Each reference gets its own copy of a structured value: a step that changes its argument must
+    not change what the next reference receives (Prefect deep-copies each resolved block too)."""
+    if isinstance(value, (dict, list)):
+        import copy
+
+        return copy.deepcopy(value)
+    return value
 
 
 def _where_missing(resolver: t.Any, kind: str, block_type: str | None, name: str) -> str | None:

@@ -35,6 +35,7 @@ def test_step_api_all_is_pinned() -> None:
         "emit_output",
         "get_logger",
         "home_directory",
+        "load_block",
         "mask",
         "run_process",
         "safe_join",

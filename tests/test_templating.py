@@ -117,10 +117,12 @@ def test_missing_key_of_an_existing_output() -> None:
 
 
 def test_allow_missing_gives_prefects_behaviour() -> None:
-    """Whole-value placeholders drop their key; inline ones become empty."""
+    """A missing output as the whole value drops its key; anything else missing becomes empty text
+    (Prefect's apply_values renders an unset environment variable as "" even as the whole value)."""
     c = ctx({}, allow_missing=True)
     assert render({"a": "{{ nope.x }}", "b": "x{{ nope }}y", "c": ["{{ nope }}", 1]}, c) == {"b": "xy", "c": [1]}
-    assert render("{{ $NOPE }}", c) is MISSING
+    assert render("{{ nope }}", c) is MISSING
+    assert render("{{ $NOPE }}", c) == ""
 
 
 def test_dict_inside_text_is_an_error() -> None:

@@ -77,6 +77,8 @@ class EventPrinter:
                 self._write(f"  inputs: {json.dumps(event.inputs, default=str, sort_keys=True)}")
         elif kind == "step.output" and event.message is not None:
             self._write(event.message)
+        elif kind == "step.warning" and event.message is not None:
+            self._write(event.message)  # as Prefect prints a step's warning: the message alone
         elif kind == "step.finished":
             if self.verbose:
                 self._write(f"> Finished {short} step in {event.duration or 0:.2f} s")
@@ -189,11 +191,11 @@ class RichProgress:
         key = (event.section, event.index)
         with self._lock:
             row = self.rows.get(key)
-            if kind == "step.output":
+            if kind in ("step.output", "step.warning"):
                 if event.message is not None:
                     from rich.text import Text
 
-                    self.console.print(Text(event.message))
+                    self.console.print(Text(event.message, style="yellow" if kind == "step.warning" else ""))
                 return
             if row is None:
                 row = self.rows[key] = {"label": _label(event), "status": "running", "started": time.monotonic(),

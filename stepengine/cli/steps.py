@@ -2,41 +2,95 @@
 
 from __future__ import annotations
 
+import typing as t
+
 import click
 
 
 @click.command("steps")
+@click.argument("pattern", required=False)
+@click.option("--short", is_flag=True, help="One line per step function: name → function, its other names grouped.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def command(as_json: bool) -> None:
-    """List every step: name, distribution, signature, first docstring line."""
-    import inspect
+def command(pattern: str | None, short: bool, as_json: bool) -> None:
+    """List the installed steps: name, distribution, signature, first docstring line.
+
+    PATTERN keeps the steps whose name or function contains it (case-insensitive), or matches it
+    when it has wildcards: `stepengine steps git`, `stepengine steps 'prefect_aws.*'`.
+    """
     import json
 
     from stepengine.registry import Registry
 
-    registry = Registry()
+    registrations = Registry().registrations()
     rows = []
-    for name, registrations in sorted(registry.registrations().items()):
-        for reg in registrations:
+    for name, regs in sorted(registrations.items()):
+        for reg in regs:
+            if pattern and not _matches(pattern, name, reg.value):
+                continue
             row = {"name": name, "distribution": reg.distribution, "version": reg.version, "target": reg.value}
-            try:
-                func = reg.entry_point.load()
-                row["signature"] = str(inspect.signature(func))
-                doc = inspect.getdoc(func) or ""
-                row["summary"] = doc.strip().splitlines()[0] if doc.strip() else ""
-            except Exception as exc:  # a broken plug-in is listed, not fatal
-                row["signature"] = ""
-                row["summary"] = f"(cannot be imported: {type(exc).__name__}: {exc})"
-            if len(registrations) > 1:
+            if len(regs) > 1:
                 row["conflict"] = True
-            rows.append(row)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
+            rows.append((row, reg))
+    if short:
+        groups = _group(rows)
+        if as_json:
+            click.echo(json.dumps(groups, indent=2))
+        else:
+            width = min(max((len(g["name"]) for g in groups), default=0), 28)
+            for group in groups:
+                also = f"  (also {', '.join(group['aliases'])})" if group["aliases"] else ""
+                click.echo(f"{group['name']:<{width}}  → {group['target']}{also}")
+        _say_none(pattern, rows)
         return
-    for row in rows:
+    for row, reg in rows:
+        row.update(_describe(reg))
+    if as_json:
+        click.echo(json.dumps([row for row, _ in rows], indent=2))
+        _say_none(pattern, rows)
+        return
+    for row, _ in rows:
         source = f"{row['distribution']} {row['version']}" if row["distribution"] else "?"
         flag = "  [CONFLICT: registered by more than one distribution]" if row.get("conflict") else ""
         click.echo(f"{row['name']}{row['signature']}{flag}")
         click.echo(f"    from {source} ({row['target']})")
         if row["summary"]:
             click.echo(f"    {row['summary']}")
+    _say_none(pattern, rows)
+
+
+def _matches(pattern: str, name: str, target: str) -> bool:
+    import fnmatch
+
+    pattern = pattern.lower()
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(name.lower(), pattern) or fnmatch.fnmatchcase(target.lower(), pattern)
+    return pattern in name.lower() or pattern in target.lower()
+
+
+def _group(rows: list[tuple[dict[str, t.Any], t.Any]]) -> list[dict[str, t.Any]]:
+    """One entry per (distribution, function): the shortest name first, the others as aliases."""
+    by_target: dict[tuple[t.Any, str], list[str]] = {}
+    for row, _ in rows:
+        by_target.setdefault((row["distribution"], row["target"]), []).append(row["name"])
+    groups = []
+    for (distribution, target), names in by_target.items():
+        # short names first, then Prefect's current paths before its 2.10-2.16 `projects` ones
+        names.sort(key=lambda n: (n.count("."), ".projects." in n, len(n), n))
+        groups.append({"name": names[0], "target": target, "distribution": distribution, "aliases": names[1:]})
+    return sorted(groups, key=lambda g: g["name"])
+
+
+def _describe(reg: t.Any) -> dict[str, str]:
+    import inspect
+
+    try:
+        func = reg.entry_point.load()
+        doc = (inspect.getdoc(func) or "").strip()
+        return {"signature": str(inspect.signature(func)), "summary": doc.splitlines()[0] if doc else ""}
+    except Exception as exc:  # a broken plug-in is listed, not fatal
+        return {"signature": "", "summary": f"(cannot be imported: {type(exc).__name__}: {exc})"}
+
+
+def _say_none(pattern: str | None, rows: list[t.Any]) -> None:
+    if pattern and not rows:
+        click.echo(f"no installed step matches {pattern!r}", err=True)
