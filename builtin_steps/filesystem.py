@@ -21,4 +21,4 @@ def set_working_directory(directory: str) -> dict[str, str]:
         os.chdir(path)
     except PermissionError:
         raise StepError(f"cannot change to {directory!r}: permission denied") from None
-    return {"directory": path}
+    return {"directory": os.getcwd()}  # as Prefect 3 returns it (symbolic links resolved)

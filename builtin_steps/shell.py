@@ -24,7 +24,7 @@ def run_shell_script(
     Without ``shell``, each non-blank line is its own process, split into words like a shell would
     (no pipes, redirects or variables: Prefect's behaviour); with ``shell: true`` the whole script runs
     in one ``bash -e`` process. ``env`` is merged over the current environment; ``expand_env_vars``
-    expands ``$X`` / ``${X}`` (and ``~``) in each line first. A non-zero exit fails the step with the
+    expands ``$X`` / ``${X}`` in each line first. A non-zero exit fails the step with the
     exit code and the end of stderr; output streams live.
 
     ``venv`` (a virtualenv or a conda prefix, relative to ``directory``) runs the script with that
@@ -73,5 +73,5 @@ def _activate(env: dict[str, str], root: str, given: str) -> None:
 
 
 def _expand(text: str, env: t.Mapping[str, str]) -> str:
-    expanded = string.Template(text).safe_substitute(env)
-    return " ".join(os.path.expanduser(word) if word.startswith("~") else word for word in expanded.split(" "))
+    # Prefect's expansion exactly: $X and ${X} of the environment, unknown names left as they are
+    return string.Template(text).safe_substitute(env)

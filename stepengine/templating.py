@@ -13,7 +13,8 @@ The grammar is Prefect's: ``{{ name }}`` where name is word characters, ``.``, `
 Rules (each a deliberate choice, see README "Templating"):
 
 - A string that is exactly one placeholder keeps the value's type; inside longer text the value is
-  inserted with ``str()``, and a dict or list there is an error.
+  inserted with ``str()`` (``None`` as ``"None"``, as Prefect does), and a dict or list there is an
+  error (with ``allow_missing``, Prefect's way: its ``str()``, except for a block's).
 - **Render once**: text a substitution inserted is never scanned again.
 - **Strict**: an unresolvable reference is a ``TemplateError`` (with did-you-mean); ``allow_missing``
   renders as Prefect does: a missing step output as the whole value drops the key (or list item) and
@@ -352,7 +353,9 @@ Lookup = t.Callable[[Placeholder], t.Any]
 def resolve(placeholder: Placeholder, ctx: TemplateContext) -> t.Any:
     """The default lookup: ``ctx.`` placeholders are kept, expressions evaluated, the rest looked up."""
     if placeholder.kind == "ctx":
-        return KEEP
+        # left for a worker to fill in; with allow_missing it is what Prefect's run_steps makes of
+        # it: a value nobody produced
+        return MISSING if ctx.allow_missing else KEEP
     if placeholder.kind == "expression":
         return ctx.evaluate(placeholder.name)
     value = ctx.lookup(placeholder)
@@ -370,25 +373,25 @@ def render(value: t.Any, ctx: TemplateContext, lookup: Lookup | None = None) -> 
     """
     if lookup is None:
         lookup = functools.partial(resolve, ctx=ctx)
-    return _render(value, lookup)
+    return _render(value, lookup, ctx.allow_missing)
 
 
-def _render(value: t.Any, lookup: Lookup) -> t.Any:
+def _render(value: t.Any, lookup: Lookup, lenient: bool = False) -> t.Any:
     if isinstance(value, str):
-        return _render_string(value, lookup)
+        return _render_string(value, lookup, lenient)
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            rendered = _render(item, lookup)
+            rendered = _render(item, lookup, lenient)
             if rendered is not MISSING:
                 out[key] = rendered
         return out
     if isinstance(value, list):
-        return [r for r in (_render(item, lookup) for item in value) if r is not MISSING]
+        return [r for r in (_render(item, lookup, lenient) for item in value) if r is not MISSING]
     return value
 
 
-def _render_string(text: str, lookup: Lookup) -> t.Any:
+def _render_string(text: str, lookup: Lookup, lenient: bool = False) -> t.Any:
     placeholders = find_placeholders(text)
     if not placeholders:
         return text
@@ -407,13 +410,15 @@ def _render_string(text: str, lookup: Lookup) -> t.Any:
             continue
         if value is MISSING:
             continue
-        if isinstance(value, (dict, list, tuple)):
+        if isinstance(value, (dict, list, tuple)) and (not lenient or placeholder.kind == "block"):
+            # Prefect inserts the Python repr of an output or variable here (and refuses a block's)
             raise TemplateError(
                 f"{placeholder.text} is a {type(value).__name__} and cannot be inserted into text; "
                 "use it as the whole value instead",
                 placeholder=placeholder.name,
+                hint=None if lenient else "with --allow-missing it is inserted as Prefect inserts it, as its Python repr",
             )
-        pieces.append("" if value is None else str(value))
+        pieces.append(str(value))  # as Prefect does: None becomes "None"
     pieces.append(text[position:])
     return "".join(pieces)
 

@@ -81,7 +81,7 @@ def test_ids_with_dashes_and_spaces_inside_braces() -> None:
 def test_two_placeholders_in_one_string_and_types_in_text() -> None:
     c = ctx({"a": {"n": 3, "f": 1.5, "t": True, "z": None}})
     assert render("{{ a.n }}/{{ a.f }}", c) == "3/1.5"
-    assert render("{{ a.t }} {{ a.z }}!", c) == "True !"
+    assert render("{{ a.t }} {{ a.z }}!", c) == "True None!"  # str(None), as Prefect inserts it
 
 
 def test_env_placeholder() -> None:
@@ -123,6 +123,14 @@ def test_allow_missing_gives_prefects_behaviour() -> None:
     assert render({"a": "{{ nope.x }}", "b": "x{{ nope }}y", "c": ["{{ nope }}", 1]}, c) == {"b": "xy", "c": [1]}
     assert render("{{ nope }}", c) is MISSING
     assert render("{{ $NOPE }}", c) == ""
+
+
+def test_allow_missing_inserts_a_dict_as_prefect_does_but_not_a_blocks() -> None:
+    c = ctx({"a": {"d": {"k": 1}, "l": [1, "x"]}}, allow_missing=True,
+            resolver=InMemoryResolver(blocks={"json/cfg": {"value": {"k": 1}}}))  # fmt: skip
+    assert render("x {{ a.d }} {{ a.l }}", c) == "x {'k': 1} [1, 'x']"
+    with pytest.raises(TemplateError, match="is a dict and cannot be inserted into text"):
+        render("x {{ prefect.blocks.json.cfg }}", c)
 
 
 def test_dict_inside_text_is_an_error() -> None:

@@ -1,0 +1,400 @@
+"""The same steps through stepengine and through Prefect's own ``run_steps``, outputs compared.
+
+Prefect runs in its own venv (``.bench/prefect-venv``, see ``tests/fixtures/prefect_server.py``), with
+``PREFECT_HOME`` in a temporary directory, analytics off and ``PREFECT_API_URL`` pointing at a dead
+port on 127.0.0.1, so nothing is reached and no temporary server starts: only cases that need no block
+or variable run here. One Prefect process runs every case (each in its own directory, with its own
+environment and upstream values) and writes what ``run_steps`` returned, or the error it raised.
+
+The cases were written from reading Prefect's tests of its step runner, templating and utility steps
+(``tests/deployment/test_steps.py``, ``tests/utilities/test_templating.py``): step output references
+by id and merged flat, types kept for a whole-value placeholder, text interpolation, nested mappings
+and lists, environment variables, missing values (stepengine with ``allow_missing``), and
+``run_shell_script`` (multi-line, stderr, ``env``, ``expand_env_vars``, ``directory``) and
+``set_working_directory``. ``DIFFERENCES`` holds the cases where stepengine deliberately differs (the
+README's table): each asserts both results, so the table cannot drift from the behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+import typing as t
+from pathlib import Path
+
+import pytest
+
+import stepengine
+from tests.fixtures.prefect_server import prefect_venv
+
+PREFECT_PYTHON = prefect_venv() / "bin" / "python"
+
+pytestmark = pytest.mark.skipif(
+    not PREFECT_PYTHON.exists(), reason=f"Prefect's venv is missing at {prefect_venv()} (.ci/install.d/60-prefect-venv.sh)"
+)
+
+#: a step module both runners import by its dotted path: it returns its arguments as its outputs
+PARITY_STEPS = '''
+def echo(**arguments):
+    return dict(arguments)
+'''
+
+#: runs every case through Prefect's run_steps; one JSON result per case
+DRIVER = '''
+import asyncio, json, os, sys, traceback
+from prefect.deployments.steps.core import run_steps
+
+spec = json.load(open(sys.argv[1]))
+sys.path.insert(0, spec["steps_dir"])
+base_env = dict(os.environ)
+results = {}
+for case in spec["cases"]:
+    os.chdir(case["cwd"])
+    os.environ.clear()
+    os.environ.update(base_env)
+    os.environ.update(case["env"])
+    try:
+        outputs = asyncio.run(run_steps(case["steps"], case["upstream"], print_function=lambda *a, **k: None))
+        results[case["name"]] = {"outputs": outputs}
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        results[case["name"]] = {"error": type(cause).__name__, "message": str(cause)}
+json.dump(results, open(sys.argv[2], "w"), default=repr)
+'''
+
+
+class Case(t.NamedTuple):
+    name: str
+    #: the steps, as they would appear under ``pull:``
+    yaml: str
+    upstream: dict[str, t.Any] = {}
+    env: dict[str, str] = {}
+    #: files to create in the case's directory before the run
+    files: dict[str, str] = {}
+    #: stepengine renders missing values as Prefect does only with allow_missing
+    allow_missing: bool = False
+
+
+ECHO = "parity_steps.echo"
+SHELL = "prefect.deployments.steps.run_shell_script"
+CHDIR = "prefect.deployments.steps.set_working_directory"
+
+CASES = [
+    # -- templating ------------------------------------------------------------------------------
+    Case("output by id and merged flat", f"""
+        - {SHELL}:
+            id: first
+            script: echo this is a test
+        - {SHELL}:
+            script: "echo Don\\\\'t Panic, {{{{ first.stdout }}}}"
+        - {ECHO}:
+            id: seen
+            by_id: "{{{{ first.stdout }}}}"
+            flat: "{{{{ stdout }}}}"
+    """),
+    Case("whole value keeps its type", f"""
+        - {ECHO}:
+            n: "{{{{ n }}}}"
+            flag: "{{{{ flag }}}}"
+            ratio: "{{{{ ratio }}}}"
+            items: "{{{{ items }}}}"
+            mapping: "{{{{ mapping }}}}"
+            nothing: "{{{{ nothing }}}}"
+            second: "{{{{ items[1] }}}}"
+            nested: "{{{{ mapping.inner.deep }}}}"
+    """, upstream={"n": 3, "flag": True, "ratio": 0.5, "items": [1, "two"], "mapping": {"inner": {"deep": "x"}},
+                   "nothing": None}),
+    Case("text interpolation", f"""
+        - {ECHO}:
+            id: text
+            one: "n={{{{ n }}}}"
+            two: "{{{{ n }}}}-{{{{ flag }}}} and {{{{ word }}}}"
+            float: "r={{{{ ratio }}}}"
+            spaces: "{{{{n}}}}|{{{{   word   }}}}"
+    """, upstream={"n": 3, "flag": False, "ratio": 0.25, "word": "hi"}),
+    Case("nested mappings and lists", f"""
+        - {ECHO}:
+            id: nested
+            config:
+              image: "{{{{ image }}}}"
+              tags: ["{{{{ tag }}}}", "latest", "v{{{{ tag }}}}"]
+              matrix:
+                - os: "{{{{ os }}}}"
+                  n: "{{{{ n }}}}"
+            plain: [1, 2.5, true, null, "text"]
+    """, upstream={"image": "org/app", "tag": "1.2", "os": "linux", "n": 2}),
+    Case("environment variables", f"""
+        - {ECHO}:
+            id: env
+            whole: "{{{{ $PARITY_VAR }}}}"
+            number: "{{{{ $PARITY_NUM }}}}"
+            inline: "value={{{{ $PARITY_VAR }}}}/{{{{ $PARITY_NUM }}}}"
+            mixed: "{{{{ $PARITY_VAR }}}}-{{{{ word }}}}"
+    """, upstream={"word": "w"}, env={"PARITY_VAR": "hello", "PARITY_NUM": "42"}),
+    Case("seeded values are outputs too", f"""
+        - {ECHO}:
+            copy: "{{{{ seed.key }}}}"
+    """, upstream={"seed": {"key": "v"}, "other": [1]}),
+    Case("missing values with allow_missing", f"""
+        - {ECHO}:
+            id: missing
+            env_whole: "{{{{ $PARITY_UNSET }}}}"
+            env_inline: "a{{{{ $PARITY_UNSET }}}}b"
+            out_whole: "{{{{ nope }}}}"
+            out_path: "{{{{ nope.deeper }}}}"
+            out_inline: "a{{{{ nope }}}}b{{{{ present }}}}"
+            in_list: ["{{{{ nope }}}}", "kept", "{{{{ $PARITY_UNSET }}}}", "x{{{{ nope }}}}"]
+            in_mapping:
+              gone: "{{{{ nope }}}}"
+              here: "{{{{ present }}}}"
+    """, upstream={"present": "p"}, allow_missing=True),
+    # -- run_shell_script -------------------------------------------------------------------------
+    Case("shell: multi-line, indented, blank lines", f"""
+        - {SHELL}:
+            id: multi
+            script: |
+              echo First Line
+
+                echo   Second    Line
+              echo 'kept  spaces'
+    """),
+    Case("shell: stderr and stdout apart", f"""
+        - {SHELL}:
+            id: streams
+            script: |
+              bash -c '>&2 echo Error Message'
+              echo out
+              bash -c 'echo both; >&2 echo err2'
+    """),
+    Case("shell: env", f"""
+        - {SHELL}:
+            id: with_env
+            script: |
+              bash -c 'echo $TEST_ENV_VAR'
+              echo $TEST_ENV_VAR
+            env:
+              TEST_ENV_VAR: Test Value
+    """),
+    Case("shell: expand_env_vars", f"""
+        - {SHELL}:
+            id: expanded
+            script: |
+              echo $PARITY_VAR ${{PARITY_VAR}}x $PARITY_UNSET_TOO
+              bash -c 'echo $PARITY_VAR'
+            expand_env_vars: true
+        - {SHELL}:
+            id: literal
+            script: echo $PARITY_VAR
+    """, env={"PARITY_VAR": "dummy"}),
+    Case("shell: directory and trailing newlines", f"""
+        - {SHELL}:
+            id: where
+            script: |
+              pwd
+              printf 'a\\n\\n\\n'
+            directory: sub
+    """, files={"sub/.keep": ""}),
+    Case("shell: a failing line fails the step", f"""
+        - {SHELL}:
+            script: |
+              echo before
+              false
+              echo after
+    """),
+    Case("shell: shell true, one command per line", f"""
+        - {SHELL}:
+            id: through_a_shell
+            script: |
+              echo hello world | tr a-z A-Z
+              echo "$PARITY_VAR" && echo second >&2
+            shell: true
+    """, env={"PARITY_VAR": "v"}),
+    # -- set_working_directory --------------------------------------------------------------------
+    Case("set_working_directory then relative work", f"""
+        - {CHDIR}:
+            id: cd
+            directory: project
+        - {SHELL}:
+            id: here
+            script: cat marker.txt
+        - {ECHO}:
+            id: dirs
+            flat: "{{{{ directory }}}}"
+            by_id: "{{{{ cd.directory }}}}"
+    """, files={"project/marker.txt": "inside\n"}),
+    # -- values Prefect inserts its own way ------------------------------------------------------
+    Case("None inside text", f"""
+        - {ECHO}:
+            id: none_text
+            text: "x{{{{ nothing }}}}y"
+    """, upstream={"nothing": None}),
+    Case("a mapping inside text with allow_missing", f"""
+        - {ECHO}:
+            id: mapping_text
+            text: "x{{{{ mapping }}}}y {{{{ items }}}}"
+    """, upstream={"mapping": {"k": "v"}, "items": [1, "a"]}, allow_missing=True),
+    Case("ctx with allow_missing", f"""
+        - {ECHO}:
+            id: ctx
+            whole: "{{{{ ctx.flow.name }}}}"
+            text: "x{{{{ ctx.flow.name }}}}y"
+    """, allow_missing=True),
+    Case("shell: expand_env_vars leaves ~ alone", f"""
+        - {SHELL}:
+            id: tilde
+            script: echo ~/x $HOME ~
+            expand_env_vars: true
+    """, env={"HOME": "/home/parity"}),
+]
+
+#: where stepengine deliberately differs (README "Where we deliberately differ from Prefect"): each
+#: case gives Prefect's outputs and stepengine's, both asserted
+DIFFERENCES: list[tuple[Case, dict[str, t.Any], dict[str, t.Any]]] = [
+    (
+        Case("inserted text is never scanned again", f"""
+            - {ECHO}:
+                id: rescan
+                text: "got {{{{ payload }}}}"
+        """, upstream={"payload": "{{ $PARITY_SECRET }}"}, env={"PARITY_SECRET": "leaked"}),
+        {"text": "got leaked"},
+        {"text": "got {{ $PARITY_SECRET }}"},
+    ),
+    (
+        Case("a missing value is an error", f"""
+            - {ECHO}:
+                id: strict
+                whole: "{{{{ $PARITY_UNSET }}}}"
+        """),
+        {"whole": ""},
+        {"error": "TemplateError"},
+    ),
+    (
+        Case("a mapping inside text is an error", f"""
+            - {ECHO}:
+                id: strict
+                text: "x{{{{ mapping }}}}"
+        """, upstream={"mapping": {"k": "v"}}),
+        {"text": "x{'k': 'v'}"},
+        {"error": "TemplateError"},
+    ),
+    (
+        Case("ctx is left for a worker", f"""
+            - {ECHO}:
+                id: kept
+                text: "x{{{{ ctx.flow.name }}}}"
+        """),
+        {"text": "x"},
+        {"text": "x{{ ctx.flow.name }}"},
+    ),
+    (
+        Case("a Jinja expression is evaluated", f"""
+            - {ECHO}:
+                id: jinja
+                text: "{{{{ $PARITY_UNSET | default('d') }}}}"
+        """),
+        {"text": "{{ $PARITY_UNSET | default('d') }}"},
+        {"text": "d"},
+    ),
+]
+
+
+def _dedent(yaml_steps: str) -> str:
+    return textwrap.dedent(yaml_steps).strip("\n") + "\n"
+
+
+def _prepare(root: Path, case: Case) -> Path:
+    directory = root / case.name.replace(" ", "_").replace(":", "").replace(",", "")
+    directory.mkdir(parents=True)
+    for rel, text in case.files.items():
+        (directory / rel).parent.mkdir(parents=True, exist_ok=True)
+        (directory / rel).write_text(text)
+    return directory
+
+
+def _normalize(value: t.Any, directory: Path) -> t.Any:
+    """The case directory's path as ``<dir>``, so the two runs (in two directories) compare."""
+    return json.loads(json.dumps(value, default=repr).replace(str(directory), "<dir>"))
+
+
+@pytest.fixture(scope="module")
+def steps_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("parity-steps")
+    (directory / "parity_steps.py").write_text(PARITY_STEPS)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def prefect_results(tmp_path_factory: pytest.TempPathFactory, steps_dir: Path) -> dict[str, t.Any]:
+    """Every case through Prefect's run_steps, in one process."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("prefect-side")
+    cases = []
+    for case in CASES + [d[0] for d in DIFFERENCES]:
+        directory = _prepare(root, case)
+        cases.append({"name": case.name, "cwd": str(directory), "env": case.env, "upstream": case.upstream,
+                      "steps": yaml.safe_load(_dedent(case.yaml))})  # fmt: skip
+    (root / "spec.json").write_text(json.dumps({"steps_dir": str(steps_dir), "cases": cases}))
+    (root / "driver.py").write_text(DRIVER)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PARITY_", "PYTHON"))}
+    env.update(
+        PREFECT_HOME=str(root / "prefect-home"),
+        PREFECT_API_URL="http://127.0.0.1:9/api",  # a dead port: no server, no temporary server
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )
+    result = subprocess.run([str(PREFECT_PYTHON), str(root / "driver.py"), str(root / "spec.json"), str(root / "out.json")],
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((root / "out.json").read_text())
+    return {name: _normalize(value, Path(spec["cwd"])) for spec in cases for name, value in results.items()
+            if name == spec["name"]}  # fmt: skip
+
+
+def _stepengine(case: Case, root: Path, steps_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, t.Any]:
+    directory = _prepare(root, case)
+    for name in [k for k in os.environ if k.startswith("PARITY_")]:
+        monkeypatch.delenv(name)
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(directory)
+    monkeypatch.syspath_prepend(str(steps_dir))
+    config = stepengine.loads("pull:\n" + textwrap.indent(_dedent(case.yaml), "  "), file="prefect.yaml")
+    try:
+        outputs = stepengine.run(config, values=case.upstream, allow_missing=case.allow_missing)
+    except stepengine.StepExecutionError as exc:
+        cause = exc.__cause__ or exc
+        return {"error": type(cause).__name__, "message": str(cause)}
+    except stepengine.ConfigError as exc:  # a placeholder that cannot be rendered
+        return {"error": type(exc).__name__, "message": str(exc)}
+    return _normalize({"outputs": outputs}, directory)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_same_outputs_as_prefect(
+    case: Case, prefect_results: dict[str, t.Any], steps_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefect = prefect_results[case.name]
+    ours = _stepengine(case, tmp_path, steps_dir, monkeypatch)
+    if "error" in prefect:
+        assert "error" in ours, f"Prefect failed ({prefect}), stepengine did not: {ours}"
+    else:
+        assert ours == prefect
+
+
+@pytest.mark.parametrize("case,theirs,mine", DIFFERENCES, ids=[d[0].name for d in DIFFERENCES])
+def test_documented_differences(
+    case: Case, theirs: dict[str, t.Any], mine: dict[str, t.Any], prefect_results: dict[str, t.Any],
+    steps_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    prefect = prefect_results[case.name]
+    ours = _stepengine(case, tmp_path, steps_dir, monkeypatch)
+    assert _summary(prefect, theirs) == theirs
+    assert _summary(ours, mine) == mine
+
+
+def _summary(result: dict[str, t.Any], like: dict[str, t.Any]) -> dict[str, t.Any]:
+    if "error" in result:
+        return {"error": result["error"]}
+    return {k: result["outputs"].get(k) for k in like}
