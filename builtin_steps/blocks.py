@@ -147,22 +147,29 @@ def _local_file_system(data: dict[str, t.Any], directory: str) -> None:
     from builtin_steps._blob_io import _ignore_spec
 
     basepath = data.get("basepath")
-    source = Path(os.path.expanduser(str(basepath))).resolve() if basepath else Path.cwd()
+    if not basepath:
+        raise StepError("the local-file-system block has no basepath")
+    source = Path(os.path.expanduser(str(basepath))).resolve()
     if not source.is_dir():
         raise StepError(f"the local-file-system block's basepath {str(source)!r} is not a directory")
     spec = _ignore_spec(source, ".prefectignore")
+    target = (Path.cwd() / directory).resolve()
+    if target == source:
+        return  # already there (Prefect skips the copy too)
+    building: list[Path] = []
 
     def ignored(folder: str, names: list[str]) -> set[str]:
-        if spec is None:
-            return set()
-        rel = Path(folder).relative_to(source).as_posix()
-        prefix = "" if rel == "." else rel + "/"
-        return {n for n in names if spec.match_file(prefix + n + ("/" if os.path.isdir(os.path.join(folder, n)) else ""))}
+        here = Path(folder)
+        # a basepath that contains the working directory must not copy the copy into itself
+        skip = {n for n in names if here / n == target or (building and here / n == building[0])}
+        if spec is not None:
+            rel = here.relative_to(source).as_posix()
+            prefix = "" if rel == "." else rel + "/"
+            skip |= {n for n in names if spec.match_file(prefix + n + ("/" if (here / n).is_dir() else ""))}
+        return skip
 
-    target = Path.cwd() / directory
-    if target.resolve() == source:
-        return  # already there (Prefect skips the copy too)
     with atomic_directory(target) as tmp:
+        building.append(tmp.resolve())
         shutil.copytree(source, tmp, dirs_exist_ok=True, ignore=ignored, symlinks=True)
 
 

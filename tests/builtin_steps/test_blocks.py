@@ -44,6 +44,13 @@ def test_a_second_pull_replaces_the_directory(tmp_path: Path, workdir: Path) -> 
     assert read_tree(workdir / "local-file-system-code") == {"b.txt": "2\n"}
 
 
+def test_a_basepath_holding_the_working_directory_is_not_copied_into_itself(tmp_path: Path, workdir: Path) -> None:
+    (workdir / "flow.py").write_text("X = 1\n")
+    _run(tmp_path, "local-file-system", "here", {"local-file-system/here": {"basepath": "."}})
+    _run(tmp_path, "local-file-system", "here", {"local-file-system/here": {"basepath": "."}})
+    assert read_tree(workdir / "local-file-system-here") == {"flow.py": "X = 1\n"}
+
+
 def test_remote_file_system_block_pulls_its_basepath_with_its_settings(tmp_path: Path, workdir: Path) -> None:
     source = write_tree(tmp_path / "remote", {"flows/main.py": "print('hi')\n"})
     blocks = {"remote-file-system/code": {"basepath": f"file://{source}", "settings": {}}}
