@@ -92,4 +92,5 @@ def _dotted_alias(name: str) -> str | None:
     except Exception:  # a broken entry point must not break validation
         return None
     candidates = sorted(n for n in names if n.endswith("." + name) and n.split(".", 1)[0].startswith("prefect"))
-    return min(candidates, key=len) if candidates else None
+    # the current spelling (prefect.deployments…), not Prefect 2.10-2.16's prefect.projects alias
+    return min(candidates, key=lambda n: (".projects." in n, len(n))) if candidates else None

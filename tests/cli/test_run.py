@@ -122,7 +122,7 @@ def test_validate_reports_all_errors(tmp_path: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert lines[0].startswith(f"{path}:2:5: pull[0] (c: git_clonee): unknown step 'git_clonee'")
-    assert "did you mean 'git_clone'?" in lines[0]
+    assert "(did you mean 'git_clone'" in lines[0]
     assert lines[-1] == (
         f"{path}:5:7: pull[1] (run_shell_script): {{{{ cl.directory }}}} refers to 'cl', but no earlier step has "
         "that id (pull[1].run_shell_script.script)"
