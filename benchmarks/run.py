@@ -814,6 +814,35 @@ def scenario_deploy(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]
     return [Scenario("deploy", "9. deploy to a Prefect server", commands, note=note)]
 
 
+def _deployments_file(path: Path, count: int) -> Path:
+    """``count`` deployments, each overriding pull with a clone and a templated chdir (issue 16)."""
+    lines = ["pull:", "  - prefect.deployments.steps.set_working_directory:", "      directory: .", "deployments:"]
+    for i in range(count):
+        lines += [f"  - name: dep-{i}", f"    entrypoint: flows.py:flow_{i % 7}", "    work_pool: {name: pool}",
+                  "    pull:", "      - prefect.deployments.steps.git_clone:", "          id: clone",
+                  f"          repository: https://git.example/org/r{i}.git",
+                  "      - prefect.deployments.steps.set_working_directory:",
+                  "          directory: '{{ clone.directory }}'"]  # fmt: skip
+    return _write(path, "\n".join(lines) + "\n")
+
+
+def scenario_validate(ctx: Context) -> list[Scenario]:
+    work = ctx.fresh_dir("validate")
+    big, small = (20, 2) if ctx.tiny else (10_000, 1_000)
+    files = {n: _deployments_file(work / f"{n}.yaml", n) for n in (big, small)}
+    env = {**ctx.base_env, "STEPENGINE_HOME": str(work / "home")}
+
+    def validate(n: int) -> t.Callable[[], Command]:
+        return lambda: Command([*ctx.stepengine_program(), "validate", str(files[n])], work, env)
+
+    commands = {"stepengine": validate(big), f"stepengine, {small:,} deployments": validate(small)} \
+        if "stepengine" in ctx.engines else {}  # fmt: skip
+    note = (f"`stepengine validate` of a file with {big:,} deployments, each overriding pull with a git_clone "
+            "and a templated set_working_directory (every step of every deployment checked), warm caches; "
+            f"and of {small:,}. Prefect has no such verb.")  # fmt: skip
+    return [Scenario("validate", f"10. validate, {big:,} deployments", commands, note=note)]
+
+
 SCENARIOS: dict[str, t.Callable[..., list[Scenario]]] = {
     "cold": scenario_cold,
     "chain": scenario_chain,
@@ -823,6 +852,7 @@ SCENARIOS: dict[str, t.Callable[..., list[Scenario]]] = {
     "pip": scenario_pip,
     "docker": scenario_docker,
     "deploy": scenario_deploy,
+    "validate": scenario_validate,
 }
 #: scenarios that start servers: they get an ExitStack that is closed once their scenarios have run
 NEEDS_STACK = {"s3", "git", "docker", "deploy"}
@@ -952,6 +982,14 @@ def _derived(results: list[Result]) -> list[str]:
                        - statistics.median(s.cpu_seconds for s in cold.samples[engine])) / (steps - 1)  # fmt: skip
                 out.append(f"- {engine}: {per * 1000:.3f} ms wall, {cpu * 1000:.3f} ms CPU per chained step "
                            f"(chain minus 1-step cold run, ÷ {steps - 1})")  # fmt: skip
+    validate = by_key.get("validate")
+    if validate and len(validate.samples) == 2 and all(validate.samples.values()):
+        (big, big_samples), (small, small_samples) = validate.samples.items()
+        wall = _median(big_samples, False) / _median(small_samples, False)
+        cpu = statistics.median(s.cpu_seconds for s in big_samples) / statistics.median(s.cpu_seconds for s in small_samples)
+        scale = validate.scenario.title.split(", ")[1]
+        out.append(f"- validate, {scale} ÷ {small.split(', ')[1]}: {wall:.1f}× wall, {cpu:.1f}× CPU (linear: 10×); "
+                   f"CPU time {_ms(statistics.median(s.cpu_seconds for s in big_samples))}")  # fmt: skip
     if cold and cold.samples.get("stepengine") and cold.samples.get("python -c pass"):
         x = _median(cold.samples["stepengine"], False) / _median(cold.samples["python -c pass"], False)
         out.append(f"- stepengine cold run = {x:.1f}× a bare `python -c pass` (wall time)")

@@ -12,6 +12,10 @@ def set_working_directory(directory: str) -> dict[str, str]:
 
     Returns ``{"directory": <absolute path>}``.
     """
+    if not os.fspath(directory):
+        # os.path.abspath("") is the current directory: an empty value (often a template that
+        # rendered to nothing) would silently stay where the run is
+        raise StepError("directory is empty: give the directory to change to")
     path = os.path.abspath(os.path.expanduser(os.fspath(directory)))
     if not os.path.exists(path):
         raise StepError(f"cannot change to {directory!r}: no such directory")

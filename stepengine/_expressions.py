@@ -2,7 +2,8 @@
 
 Evaluated in an ``ImmutableSandboxedEnvironment`` with ``StrictUndefined``: no attribute access to
 internals, no mutation, and a name that does not exist is an error rather than an empty string.
-``$NAME`` is accepted as shorthand for ``env.NAME``. Jinja is imported only when a file uses one.
+``$NAME`` is accepted as shorthand for ``env.NAME`` (outside string literals: ``'$HOME'`` stays
+text). Jinja is imported only when a file uses one.
 """
 
 from __future__ import annotations
@@ -13,9 +14,17 @@ import typing as t
 
 from stepengine.errors import TemplateError
 
-__all__ = ["evaluate"]
+__all__ = ["check_syntax", "env_shorthand", "evaluate"]
 
-_DOLLAR_RE = re.compile(r"(?<![\w'\"])\$([A-Za-z_]\w*)")
+#: a quoted string (Jinja's rule: either quote, backslash escapes), or ``$NAME`` outside one
+_DOLLAR_RE = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(?<!\w)\$([A-Za-z_]\w*)""", re.DOTALL)
+
+
+def env_shorthand(expression: str) -> str:
+    """``$NAME`` → ``env['NAME']``, leaving string literals alone (``'$HOME'`` is text)."""
+    if "$" not in expression:
+        return expression
+    return _DOLLAR_RE.sub(lambda m: m.group(1) or f"env[{m.group(2)!r}]", expression)
 
 
 @functools.lru_cache(maxsize=1)
@@ -30,11 +39,15 @@ def _environment() -> t.Any:
 def _compile(expression: str) -> t.Any:
     import jinja2
 
-    source = _DOLLAR_RE.sub(lambda m: f"env[{m.group(1)!r}]", expression)
     try:
-        return _environment().compile_expression(source, undefined_to_none=False)
+        return _environment().compile_expression(env_shorthand(expression), undefined_to_none=False)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{{{{ {expression} }}}} is not a valid expression: {exc.message}") from None
+
+
+def check_syntax(expression: str) -> None:
+    """Raise ``TemplateError`` when ``expression`` is not a valid Jinja2 expression (nothing evaluated)."""
+    _compile(expression)
 
 
 def evaluate(expression: str, ctx: t.Any) -> t.Any:

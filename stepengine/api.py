@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 import typing as t
 
-from stepengine.config import SECTIONS, Config, build_config
+from stepengine.config import SECTIONS, Config
 from stepengine.errors import ConfigError, Issue, ValidationError
 from stepengine.events import EventHandler
-from stepengine.loader import Document, load_document, parse_document
+from stepengine.loader import Document, parse_document
 from stepengine.masking import Masker, current_masker, scrub_exception
 from stepengine.registry import Registry
 
@@ -27,8 +27,11 @@ StepMap = t.Mapping[str, t.Callable[..., t.Any]]
 
 
 def load(path: str | os.PathLike[str], *, strict: bool = False) -> Config:
-    """Read, parse and schema-check a prefect.yaml. Raises ``ConfigError`` (``ValidationError`` lists all)."""
-    return _from_document(load_document(path), strict=strict)
+    """Read, parse and schema-check a prefect.yaml (and the ``deployment.yaml`` beside it, Prefect
+    2.10's two-file layout). Raises ``ConfigError`` (``ValidationError`` lists all)."""
+    from stepengine.checks import load_config
+
+    return _valid(load_config(path, strict=strict))
 
 
 def loads(text: str, *, file: str = "<string>", strict: bool = False) -> Config:
@@ -37,20 +40,28 @@ def loads(text: str, *, file: str = "<string>", strict: bool = False) -> Config:
 
 
 def _from_document(document: Document, *, strict: bool) -> Config:
-    from stepengine.schema import check_document
+    from stepengine.checks import config_from_document
 
-    issues = check_document(document, strict=strict)
-    if any(i.severity == "error" for i in issues):
-        raise ValidationError(issues)
-    config = build_config(document)
-    warnings = tuple(i.render() for i in issues if i.severity == "warning")
-    if warnings:
-        config = config.replace(warnings=warnings)
+    return _valid(config_from_document(document, strict=strict))
+
+
+def _valid(config: Config) -> Config:
+    """``config``, or a ``ValidationError`` listing the problems it was loaded with (and its warnings)."""
+    if config.problems:
+        raise ValidationError([*config.problems, *_warnings(config)])
     return config
 
 
+def _warnings(config: Config) -> list[Issue]:
+    return [Issue(w.removeprefix("warning: "), severity="warning") for w in config.warnings]
+
+
 def _config(source: Source, strict: bool) -> Config:
-    return source if isinstance(source, Config) else load(source, strict=strict)
+    """The ``Config`` to check and run: schema problems are kept in it, to be reported with the step
+    problems by ``stepengine.checks`` before anything runs."""
+    from stepengine.checks import load_config
+
+    return source if isinstance(source, Config) else load_config(source, strict=strict)
 
 
 def _check_sections(sections: t.Sequence[str] | None) -> list[str] | None:
@@ -74,27 +85,20 @@ def validate(
     strict: bool = False,
 ) -> list[Issue]:
     """Check a file completely without running anything: schema, every step name, every step's
-    arguments and every ``{{ id.key }}`` reference. Returns the warnings; raises ``ValidationError``
-    listing every error.
+    arguments, the syntax of every template and every ``{{ id.key }}`` reference, all in one pass.
+    Returns the warnings; raises ``ValidationError`` listing every error (and ``.warnings``).
 
     With no ``sections``/``deployment``, the top-level sections and every deployment's overrides are
-    checked.
+    checked. ``deployment`` is chosen as ``Config.deployment`` says (a name, ``FLOW/NAME``, a pattern).
     """
-    from stepengine.runner import prepare
+    from stepengine.checks import check_config
 
     config = _config(source, strict)
-    registry = Registry(steps)
-    issues: list[Issue] = []
-    runs: list[tuple[str | None, list[str] | None]] = [(deployment, _check_sections(sections))]
-    if deployment is None and sections is None:
-        runs += [(d.name, None) for d in config.deployments if d.sections]
-    for dep, secs in runs:
-        try:
-            prepare(config.steps_for(secs, dep), registry, known_names=set(values or ()))
-        except ValidationError as exc:
-            issues.extend(i for i in exc.issues if i not in issues)
-    if issues:
-        raise ValidationError(issues)
+    try:
+        check_config(config, Registry(steps), sections=_check_sections(sections), deployment=deployment,
+                     values=values or ())
+    except ValidationError as exc:
+        raise ValidationError([*exc.issues, *_warnings(config)]) from None
     return [Issue(w, severity="warning") for w in config.warnings]
 
 
@@ -141,6 +145,7 @@ def run(
     Returns the template namespace: each step's dict output under its id, merged flat too.
     Raises ``ConfigError`` (nothing ran) or ``StepExecutionError`` (a step failed).
     """
+    from stepengine.checks import steps_for
     from stepengine.runner import Runner, select_steps
 
     config = _config(source, strict)
@@ -159,9 +164,9 @@ def run(
         env=env,
         install_requires=install_requires,
     )
-    chosen = config.steps_for(_check_sections(sections), deployment)
+    chosen = steps_for(config, _check_sections(sections), deployment)
     try:
-        return runner.run(select_steps(chosen, from_step=from_step, only=only))
+        return runner.run(select_steps(chosen, from_step=from_step, only=only), config=config)
     except BaseException as exc:
         # The error outlives the run (and its masker): mask it now, whoever prints it later.
         scrub_exception(exc, masker)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import re
 import signal
 import threading
@@ -74,6 +75,9 @@ def control_issues(controls: t.Mapping[str, t.Any]) -> list[tuple[str, str]]:
             return
         value = controls[key]
         kinds = (int,) if integer else (int, float)
+        if isinstance(value, float) and not math.isfinite(value):  # YAML's .inf and .nan
+            issues.append((key, f"{key} must be a finite number, got {value!r}"))
+            return
         if isinstance(value, bool) or not isinstance(value, kinds) or value < 0 or (positive and value == 0):
             wanted = "an integer" if integer else "a number"
             wanted += " > 0" if positive else " >= 0"
@@ -108,13 +112,12 @@ def control_issues(controls: t.Mapping[str, t.Any]) -> list[tuple[str, str]]:
 def _compile(expression: str) -> t.Any:
     import jinja2
 
-    from stepengine._expressions import _DOLLAR_RE, _environment
+    from stepengine._expressions import _environment, env_shorthand
 
     if not expression:
         raise TemplateError("if: the expression is empty")
-    source = _DOLLAR_RE.sub(lambda m: f"env[{m.group(1)!r}]", expression)
     try:
-        return _environment().compile_expression(source, undefined_to_none=False)
+        return _environment().compile_expression(env_shorthand(expression), undefined_to_none=False)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"if: {expression!r} is not a valid expression: {exc.message}") from None
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import typing as t
 
 from stepengine.config import Step
-from stepengine.errors import Issue, TemplateError
+from stepengine.errors import Issue, StoreError, TemplateError
 from stepengine.templating import MISSING, TemplateContext, render_arguments
 
 __all__ = ["Plan", "PlannedStep", "plan"]
@@ -119,18 +119,19 @@ def plan(
     import os
 
     from stepengine.api import _check_sections, _config, _run_masker
+    from stepengine.checks import prepare, steps_for
     from stepengine.control import Controls, evaluate_condition
     from stepengine.registry import Registry
-    from stepengine.runner import prepare, select_steps
+    from stepengine.runner import select_steps
 
     config = _config(source, strict)
     env = os.environ if env is None else env
     registry = Registry(steps)
     masker = _run_masker(None, env)
     chosen = select_steps(
-        config.steps_for(_check_sections(sections), deployment), from_step=from_step, only=only
+        steps_for(config, _check_sections(sections), deployment), from_step=from_step, only=only
     )
-    prepare(chosen, registry, known_names=set(values or ()), allow_missing=allow_missing)
+    prepare(chosen, registry, known_names=set(values or ()), allow_missing=allow_missing, config=config)
     seeded = dict(values or {})
     context = _PlanContext(dict(seeded), env=env, resolver=resolver, allow_missing=allow_missing, masker=masker)
     planned: list[PlannedStep] = []
@@ -146,6 +147,11 @@ def plan(
                 inputs.update(render_arguments(single, context))
             except TemplateError as exc:
                 issues.append(Issue(_strip_location(exc), exc.file, exc.line, exc.col))
+                inputs[key] = Deferred("<error: see below>")
+            except StoreError as exc:
+                line, col = step.argument_positions.get(key, (step.line, step.col))
+                hint = f"\nhint: {exc.hint}" if exc.hint else ""
+                issues.append(Issue(f"{step.label}: {exc.message}{hint}", step.file, line, col))
                 inputs[key] = Deferred("<error: see below>")
         condition = None
         controls = Controls.of(step.controls) if step.controls else None

@@ -1,9 +1,8 @@
-"""The runner: check every step of a run up front, then execute them in order, reporting events.
+"""The runner: execute the steps of a run in order, reporting events.
 
-``prepare`` resolves every step's function, checks its arguments against its signature, its control
-keys (``if`` compiled) and that each ``{{ id.key }}`` refers to an id defined earlier, collecting *all*
-problems into one ``ValidationError`` — so no step runs when any is wrong. ``Runner.run`` then
-templates each step's arguments just before calling it, stores a dict result under the step's id and
+Before the first step, ``Runner.run`` has ``stepengine.checks.prepare`` check them all (step names,
+arguments, control keys, template syntax, references, and the problems the file was loaded with),
+so no step runs when any is wrong. It then templates each step's arguments just before calling it, stores a dict result under the step's id and
 merges it flat (as Prefect does), and wraps any failure in ``StepExecutionError`` carrying the step's
 location.
 
@@ -22,22 +21,24 @@ import time
 import typing as t
 
 from stepengine.config import FINALLY, Step
-from stepengine.control import Controls, Expired, control_issues, deadline, evaluate_condition, retry_delay, should_retry
+from stepengine.checks import prepare
+from stepengine.control import Controls, Expired, deadline, evaluate_condition, retry_delay, should_retry
 from stepengine.context import RunContext, StepInfo, current_run, run_context
 from stepengine.errors import (
-    Issue,
-    StepEngineError,
     ConfigError,
+    StepEngineError,
     StepExecutionError,
-    StepLookupError,
     StepTimeoutError,
+    StoreError,
     TemplateError,
-    ValidationError,
 )
 from stepengine.events import EventHandler
 from stepengine.masking import Masker, current_masker
 from stepengine.registry import Registry, StepFunction
-from stepengine.templating import TemplateContext, find_placeholders, iter_strings, render_arguments
+from stepengine.templating import TemplateContext, render_arguments
+
+if t.TYPE_CHECKING:
+    from stepengine.config import Config
 
 __all__ = ["Runner", "prepare", "select_steps"]
 
@@ -46,74 +47,6 @@ SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
 
 _DEFAULT_CONTROLS = Controls()
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
-
-
-def prepare(
-    steps: t.Sequence[Step],
-    registry: Registry,
-    *,
-    known_names: t.Iterable[str] = (),
-    install_requires: bool = False,
-    allow_missing: bool = False,
-) -> list[tuple[Step, StepFunction]]:
-    """Resolve and check every step; raise one ``ValidationError`` listing every problem.
-
-    ``allow_missing``: a ``{{ id.key }}`` naming no earlier step is not a problem (it renders as
-    Prefect renders a missing value).
-    """
-    from stepengine.signatures import argument_issues
-
-    issues: list[Issue] = []
-    resolved: list[tuple[Step, StepFunction]] = []
-    names = set(known_names)
-    ids: dict[str, Step] = {}
-    for step in steps:
-        function = _resolve(step, registry, install_requires, issues)
-        if function is not None:
-            resolved.append((step, function))
-            for argument, problem in argument_issues(function.func, step.arguments):
-                line, col = step.argument_positions.get(argument, (step.line, step.col)) if argument else (
-                    step.line,
-                    step.col,
-                )
-                issues.append(Issue(f"{step.label}: {problem}", step.file, line, col, _path(step, argument)))
-        issues.extend(_control_issues(step))
-        if not allow_missing:
-            issues.extend(_reference_issues(step, ids, names))
-        if step.id is not None:
-            ids[step.id] = step
-    errors = [i for i in issues if i.severity == "error"]
-    if errors:
-        raise ValidationError(errors)
-    return resolved
-
-
-def _resolve(step: Step, registry: Registry, install_requires: bool, issues: list[Issue]) -> StepFunction | None:
-    try:
-        return registry.resolve(step.function, requires=step.requires)
-    except StepLookupError as exc:
-        if install_requires and step.requires:
-            from stepengine.registry import install_requirements
-
-            install_requirements(step.requires)
-            registry.drop_cache()
-            try:
-                return registry.resolve(step.function, requires=step.requires)
-            except StepLookupError as again:
-                exc = again
-        message = exc._message + (f"\nhint: {exc.hint}" if exc.hint else "")
-        issues.append(Issue(f"{step.label}: {message}", step.file, step.line, step.col, _path(step, None)))
-        return None
-
-
-def _control_issues(step: Step) -> list[Issue]:
-    if not step.controls:
-        return []
-    issues = []
-    for key, problem in control_issues(step.controls):
-        line, col = step.argument_positions.get(key, (step.line, step.col))
-        issues.append(Issue(f"{step.label}: {problem}", step.file, line, col, _path(step, key)))
-    return issues
 
 
 def select_steps(steps: t.Sequence[Step], *, from_step: str | None = None, only: str | None = None) -> list[Step]:
@@ -138,44 +71,6 @@ def select_steps(steps: t.Sequence[Step], *, from_step: str | None = None, only:
         f"no step {wanted!r} in this run" + did_you_mean(wanted, known),
         hint=f"steps: {', '.join(known)}" if known else "this run has no steps",
     )
-
-
-def _path(step: Step, argument: str | None) -> str:
-    from stepengine.schema import format_path
-
-    return format_path(step.path + ((argument,) if argument else ()))
-
-
-def _reference_issues(step: Step, ids: t.Mapping[str, Step], names: t.Set[str]) -> list[Issue]:
-    """``{{ a.b }}`` must name a step id defined earlier in this run (or a value given with --var).
-
-    A bare ``{{ name }}`` may be a key merged flat from any earlier output: only known at run time.
-    """
-    from stepengine._suggest import did_you_mean
-    from stepengine.templating import _split_path
-
-    issues = []
-    for argument, value in step.arguments.items():
-        for text in iter_strings(value):
-            for placeholder in find_placeholders(text):
-                if placeholder.kind != "output":
-                    continue
-                parts = _split_path(placeholder.name)
-                if len(parts) < 2 or not isinstance(parts[0], str):
-                    continue
-                head = parts[0]
-                if head in ids or head in names:
-                    continue
-                line, col = step.argument_positions.get(argument, (step.line, step.col))
-                if head == step.id:
-                    problem = f"{placeholder.text} refers to this step's own id {head!r}; only earlier steps' outputs exist"
-                else:
-                    problem = (
-                        f"{placeholder.text} refers to {head!r}, but no earlier step has that id"
-                        + did_you_mean(head, list(ids))
-                    )
-                issues.append(Issue(f"{step.label}: {problem}", step.file, line, col, _path(step, argument)))
-    return issues
 
 
 class Runner:
@@ -218,19 +113,17 @@ class Runner:
         #: warnings already shown in this run: (category, message, file, line)
         self._warned: set[tuple[t.Any, str, str, int]] = set()
 
-    def run(self, steps: t.Sequence[Step]) -> dict[str, t.Any]:
-        """Check all ``steps``, then run them in order. Returns the template namespace (all outputs).
+    def run(self, steps: t.Sequence[Step], *, config: Config | None = None) -> dict[str, t.Any]:
+        """Check all ``steps`` (with the problems ``config`` was loaded with), then run them in order.
+        Returns the template namespace (all outputs).
 
         Steps of the ``finally`` section run after the others even when one failed or the run was
         interrupted; the first failure (or the interrupt) is raised after them.
         """
         with run_context(self.context):
             resolved = prepare(
-                steps,
-                self.registry,
-                known_names=self._seeded,
-                install_requires=self.install_requires,
-                allow_missing=self.templates.allow_missing,
+                steps, self.registry, known_names=self._seeded, install_requires=self.install_requires,
+                allow_missing=self.templates.allow_missing, config=config,
             )
             started = time.perf_counter()
             self.context.emit("run.started")
@@ -417,6 +310,13 @@ class Runner:
             ctx.emit("step.failed", duration=time.perf_counter() - started, message=str(exc),
                      attempt=self._attempt, outcome=FAILURE, continued=self._continues or None)
             raise
+        except StoreError as exc:
+            # a block/variable store that cannot be read is invalid input (exit 2), not a step failure
+            located = StoreError(f"{step.location}: {step.label}: {exc.message}" if step.location
+                                 else f"{step.label}: {exc.message}", store=exc.store, hint=exc.hint)
+            ctx.emit("step.failed", duration=time.perf_counter() - started, message=str(located),
+                     attempt=self._attempt, outcome=FAILURE, continued=self._continues or None)
+            raise located from exc
         except (Exception, KeyboardInterrupt, SystemExit) as exc:
             duration = time.perf_counter() - started
             if isinstance(exc, KeyboardInterrupt):

@@ -207,16 +207,24 @@ def argument_issues(func: t.Callable[..., t.Any], arguments: t.Mapping[str, t.An
     missing = [n for n, default in params.items() if default is REQUIRED and n not in arguments]
     if missing:
         problems.append((None, "missing required argument" + ("s " if len(missing) > 1 else " ") + ", ".join(map(repr, missing))))
-    hints = _hints(func)
+    schemas = _argument_schemas(func)
     for name, value in arguments.items():
-        if name not in params or name not in hints:
+        schema = schemas.get(name)
+        if not schema or name not in params:
             continue
-        if any("{{" in s for s in iter_strings(value)):
+        if "{{" in value if isinstance(value, str) else any("{{" in s for s in iter_strings(value)):
             continue
-        schema = annotation_schema(hints[name])
-        if schema and not _matches(value, schema):
+        if not _matches(value, schema):
             problems.append((name, f"{name!r} must be {_describe(schema)}, got {type(value).__name__} {value!r}"))
     return problems
+
+
+def _argument_schemas(func: t.Callable[..., t.Any]) -> dict[str, dict[str, t.Any]]:
+    """The JSON Schema of each type-hinted parameter (once per function: a file may call a step
+    thousands of times)."""
+    return t.cast(t.Dict[str, t.Dict[str, t.Any]], _memo(
+        "schemas", func, lambda f: {name: annotation_schema(hint) for name, hint in _hints(f).items()}
+    ))
 
 
 def _accepts(params: t.Mapping[str, t.Any]) -> str:

@@ -34,7 +34,7 @@ import typing as t
 
 from stepengine.errors import TemplateError
 
-__all__ = ["Placeholder", "TemplateContext", "find_placeholders", "render", "render_arguments"]
+__all__ = ["Placeholder", "TemplateContext", "find_placeholders", "render", "render_arguments", "split_path"]
 
 #: Prefect's placeholder grammar
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([\w.\-\[\]$]+)\s*\}\}")
@@ -311,12 +311,15 @@ def _where_missing(resolver: t.Any, kind: str, block_type: str | None, name: str
     return describe(kind, block_type, name) if describe is not None else None
 
 
-def _split_path(name: str) -> list[str | int]:
+def split_path(name: str) -> list[str | int]:
     """``build.tags[0]`` → ``["build", "tags", 0]``; ``get-commit.stdout`` → ``["get-commit", "stdout"]``."""
     parts: list[str | int] = []
     for key, index in _PATH_PART_RE.findall(name):
         parts.append(int(index) if index else key)
     return parts
+
+
+_split_path = split_path  # the older name, still used by plan and deploy
 
 
 def _walk(value: t.Any, parts: t.Sequence[str | int]) -> t.Any:

@@ -618,3 +618,37 @@ def test_reserved_keys_and_the_schema_agree() -> None:
 
     described = set(file_schema()["$defs"]["stepArguments"]["properties"])
     assert described == set(RESERVED_KEYS) == {"id", "requires"} | CONTROL_KEYS
+
+
+def test_infinite_or_nan_timeouts_and_delays_are_invalid_with_their_place(tmp_path: Path) -> None:
+    """YAML's .inf and .nan are floats: a timeout that never fires, a delay that cannot be slept."""
+    file = tmp_path / "prefect.yaml"
+    file.write_text(
+        "build:\n  - ok:\n      timeout_seconds: .inf\n      retries: 1\n      retry_delay_seconds: .nan\n"
+        "  - ok:\n      retry_delay_seconds: .inf\n      retries: -1\n"
+    )
+    with pytest.raises(stepengine.ValidationError) as info:
+        stepengine.validate(file, steps=Recorder().steps())  # type: ignore[arg-type]
+    assert [(i.line, i.col, i.message) for i in info.value.issues] == [
+        (3, 7, "build[0] (ok): timeout_seconds must be a finite number, got inf"),
+        (5, 7, "build[0] (ok): retry_delay_seconds must be a finite number, got nan"),
+        (7, 7, "build[1] (ok): retry_delay_seconds must be a finite number, got inf"),
+        (8, 7, "build[1] (ok): -1 is less than the minimum of 0"),  # the schema's word only, not twice
+    ]
+    assert info.value.exit_code == 2
+
+
+def test_a_dollar_name_inside_a_quoted_string_stays_text() -> None:
+    """`$NAME` is shorthand for env.NAME only outside string literals: '$HOME' is the text $HOME."""
+    rec = Recorder()
+    run(
+        """
+        build:
+          - ok: {name: quoted, if: "'$HOME' == '$' ~ 'HOME'"}
+          - ok: {name: mixed, if: "$MODE ~ ' costs $5 (not $MODE)' == 'prod costs $5 (not $MODE)'"}
+          - ok: {name: double, if: "\\"$MODE\\" != $MODE"}
+        """,
+        rec,
+        env={"MODE": "prod", "HOME": "/home/u"},
+    )
+    assert rec.calls == ["quoted", "mixed", "double"]

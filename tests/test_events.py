@@ -117,7 +117,9 @@ def test_json_mode_reports_a_config_error_as_one_json_line(tmp_path: Path) -> No
     event = json.loads(line)
     _validator().validate(event)
     assert event["kind"] == "run.failed"
-    assert event["message"].startswith("prefect.yaml:2:50: build[0] (run_shell_script): ")
+    # every problem at once: the schema's (retries) and the step's (no script), in file order
+    assert event["message"].splitlines()[1].startswith("prefect.yaml:2:50: build[0] (run_shell_script): ")
+    assert "missing required argument 'script'" in event["message"].splitlines()[0]
 
 
 def test_plain_text_mode_and_save_outputs_never_show_the_secret(tmp_path: Path) -> None:

@@ -93,9 +93,9 @@ def test_nothing_runs_when_any_step_is_invalid(tmp_path: Path) -> None:
         "and no module 'no.such.module'"
     )
     assert rendered[1:] == [
+        "prefect.yaml:6:5: pull[2] (touch): missing required argument 'path' (pull[2].touch)",
         "prefect.yaml:7:7: pull[2] (touch): unknown argument 'pth' (did you mean 'path'?); it accepts: path "
         "(pull[2].touch.pth)",
-        "prefect.yaml:6:5: pull[2] (touch): missing required argument 'path' (pull[2].touch)",
         "prefect.yaml:9:7: pull[3] (touch): {{ clone.directory }} refers to 'clone', but no earlier step has "
         "that id (pull[3].touch.path)",
     ]

@@ -193,3 +193,10 @@ def test_jinja_expressions_in_a_sandbox() -> None:
     # the same path in the plain grammar is a data lookup, never attribute access
     with pytest.raises(TemplateError, match="'a' has no '__class__.__mro__'"):
         render("{{ a.__class__.__mro__ }}", c)
+
+
+def test_a_dollar_name_inside_a_quoted_string_in_an_expression_stays_text() -> None:
+    c = ctx(env={"HOME": "/home/u", "USER": "ann"})
+    assert render("{{ 'price: $5, home: $HOME' ~ ' ' ~ $USER }}", c) == "price: $5, home: $HOME ann"
+    assert render('{{ "$USER" | upper }}', c) == "$USER"
+    assert render("{{ ('$HOME', $HOME) | join(' ') }}", c) == "$HOME /home/u"

@@ -71,7 +71,10 @@ def run_command(
 
     resolver = default_resolver(values_file=values_file, prefect_api_url=prefect_api_url, order=stores)
     with _reporting(printer, save_outputs=save_outputs) as collected:
-        config = stepengine.load(file, strict=strict)
+        from stepengine.checks import load_config
+
+        # schema problems are kept in the config and reported with the step problems, before any step
+        config = load_config(file, strict=strict)
         for warning in config.warnings:
             _warn(printer, warning)
         started = time.perf_counter()

@@ -42,13 +42,13 @@ def command(
     """Check FILE (default: prefect.yaml) and print each step a run would run, with its inputs
     templated: secrets masked, values from earlier steps' outputs shown as <from id.key>. Nothing runs.
     Exits 2 on any problem."""
-    import stepengine
+    from stepengine.checks import load_config
     from stepengine.cli._run import _values
     from stepengine.errors import ValidationError
     from stepengine.plan import plan
     from stepengine.stores import default_resolver
 
-    config = stepengine.load(file, strict=strict)
+    config = load_config(file, strict=strict)
     for warning in config.warnings:
         click.echo(warning, err=True)
     result = plan(
@@ -64,6 +64,12 @@ def command(
     if output == "json":
         json.dump(result.to_dict(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
+        if result.issues:
+            # the problems are in the JSON document already: say so once, not each problem again
+            n = len(result.issues)
+            click.echo(f"error: {n} problem{'s' if n != 1 else ''} found while templating (listed in \"problems\")",
+                       err=True)
+            raise click.exceptions.Exit(2)
     else:
         write_plan(result, sys.stdout)
     if result.issues:

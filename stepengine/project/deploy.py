@@ -242,6 +242,12 @@ def deploy_project(
         (``from_source`` fetches remote code with it); returns a ``FlowInfo``.
     """
     request = request or DeployRequest()
+    if project.config.problems:
+        # the files have schema problems: report them with every step problem, deploying nothing
+        from stepengine.checks import check_config
+        from stepengine.registry import Registry
+
+        check_config(project.config, Registry(steps), values=values or ())
     return [
         render_spec(project, index, _apply(entry, request, project.directory), run_build_push=run_build_push,
                     values=values, resolver=resolver, on_event=on_event, steps=steps, flow_source=flow_source)

@@ -14,11 +14,9 @@ from pathlib import Path
 
 from stepengine.config import Config
 from stepengine.errors import ConfigError
-from stepengine.loader import Document, load_document
+from stepengine.loader import Document
 
 __all__ = ["Project", "load_project"]
-
-DEPLOYMENT_FILE = "deployment.yaml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,45 +40,18 @@ class Project:
         return (document.file, line, col)
 
 
-def _wrap_deployments(document: Document) -> Document:
-    """A ``deployment.yaml`` may be ``{deployments: [...]}``, a list, or one deployment mapping."""
-    data = document.data
-    if isinstance(data, list):
-        prefix: tuple[object, ...] = ("deployments",)
-    elif isinstance(data, dict) and "deployments" not in data and "name" in data:
-        prefix = ("deployments", 0)
-        data = [data]
-    else:
-        return document
-    positions = {prefix + path: position for path, position in document.positions.items()}
-    positions[()] = (1, 1)
-    return Document({"deployments": data}, positions, document.file)
-
-
 def load_project(path: str | os.PathLike[str] = ".", *, strict: bool = False) -> Project:
-    """Load ``path`` (a prefect.yaml, or a directory holding one) and any ``deployment.yaml`` beside it."""
-    from stepengine.api import _from_document
+    """Load ``path`` (a prefect.yaml, or a directory holding one) and any ``deployment.yaml`` beside it.
+
+    Problems the files were loaded with stay in ``config.problems``: ``deploy_project`` reports them
+    with every step problem before anything runs (``stepengine.checks``).
+    """
+    from stepengine.checks import load_layout
 
     target = Path(path)
     file = target / "prefect.yaml" if target.is_dir() else target
     if not file.is_file():
         raise ConfigError(f"{file}: no such file", hint="create one with `stepengine init`")
-    config = _from_document(load_document(file), strict=strict)
-    second = file.parent / DEPLOYMENT_FILE
-    if file.name == DEPLOYMENT_FILE or not second.is_file():
-        return Project(file.parent.resolve(), config, None, tuple(config.document for _ in config.deployments))
-    extra = _from_document(_wrap_deployments(load_document(second)), strict=strict)
-    unexpected = [s for s in extra.sections if s]
-    if unexpected:
-        raise ConfigError(
-            f"{second}: top-level {', '.join(unexpected)} belong in prefect.yaml; "
-            "deployment.yaml holds only deployments",
-        )
-    deployments = (*extra.deployments, *config.deployments)
-    documents = (*(extra.document for _ in extra.deployments), *(config.document for _ in config.deployments))
-    merged = config.replace(
-        data={**config.data, "deployments": [d.data for d in deployments]},
-        deployments=deployments,
-        warnings=config.warnings + extra.warnings,
-    )
-    return Project(file.parent.resolve(), merged, second, documents)
+    layout = load_layout(file, strict=strict)
+    second = Path(layout.deployment_file) if layout.deployment_file else None
+    return Project(file.parent.resolve(), layout.config, second, layout.documents)

@@ -106,3 +106,29 @@ def test_plan_json_output_with_load_outputs_and_from_step(tmp_path: Path) -> Non
     (step,) = json.loads(result.stdout)["steps"]
     assert step["inputs"] == {"script": "echo saved *** dev"}
     assert step["if_now"] is False
+
+
+def test_plan_says_each_templating_problem_once(tmp_path: Path) -> None:
+    """With --output json the problems are in the JSON document: stderr does not print them again."""
+    _project(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "BRANCH"}
+    for output in ("text", "json"):
+        result = subprocess.run(
+            [sys.executable, "-m", "stepengine", "plan", "--values", "values.yaml", "--output", output],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60,
+        )
+        assert result.returncode == 2
+        assert (result.stdout + result.stderr).count("environment variable 'BRANCH' is not set") == 1, output
+    assert result.stderr == 'error: 1 problem found while templating (listed in "problems")\n'
+
+
+def test_a_store_that_cannot_be_read_is_reported_at_the_step_by_plan(tmp_path: Path) -> None:
+    _project(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "store.db").write_bytes(b"not a database at all" * 200)
+    result = stepengine("plan", cwd=tmp_path, env={"STEPENGINE_HOME": str(home), "BRANCH": "main"})
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"error: prefect.yaml:8:7: pull[1] (run_shell_script): {home / 'store.db'}: not a usable stepengine store"
+    ), result.stderr

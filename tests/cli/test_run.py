@@ -62,9 +62,9 @@ def test_invalid_file_exits_2_and_runs_nothing(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert not marker.exists()
     assert result.stderr.splitlines() == [
+        "error: prefect.yaml:4:5: pull[1] (run_shell_script): missing required argument 'script' (pull[1].run_shell_script)",
         "error: prefect.yaml:5:7: pull[1] (run_shell_script): unknown argument 'scrip' (did you mean 'script'?); "
         "it accepts: script, directory, env, stream_output, expand_env_vars, shell, venv (pull[1].run_shell_script.scrip)",
-        "error: prefect.yaml:4:5: pull[1] (run_shell_script): missing required argument 'script' (pull[1].run_shell_script)",
     ]
 
 
@@ -198,3 +198,20 @@ def test_step_plugin_example_installs_and_runs_by_short_name(tmp_path: Path) -> 
         "> Running run_shell_script step...",
         "hello, world!",
     ]
+
+
+def test_a_store_that_cannot_be_read_while_templating_exits_2_naming_the_step(tmp_path: Path) -> None:
+    """A StoreError is invalid input (exit 2, as documented), not a failed step (exit 1)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "store.db").write_bytes(b"not a database at all" * 200)
+    (tmp_path / "prefect.yaml").write_text(
+        "pull:\n  - run_shell_script:\n      script: echo first\n"
+        "  - run_shell_script:\n      script: 'echo {{ prefect.variables.branch }}'\n"
+    )
+    result = stepengine("run", cwd=tmp_path, env={**os.environ, "STEPENGINE_HOME": str(home)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-2] == (
+        f"error: prefect.yaml:4:5: pull[1] (run_shell_script): {home / 'store.db'}: not a usable stepengine store "
+        "(file is not a database)"
+    )
