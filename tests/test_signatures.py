@@ -24,7 +24,7 @@ def test_repeated_checks_give_the_same_problems_and_read_the_signature_once() ->
     ]
     for _ in range(3):
         assert argument_issues(step, {"path": 5, "cuont": 2}) == expected
-    assert sorted(kind for kind, _ in signatures._MEMO) == ["hints", "parameters"]
+    assert sorted(kind for kind, _ in signatures._MEMO) == ["hints", "parameters", "schemas"]
     assert all(func is step for func, _ in signatures._MEMO.values())
 
 
@@ -33,7 +33,7 @@ def test_callables_that_are_new_objects_each_time_are_not_memoized() -> None:
     assert argument_issues(functools.partial(step, count=2), {}) == [(None, "missing required argument 'path'")]
     assert signatures._MEMO == {}
     assert argument_issues(lambda **kw: {}, {"anything": 1}) == []
-    assert sorted(kind for kind, _ in signatures._MEMO) == ["hints", "parameters"]  # the lambda: a plain function
+    assert sorted(kind for kind, _ in signatures._MEMO) == ["hints", "parameters", "schemas"]  # the lambda: a plain function
 
 
 # --- parameters read from the code object (no ``inspect`` on the cold path) -------------------------
