@@ -13,6 +13,12 @@ and lists, environment variables, missing values (stepengine with ``allow_missin
 ``run_shell_script`` (multi-line, stderr, ``env``, ``expand_env_vars``, ``directory``) and
 ``set_working_directory``. ``DIFFERENCES`` holds the cases where stepengine deliberately differs (the
 README's table): each asserts both results, so the table cannot drift from the behaviour.
+
+``SERVER_CASES`` need blocks and variables: Prefect's client saves them on a real ``prefect server``
+(the ``prefect_server`` fixture), Prefect's ``run_steps`` reads them from it, and stepengine reads the
+same server through its Prefect API store: variables (present and missing, whole and inside text),
+secret and custom blocks, fields, list items, the path into a one-field block, and the failures
+(missing block, missing field, a block's mapping inside text) both must raise.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from prefect.deployments.steps.core import run_steps
 
 spec = json.load(open(sys.argv[1]))
 sys.path.insert(0, spec["steps_dir"])
+exec(spec.get("setup", ""))
 base_env = dict(os.environ)
 results = {}
 for case in spec["cases"]:
@@ -300,6 +307,72 @@ DIFFERENCES: list[tuple[Case, dict[str, t.Any], dict[str, t.Any]]] = [
 ]
 
 
+#: blocks and variables saved on a real Prefect server (by Prefect's own client) for SERVER_CASES
+SERVER_SETUP = '''
+from prefect.blocks.core import Block
+from prefect.blocks.system import Secret
+from prefect.variables import Variable
+
+class ParityConfig(Block):
+    _block_type_slug = "parity-config"
+    replicas: int
+    tags: list
+
+class ParityValue(Block):
+    _block_type_slug = "parity-value"
+    value: dict
+
+Secret(value="s3cr3t-value").save("parity-secret", overwrite=True)
+ParityConfig(replicas=2, tags=["a", "b"]).save("cfg", overwrite=True)
+ParityValue(value={"replicas": 3, "tags": ["c"]}).save("wrapped", overwrite=True)
+Variable.set("parity_branch", "main", overwrite=True)
+Variable.set("parity_number", 7, overwrite=True)
+'''
+
+#: cases that read blocks and variables: run against a real Prefect server (``prefect_server``)
+SERVER_CASES = [
+    Case("server: variables", f"""
+        - {ECHO}:
+            id: variables
+            whole: "{{{{ prefect.variables.parity_branch }}}}"
+            number: "{{{{ prefect.variables.parity_number }}}}"
+            inline: "on-{{{{ prefect.variables.parity_branch }}}}-{{{{ prefect.variables.parity_number }}}}"
+    """),
+    Case("server: missing variables with allow_missing", f"""
+        - {ECHO}:
+            id: missing_variables
+            whole: "{{{{ prefect.variables.parity_nope }}}}"
+            inline: "a{{{{ prefect.variables.parity_nope }}}}b"
+            in_list: ["{{{{ prefect.variables.parity_nope }}}}", "k"]
+    """, allow_missing=True),
+    Case("server: blocks", f"""
+        - {ECHO}:
+            id: blocks
+            secret: "{{{{ prefect.blocks.secret.parity-secret }}}}"
+            secret_inline: "token={{{{ prefect.blocks.secret.parity-secret }}}}"
+            whole: "{{{{ prefect.blocks.parity-config.cfg }}}}"
+            field: "{{{{ prefect.blocks.parity-config.cfg.replicas }}}}"
+            item: "{{{{ prefect.blocks.parity-config.cfg.tags[1] }}}}"
+            inline_field: "n={{{{ prefect.blocks.parity-config.cfg.replicas }}}}"
+            one_field_block: "{{{{ prefect.blocks.parity-value.wrapped }}}}"
+            into_value: "{{{{ prefect.blocks.parity-value.wrapped.replicas }}}}"
+            through_value: "{{{{ prefect.blocks.parity-value.wrapped.value.tags }}}}"
+    """),
+    Case("server: a missing block fails even with allow_missing", f"""
+        - {ECHO}:
+            whole: "{{{{ prefect.blocks.secret.parity-nope }}}}"
+    """, allow_missing=True),
+    Case("server: a missing block field fails", f"""
+        - {ECHO}:
+            whole: "{{{{ prefect.blocks.parity-config.cfg.nope }}}}"
+    """, allow_missing=True),
+    Case("server: a block mapping inside text fails", f"""
+        - {ECHO}:
+            text: "x{{{{ prefect.blocks.parity-config.cfg }}}}"
+    """, allow_missing=True),
+]
+
+
 def _dedent(yaml_steps: str) -> str:
     return textwrap.dedent(yaml_steps).strip("\n") + "\n"
 
@@ -327,23 +400,37 @@ def steps_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def prefect_results(tmp_path_factory: pytest.TempPathFactory, steps_dir: Path) -> dict[str, t.Any]:
-    """Every case through Prefect's run_steps, in one process."""
+    """Every offline case through Prefect's run_steps, in one process."""
+    root = tmp_path_factory.mktemp("prefect-side")
+    env = {
+        "PREFECT_HOME": str(root / "prefect-home"),
+        "PREFECT_API_URL": "http://127.0.0.1:9/api",  # a dead port: no server, no temporary server
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    return _run_prefect(root, CASES + [d[0] for d in DIFFERENCES], steps_dir, env)
+
+
+@pytest.fixture(scope="module")
+def server_results(tmp_path_factory: pytest.TempPathFactory, steps_dir: Path, prefect_server: t.Any) -> dict[str, t.Any]:
+    """The block and variable cases through Prefect's run_steps against a real server."""
+    root = tmp_path_factory.mktemp("prefect-server-side")
+    env = {k: v for k, v in prefect_server.env().items() if k.startswith("PREFECT_")}
+    return _run_prefect(root, SERVER_CASES, steps_dir, env, setup=SERVER_SETUP)
+
+
+def _run_prefect(root: Path, chosen: list[Case], steps_dir: Path, prefect_env: dict[str, str], *,
+                 setup: str = "") -> dict[str, t.Any]:  # fmt: skip
     import yaml
 
-    root = tmp_path_factory.mktemp("prefect-side")
     cases = []
-    for case in CASES + [d[0] for d in DIFFERENCES]:
+    for case in chosen:
         directory = _prepare(root, case)
         cases.append({"name": case.name, "cwd": str(directory), "env": case.env, "upstream": case.upstream,
                       "steps": yaml.safe_load(_dedent(case.yaml))})  # fmt: skip
-    (root / "spec.json").write_text(json.dumps({"steps_dir": str(steps_dir), "cases": cases}))
+    (root / "spec.json").write_text(json.dumps({"steps_dir": str(steps_dir), "cases": cases, "setup": setup}))
     (root / "driver.py").write_text(DRIVER)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PARITY_", "PYTHON"))}
-    env.update(
-        PREFECT_HOME=str(root / "prefect-home"),
-        PREFECT_API_URL="http://127.0.0.1:9/api",  # a dead port: no server, no temporary server
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-    )
+    env.update(prefect_env)
     result = subprocess.run([str(PREFECT_PYTHON), str(root / "driver.py"), str(root / "spec.json"), str(root / "out.json")],
                             env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -352,7 +439,8 @@ def prefect_results(tmp_path_factory: pytest.TempPathFactory, steps_dir: Path) -
             if name == spec["name"]}  # fmt: skip
 
 
-def _stepengine(case: Case, root: Path, steps_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, t.Any]:
+def _stepengine(case: Case, root: Path, steps_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                resolver: t.Any = None) -> dict[str, t.Any]:  # fmt: skip
     directory = _prepare(root, case)
     for name in [k for k in os.environ if k.startswith("PARITY_")]:
         monkeypatch.delenv(name)
@@ -362,7 +450,8 @@ def _stepengine(case: Case, root: Path, steps_dir: Path, monkeypatch: pytest.Mon
     monkeypatch.syspath_prepend(str(steps_dir))
     config = stepengine.loads("pull:\n" + textwrap.indent(_dedent(case.yaml), "  "), file="prefect.yaml")
     try:
-        outputs = stepengine.run(config, values=case.upstream, allow_missing=case.allow_missing)
+        outputs = stepengine.run(config, values=case.upstream, allow_missing=case.allow_missing,
+                                 resolver=resolver or stepengine.InMemoryResolver())  # fmt: skip
     except stepengine.StepExecutionError as exc:
         cause = exc.__cause__ or exc
         return {"error": type(cause).__name__, "message": str(cause)}
@@ -376,7 +465,26 @@ def test_same_outputs_as_prefect(
     case: Case, prefect_results: dict[str, t.Any], steps_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prefect = prefect_results[case.name]
+    assert ("error" in prefect) == ("fail" in case.name), prefect
     ours = _stepengine(case, tmp_path, steps_dir, monkeypatch)
+    if "error" in prefect:
+        assert "error" in ours, f"Prefect failed ({prefect}), stepengine did not: {ours}"
+    else:
+        assert ours == prefect
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SERVER_CASES, ids=[c.name for c in SERVER_CASES])
+def test_same_blocks_and_variables_as_prefect(
+    case: Case, server_results: dict[str, t.Any], prefect_server: t.Any, steps_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """stepengine reads the same server through its Prefect API store."""
+    from stepengine.stores.prefect_api import PrefectAPIStore
+
+    prefect = server_results[case.name]
+    assert ("error" in prefect) == ("fail" in case.name), prefect
+    ours = _stepengine(case, tmp_path, steps_dir, monkeypatch, resolver=PrefectAPIStore(prefect_server.api_url))
     if "error" in prefect:
         assert "error" in ours, f"Prefect failed ({prefect}), stepengine did not: {ours}"
     else:
