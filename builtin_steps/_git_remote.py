@@ -259,7 +259,7 @@ def classify(stderr: str) -> str:
         return "auth"
     if re.search(r"ssl certificate problem|certificate verif|server certificate", text):
         return "tls"
-    if "no space left on device" in text or "disk quota exceeded" in text:
+    if re.search(r"no space left on device|disk quota exceeded|out of diskspace", text):
         return "nospace"
     if re.search(r"not our ref|couldn't find remote ref|no such remote ref|unadvertised object", text):
         return "ref"

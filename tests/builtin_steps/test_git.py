@@ -681,6 +681,52 @@ def _pids_with(text: str) -> list[int]:
     return found
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_a_checkout_honours_the_umask(git_server: GitServer, repos: Repos, workdir: Path, umask: int) -> None:
+    """Like ``git clone``: the checkout directory gets 0777 minus the umask (it was always 0700)."""
+    old = os.umask(umask)
+    try:
+        git_clone(git_server.url("public/hello.git"))
+    finally:
+        os.umask(old)
+    assert (workdir / "hello").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (workdir / "hello" / "README.md").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> t.Iterator[Path]:
+    """A 1 MiB tmpfs (needs root; skipped elsewhere), unmounted afterwards."""
+    mountpoint = tmp_path / "small-disk"
+    mountpoint.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)], capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+@pytest.mark.parametrize(
+    ("use_cache", "files"),
+    [(False, 2000), (True, 2000), (False, 600)],
+    ids=["pack-no-cache", "pack-from-cache-on-another-disk", "checkout"],
+)
+def test_a_full_disk_is_named_as_such(
+    git_server: GitServer, small_disk: Path, monkeypatch: pytest.MonkeyPatch, use_cache: bool, files: int
+) -> None:
+    """ENOSPC while git writes the objects (git itself says "invalid index-pack output") or the files:
+    the error says the disk is full and names the checkout, and nothing is left on the small disk."""
+    create_bare_repo(git_server.root / "public" / f"too-big-{files}.git", files=files, file_size=4000)
+    monkeypatch.chdir(small_disk)
+    with pytest.raises(StepError) as caught:
+        git_clone(git_server.url(f"public/too-big-{files}.git"), cache=use_cache)
+    message = str(caught.value)
+    assert message.startswith(f"no space left on the device holding {small_disk / f'too-big-{files}'} ("), message
+    assert message.endswith("hint: free some space on that file system (or clone somewhere else) and run again")
+    assert list(small_disk.iterdir()) == []
+
+
 # --------------------------------------------------------------------------------------------------
 # Errors
 
