@@ -261,7 +261,7 @@ def classify(stderr: str) -> str:
         return "tls"
     if re.search(r"no space left on device|disk quota exceeded|out of diskspace", text):
         return "nospace"
-    if re.search(r"not our ref|couldn't find remote ref|no such remote ref|unadvertised object", text):
+    if re.search(r"not our ref|couldn't find remote ref|no such remote ref|unadvertised object|remote branch .* not found", text):
         return "ref"
     if re.search(r"could not resolve host|failed to connect|couldn't connect|connection refused", text):
         return "unreachable"

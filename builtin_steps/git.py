@@ -10,9 +10,11 @@ How a clone runs (see ``git_clone``):
    ``core.sshCommand`` ...: ``_git_remote.PINNED_CONFIG``) for every git command of the clone.
 2. ``git ls-remote`` names the wanted branch's tip (and the default branch) and fails early with a
    specific error: authentication, repository not found, branch not found, host unreachable.
-3. Network sources go through a shared object cache, ``$STEPENGINE_HOME/git-cache/<name>-<hash>.git``:
-   a shallow bare repository per URL, updated under a file lock. A second clone of a commit the
-   cache already holds never downloads it again: its objects are hard-linked into the new checkout.
+3. Network sources go through a shared object cache, ``$STEPENGINE_HOME/git-cache/<name>-<hash>.git``
+   (``_git_cache``): a shallow bare repository per URL, filled by one ``git clone --bare`` when cold
+   (no ``ls-remote`` then: the server is asked what plain ``git clone`` asks), updated under a lock
+   per repository, repacked and pruned so it stays bounded. A second clone of a commit the cache
+   already holds never downloads it again: its objects are hard-linked into the new checkout.
 4. The checkout is built in a temporary sibling (``git init``, objects from the cache or ``git fetch
    --depth 1``, checkout) and renamed into place only when complete. An existing checkout is
    updated in place (fetch + forced checkout of the wanted branch or commit) only if stepengine made
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import re
 import shutil
@@ -38,6 +39,17 @@ import typing as t
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from builtin_steps._git_cache import (
+    cache_path,
+    cache_root,
+    cached_source,
+    destination_lock,
+    fill_cold,
+    has_commit,
+    link_objects,
+    locked,
+    maintain,
+)
 from builtin_steps._git_checkouts import Checkout, claim, open_existing, refuse
 from builtin_steps._git_remote import (
     MARKER_VARIABLE,
@@ -50,11 +62,10 @@ from stepengine.step_api import (
     StepError,
     atomic_directory,
     get_logger,
-    home_directory,
     safe_join,
 )
 
-__all__ = ["agit_clone", "git_clone"]
+__all__ = ["agit_clone", "cache_path", "cache_root", "git_clone"]
 
 _HEX = re.compile(r"[0-9a-fA-F]{4,64}")
 
@@ -133,7 +144,7 @@ def git_clone(
     try:
         with _sigterm_as_interrupt(), _watchdog(git.marker):
             # Two runs cloning into the same directory take turns: the second one updates in place.
-            with _exclusive(_destination_lock(destination), f"another clone into {name}"):
+            with locked(destination_lock(destination), f"another clone into {name}"):
                 _remove_leftovers(destination)
                 if os.path.lexists(destination / ".git"):
                     checkout = open_existing(destination)
@@ -246,7 +257,10 @@ def _checkout(
     source = git.url
     ref: str | None = None  # refs/heads/<branch> or refs/tags/<tag>; None for a commit
     if commit_sha is None:
-        ref, wanted = _remote_ref(git, branch)
+        filled = None
+        if new and use_cache and not git.local and not directories and not (cache_path(git.url) / "HEAD").exists():
+            filled = fill_cold(git, branch)  # one clone into the cache tells the tip too: no ls-remote
+        ref, wanted = filled or _remote_ref(git, branch)
         branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
         local_ref = f"refs/remotes/origin/{branch}" if branch else ref
         refspec = f"+{ref}:{local_ref}"
@@ -256,21 +270,21 @@ def _checkout(
     if new:
         track = ["-t", branch] if branch else []
         git.run(["remote", "add", *track, "origin", git.url], repo)
-    have = not new and (commit_sha is None or len(commit_sha) >= 40) and _has_commit(git, repo, wanted)
+    have = not new and (commit_sha is None or len(commit_sha) >= 40) and has_commit(git, repo, wanted)
     fetched = False
     with contextlib.ExitStack() as stack:
         fetch_options = ["--depth", "1"]
         if directories:
             fetch_options.append("--filter=blob:none")
         elif use_cache and not git.local and not have:
-            source = stack.enter_context(_cached_source(git, ref, commit_sha, wanted))
+            source = str(stack.enter_context(cached_source(git, ref, commit_sha, wanted)))
         if commit_sha is not None and len(commit_sha) < 40:
             # An abbreviated SHA cannot be fetched by name: fetch the branches' history and resolve it.
             full = _resolve_short_sha(git, repo if source == git.url else Path(source), commit_sha, source == git.url)
             wanted = refspec = full
-            have = _has_commit(git, repo, wanted)
+            have = has_commit(git, repo, wanted)
         if not have and source != git.url and new:
-            have = _link_objects(Path(source), repo)
+            have = link_objects(Path(source), repo)
         if not have:
             # by remote name when fetching from it, so a partial clone records origin as its promisor
             name = "origin" if source == git.url else source
@@ -295,41 +309,11 @@ def _checkout(
         git.run(["submodule", "update", "--init", "--recursive", "--depth", "1", "--quiet"], repo, network=True)
 
 
-def _link_objects(cache: Path, repo: Path) -> bool:
-    """Give a new checkout every object of the cache as hard links (no copy, no pack transfer).
-
-    Pack files and loose objects never change once written, so sharing their inodes is safe; the
-    checkout does not depend on the cache afterwards (unlike ``--reference``). Returns ``False``
-    when links are impossible (another file system), and the caller fetches instead.
-    """
-    objects = repo / ".git" / "objects"
-    try:
-        for source in (cache / "objects").glob("*/*"):
-            if source.parent.name == "info" or source.suffix in (".keep", ".lock") or source.name.startswith("tmp_"):
-                continue
-            target = objects / source.parent.name / source.name
-            target.parent.mkdir(exist_ok=True)
-            if not target.exists():
-                os.link(source, target)
-        if (cache / "shallow").exists():
-            # the cache is shallow: so is the checkout, at the same boundaries
-            (repo / ".git" / "shallow").write_bytes((cache / "shallow").read_bytes())
-    except OSError:
-        return False
-    return True
-
-
 def _track_branch(git: Remote, repo: Path, branch: str) -> None:
     """Make an existing checkout's origin fetch ``branch`` too (``git pull`` then works on it)."""
     specs = git.probe(["config", "--get-all", "remote.origin.fetch"], repo)[1].split()
     if f"+refs/heads/{branch}:refs/remotes/origin/{branch}" not in specs and "+refs/heads/*:refs/remotes/origin/*" not in specs:
         git.run(["remote", "set-branches", "--add", "origin", branch], repo)
-
-
-def _has_commit(git: Remote, repo: Path, sha: str) -> bool:
-    if not (repo / ".git").exists() and not (repo / "objects").exists():
-        return False
-    return git.probe(["cat-file", "-e", f"{sha}^{{commit}}"], repo)[0] == 0
 
 
 def _resolve_short_sha(git: Remote, repo: Path, short: str, from_origin: bool) -> str:
@@ -369,6 +353,7 @@ def _update_in_place(
         )  # fmt: skip
     checkout.save("updating")
     _checkout(git, destination, branch, commit_sha, directories, include_submodules, use_cache)
+    maintain(git, destination, bare=False)  # each update adds objects: keep .git bounded
     checkout.save("ready")
 
 
@@ -397,68 +382,6 @@ def _honour_umask(directory: Path) -> None:
         umask = os.umask(0o077)
         os.umask(umask)
     os.chmod(directory, 0o777 & ~umask)
-
-
-# --------------------------------------------------------------------------------------------------
-# The shared object cache
-
-
-def cache_root() -> Path:
-    """Where cached repositories live: ``$STEPENGINE_HOME/git-cache`` (default ``~/.stepengine``)."""
-    return home_directory() / "git-cache"
-
-
-def cache_path(url: str) -> Path:
-    """The bare repository that caches ``url`` (credentials never take part in the name)."""
-    clean = strip_userinfo(url).rstrip("/")
-    digest = hashlib.sha256(clean.encode()).hexdigest()[:16]
-    name = re.sub(r"[^\w.-]", "_", clean.rsplit("/", 1)[-1].removesuffix(".git"))[:40] or "repo"
-    return cache_root() / f"{name}-{digest}.git"
-
-
-@contextlib.contextmanager
-def _cached_source(git: Remote, ref: str | None, commit_sha: str | None, tip: str) -> t.Iterator[str]:
-    """Bring the cache up to date with the wanted commit and yield its path, holding its lock."""
-    path = cache_path(git.url)
-    with _exclusive(Path(f"{path}.lock"), f"another clone of {git.url} to finish with the git cache"):
-        # We hold the cache's lock, so a git lock file left in it belongs to a git that was killed.
-        for stale in (*path.glob("*.lock"), *path.glob("refs/**/*.lock")):
-            stale.unlink(missing_ok=True)
-        if not (path / "HEAD").exists():
-            git.run(["init", "--quiet", "--bare", str(path)])
-            with open(path / "config", "a") as config:
-                # pruneExpire: nothing a checkout might still want is ever pruned by an automatic gc;
-                # autoDetach: no gc in the background, deleting a pack while a checkout links it
-                config.write("[gc]\n\tpruneExpire = never\n\tautoDetach = false\n")
-        if ref is not None:
-            if not _has_commit(git, path, tip):
-                refspec = f"+{ref}:{ref}"
-                git.run(["fetch", "--quiet", "--no-tags", "--depth", "1", "--", git.url, refspec], path, network=True)
-        elif len(commit_sha) >= 40 and not _has_commit(git, path, commit_sha):
-            refspec = f"{commit_sha}:refs/commits/{commit_sha}"
-            git.run(["fetch", "--quiet", "--no-tags", "--depth", "1", "--", git.url, refspec], path, network=True, commit=commit_sha)
-        yield str(path)
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path, waiting_for: str) -> t.Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock_path`` (released even if the process dies)."""
-    import fcntl
-
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            get_logger().info("waiting for %s", waiting_for)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def _destination_lock(destination: Path) -> Path:
-    """One lock per checkout directory, kept beside the cache (not in the user's directory)."""
-    digest = hashlib.sha256(os.fsencode(destination)).hexdigest()[:24]
-    return cache_root() / "locks" / f"{digest}.lock"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from builtin_steps import _git_cache as git_cache
 from builtin_steps import _git_remote as remote
 from builtin_steps import git as git_step
 from builtin_steps.git import git_clone
@@ -141,7 +142,7 @@ def test_token_clone_over_http_keeps_token_out_of_everything(
     served = [r for r in git_server.requests() if r["path"].startswith("/private/app.git")]
     assert served and all(r["status"] == 200 for r in served)
     argv = argv_log.read_text()
-    assert "ls-remote" in argv and "fetch" in argv  # the wrapper saw every git command
+    assert "clone --bare" in argv and "checkout" in argv  # the wrapper saw every git command (cold cache: a clone)
     out, err = capfd.readouterr()
     home = Path(os.environ["STEPENGINE_HOME"])
     assert_absent(git_server.token, argv, all_text_under(checkout / ".git"), all_text_under(home), out, err, caplog.text)
@@ -467,6 +468,12 @@ def test_existing_non_git_directory_is_an_error(git_server: GitServer, repos: Re
     assert [p.name for p in (workdir / "hello").iterdir()] == ["notes.txt"]
 
 
+def _clone_requests(server: GitServer, url: str, directory: Path) -> list[tuple[str, str]]:
+    server.reset()
+    subprocess.run(["git", "clone", "-q", "--depth", "1", url, str(directory)], check=True, capture_output=True)
+    return [(r["method"], r["path"]) for r in server.requests()]
+
+
 def _ls_remote_requests(server: GitServer, url: str) -> int:
     server.reset()
     subprocess.run(["git", "ls-remote", url], check=True, capture_output=True)
@@ -474,7 +481,8 @@ def _ls_remote_requests(server: GitServer, url: str) -> int:
 
 
 def test_second_clone_uses_the_cache(git_server: GitServer, workdir: Path) -> None:
-    """The second clone into a new directory only asks the server where the branch is."""
+    """The first clone asks the server what ``git clone`` asks; the second, into a new directory, only
+    where the branch is."""
     info = create_bare_repo(git_server.root / "public" / "cached.git", files=50)
     url = git_server.url("public/cached.git")
     git_clone(url, clone_directory_name="first")
@@ -482,6 +490,8 @@ def test_second_clone_uses_the_cache(git_server: GitServer, workdir: Path) -> No
     git_server.reset()
     git_clone(url, clone_directory_name="second")
     second = git_server.requests()
+    plain = _clone_requests(git_server, url, workdir / "plain")
+    assert [(r["method"], r["path"]) for r in first] == plain  # no ls-remote before filling the cache
     assert git("rev-parse", "HEAD", cwd=workdir / "second") == info.head
     assert git("config", "--get", "remote.origin.url", cwd=workdir / "second") == url
     assert len(second) == _ls_remote_requests(git_server, url) < len(first)
@@ -497,7 +507,37 @@ def test_second_clone_uses_the_cache(git_server: GitServer, workdir: Path) -> No
 
     git_server.reset()
     git_clone(url, clone_directory_name="third", cache=False)
-    assert len(git_server.requests()) == len(first)
+    assert len(git_server.requests()) == len(second) + len(first)  # ls-remote, then the fetch
+
+
+def _objects(repo: Path) -> tuple[int, int]:
+    """``(loose, in packs)`` objects of a repository."""
+    stats = dict(line.split(": ") for line in git("count-objects", "-v", cwd=repo).splitlines())
+    return int(stats["count"]), int(stats["in-pack"])
+
+
+def test_the_cache_and_an_updated_checkout_stay_packed_and_pruned(
+    git_server: GitServer, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: each upstream update left its objects loose in the cache forever (995 after 200), and
+    every new checkout linked them all. Past the limit both are repacked and the old tips pruned."""
+    monkeypatch.setattr(git_cache, "LOOSE_LIMIT", 10)
+    info = create_bare_repo(git_server.root / "public" / "moving-often.git", files=30)
+    url = git_server.url("public/moving-often.git")
+    git_clone(url, clone_directory_name="fresh-before")
+    first = sum(_objects(workdir / "fresh-before"))
+    for n in range(16):  # ~6 new objects each (commit, trees, two blobs): 96 without pruning
+        commit_files(info.path, "main", {f"d0{n % 10}/changed.txt": f"{n}\n" * 50, "CHANGES.txt": f"{n}\n"})
+        git_clone(url, clone_directory_name="kept")
+    cache = git_step.cache_path(url)
+    for repo in (cache, workdir / "kept"):
+        loose, packed = _objects(repo)
+        assert loose <= 10 + 6 and loose + packed <= first + 6 + 16, (repo, loose, packed)
+        git("fsck", "--no-progress", "--no-dangling", cwd=repo)
+    assert git("rev-parse", "HEAD", cwd=workdir / "kept") == git("rev-parse", "main", cwd=info.path)
+    git_clone(url, clone_directory_name="fresh-after")
+    assert sum(_objects(workdir / "fresh-after")) <= first + 6 + 16
+    git("fsck", "--no-progress", cwd=workdir / "fresh-after")
 
 
 def test_concurrent_clones_share_the_cache_safely(git_server: GitServer, workdir: Path) -> None:
@@ -515,10 +555,12 @@ def test_concurrent_clones_share_the_cache_safely(git_server: GitServer, workdir
         assert git("rev-parse", "HEAD", cwd=workdir / f"c{n}") == info.head
         git("fsck", "--no-progress", cwd=workdir / f"c{n}")
     git("fsck", "--no-progress", cwd=git_step.cache_path(url))
-    # every git command over HTTP starts with one GET of info/refs: 4 ls-remote, then 1 fetch into
-    # the cache by whichever process got its lock first; the other three found the commit there
+    # every git command over HTTP starts with one GET of info/refs: one `clone --bare` into the cold
+    # cache by whichever process got its lock first; the other three found it filled and only asked
+    # where the branch is (ls-remote)
     commands = [r for r in git_server.requests() if r["method"] == "GET"]
-    assert len(commands) == 4 + 1
+    assert len(commands) == 1 + 3
+    assert len([r for r in git_server.requests() if r["method"] == "POST" and r["path"].endswith("upload-pack")]) == 1 + 3 + 1
 
 
 def test_concurrent_clones_into_the_same_directory_take_turns(git_server: GitServer, workdir: Path) -> None:
