@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from stepengine.step_api import ProcessError, StepError, get_logger, mask, run_process
+from stepengine.step_api import ProcessError, StepError, get_logger, home_directory, mask, run_process
 
 __all__ = [
     "ATTEMPTS", "MARKER_VARIABLE", "PINNED_CONFIG", "RETRY_BASE_SECONDS", "Remote", "classify", "no_space_error",
@@ -232,10 +232,22 @@ _GIT_CHECKED: set[str] = set()
 
 def _require_git_config_env() -> None:
     """``GIT_CONFIG_COUNT`` needs git 2.31: an older git would ignore the pinned settings (and clone
-    without the token). Checked once per process and ``PATH``."""
+    without the token). Checked once per ``git`` executable: the answer is kept in memory and, keyed
+    by the executable's inode, size and mtime, in ``$STEPENGINE_HOME/git-cache/git-version-ok`` (a
+    new CLI process would otherwise start one more git for every clone)."""
     path = os.environ.get("PATH", "")
     if path in _GIT_CHECKED:
         return
+    key = ""
+    with contextlib.suppress(OSError, TypeError):
+        executable = os.path.realpath(shutil.which("git", path=path) or "")
+        info = os.stat(executable)
+        key = f"{executable} {info.st_ino} {info.st_size} {info.st_mtime_ns}\n"
+    stamp = home_directory() / "git-cache" / "git-version-ok"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if key and stamp.read_text(encoding="utf-8") == key:
+            _GIT_CHECKED.add(path)
+            return
     out = run_process(["git", "--version"], stream_output=False, hint="install git").stdout
     match = re.search(r"(\d+)\.(\d+)", out)
     if match and (int(match[1]), int(match[2])) < (2, 31):
@@ -245,6 +257,12 @@ def _require_git_config_env() -> None:
             hint="install git 2.31 or newer",
         )
     _GIT_CHECKED.add(path)
+    if key:
+        with contextlib.suppress(OSError):
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            tmp = stamp.with_name(f".{stamp.name}.{os.getpid()}.tmp")
+            tmp.write_text(key, encoding="utf-8")
+            os.replace(tmp, stamp)
 
 
 # --------------------------------------------------------------------------------------------------

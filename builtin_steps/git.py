@@ -44,6 +44,7 @@ from builtin_steps._git_cache import (
     cache_root,
     cached_source,
     destination_lock,
+    files_refs,
     fill_cold,
     has_commit,
     link_objects,
@@ -267,7 +268,10 @@ def _checkout(
     else:
         wanted = commit_sha
         refspec = commit_sha
-    if new:
+    direct = new and files_refs(repo / ".git")  # refs and config written as plain files: no git process
+    if new and direct:
+        _write_origin(repo, git.url, branch)
+    elif new:
         track = ["-t", branch] if branch else []
         git.run(["remote", "add", *track, "origin", git.url], repo)
     have = not new and (commit_sha is None or len(commit_sha) >= 40) and has_commit(git, repo, wanted)
@@ -291,7 +295,10 @@ def _checkout(
             fetch = ["fetch", "--quiet", "--no-tags", *fetch_options, "--", name, refspec]
             git.run(fetch, repo, network=source == git.url, commit=commit_sha)
             fetched = True
-    if ref is not None and not fetched:
+    if ref is not None and not fetched and direct:
+        (repo / ".git" / local_ref).parent.mkdir(parents=True, exist_ok=True)
+        (repo / ".git" / local_ref).write_text(wanted + "\n", encoding="ascii")
+    elif ref is not None and not fetched:
         git.run(["update-ref", local_ref, wanted], repo)
     if directories:
         git.run(["sparse-checkout", "set", "--", *directories], repo, network=True)
@@ -307,6 +314,20 @@ def _checkout(
         git.run(["checkout", "--quiet", "--force", "--detach", target], repo, network=True)
     if include_submodules:
         git.run(["submodule", "update", "--init", "--recursive", "--depth", "1", "--quiet"], repo, network=True)
+
+
+def _write_origin(repo: Path, url: str, branch: str | None) -> None:
+    """What ``git remote add [-t branch] origin url`` writes into a new repository's config."""
+    if "\n" in url or "\0" in url:
+        raise StepError(f"refusing repository {url!r}: it contains a line break")
+    ref = f"refs/heads/{branch}" if branch else "refs/heads/*"
+    spec = f"+{ref}:refs/remotes/origin/{ref.removeprefix('refs/heads/')}"
+
+    def quoted(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    with open(repo / ".git" / "config", "a", encoding="utf-8") as config:
+        config.write(f'[remote "origin"]\n\turl = {quoted(url)}\n\tfetch = {quoted(spec)}\n')
 
 
 def _track_branch(git: Remote, repo: Path, branch: str) -> None:

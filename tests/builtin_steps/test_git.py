@@ -439,7 +439,7 @@ def test_every_git_command_runs_with_the_programs_pinned(
     git_clone(url, access_token=git_server.token, include_submodules=True)
     # not in a repository: `git --version`, and reading the user's ssh settings with GIT_DIR=/dev/null
     seen = [line for line in log.read_text().splitlines() if not line.endswith(("| --version", "|/dev/null config"))]
-    assert len(seen) > 10
+    assert len(seen) >= 8
     assert {line.partition("|")[0] for line in seen} == {"false /dev/null never"}, seen
 
 
@@ -653,7 +653,8 @@ def test_sigkill_mid_clone_stops_git_and_the_next_run_cleans_up(git_server: GitS
         if child.poll() is None:
             child.kill()
             child.wait()
-    assert [p.name for p in workdir.iterdir() if p.name.startswith(".slow.")]  # what SIGKILL leaves
+    left = sorted(p.name for p in workdir.iterdir())
+    assert [name for name in left if name.startswith(".slow.")], (left, child.returncode)  # what SIGKILL leaves
     git_server.set_delay(0)
     assert git_clone(url, clone_directory_name="slow") == {"directory": "slow"}
     assert sorted(p.name for p in workdir.iterdir()) == ["slow"]
