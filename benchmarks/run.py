@@ -572,6 +572,70 @@ def scenario_git(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
     ]
 
 
+#: N clones of one repository at once, each into its own empty directory; fails if any fails
+CONCURRENT_CLONES = """\
+work=$1; shift; pids=""
+for dir in "$work"/*/; do (cd "$dir" && exec "$@") & pids="$pids $!"; done
+rc=0; for pid in $pids; do wait "$pid" || rc=1; done; exit $rc
+"""
+#: process counts of the concurrent-clones scenario (issue 16)
+CONCURRENCY = (1, 2, 4, 8)
+
+
+def scenario_git_concurrent(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
+    try:
+        from tests.fixtures.git_server import create_bare_repo, start_git_server
+    except ImportError as exc:
+        raise Skip(f"the git server fixture cannot be imported here ({exc})") from None
+    files = 20 if ctx.tiny else 10000
+    root = ctx.fresh_dir("git-concurrent-root")
+    create_bare_repo(root / "public" / "big.git", files=files, commits=1 if ctx.tiny else 20)
+    server = stack.enter_context(start_git_server(root))
+    url = server.url("public/big.git")
+    work = ctx.work / "git-concurrent"
+    yaml_file = _write(work / "prefect.yaml", f"pull:\n  - prefect.deployments.steps.git_clone:\n      repository: {url}\n")
+    env = {**ctx.base_env, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+
+    def make(engine: str, count: int) -> t.Callable[[], Command]:
+        slug = "-".join(engine.replace(":", "").replace(",", "").split())
+        home = work / f"home-{slug}"
+
+        def prepare() -> None:
+            runs = ctx.fresh_dir(f"git-concurrent/{slug}-{count}")
+            for n in range(count):
+                (runs / str(n)).mkdir()
+            if engine == "stepengine, cold cache":
+                shutil.rmtree(home, ignore_errors=True)
+
+        def factory() -> Command:
+            runs = work / f"{slug}-{count}"
+            if engine == "git clone --depth 1":
+                program = ["git", "clone", "-q", "--depth", "1", url]
+            else:
+                program = [*ctx.stepengine_program(), "run", str(yaml_file), "--section", "pull", "-q"]
+            argv = ["/bin/sh", "-c", CONCURRENT_CLONES, "concurrent-clones", str(runs), *program]
+            return Command(argv, work, {**env, "STEPENGINE_HOME": str(home)}, before=prepare)
+
+        return factory
+
+    scenarios = []
+    for count in CONCURRENCY:
+        commands: dict[str, t.Callable[[], Command]] = {}
+        if "stepengine" in ctx.engines:
+            commands["stepengine"] = make("stepengine", count)
+            commands["stepengine, cold cache"] = make("stepengine, cold cache", count)
+        if "floor" in ctx.engines:
+            commands["git clone --depth 1"] = make("git clone --depth 1", count)
+        note = (f"{count} processes started at once, each cloning the same {files}-file repository from the "
+                "loopback smart-HTTP server into its own empty directory (wall time until the last one ends; "
+                "runs/s under Derived). `stepengine`: one `STEPENGINE_HOME` shared by all, its object cache warm "
+                "(the warm-up run fills it); `stepengine, cold cache`: that home emptied before each run, so "
+                "the processes race to fill it; `git clone --depth 1`: plain git, no cache.")  # fmt: skip
+        scenarios.append(Scenario(f"git-concurrent-{count}", f"10. {count} concurrent git clones, {files} files",
+                                  commands, rounds=3, note=note))  # fmt: skip
+    return scenarios
+
+
 def _wheel(directory: Path, name: str) -> Path:
     """A minimal pure-Python wheel, written directly (building 10 with pip would take ~20 s)."""
     dist = f"{name}-1.0"
@@ -849,13 +913,14 @@ SCENARIOS: dict[str, t.Callable[..., list[Scenario]]] = {
     "shell": scenario_shell,
     "s3": scenario_s3,
     "git": scenario_git,
+    "git-concurrent": scenario_git_concurrent,
     "pip": scenario_pip,
     "docker": scenario_docker,
     "deploy": scenario_deploy,
     "validate": scenario_validate,
 }
 #: scenarios that start servers: they get an ExitStack that is closed once their scenarios have run
-NEEDS_STACK = {"s3", "git", "docker", "deploy"}
+NEEDS_STACK = {"s3", "git", "git-concurrent", "docker", "deploy"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -990,6 +1055,12 @@ def _derived(results: list[Result]) -> list[str]:
         scale = validate.scenario.title.split(", ")[1]
         out.append(f"- validate, {scale} ÷ {small.split(', ')[1]}: {wall:.1f}× wall, {cpu:.1f}× CPU (linear: 10×); "
                    f"CPU time {_ms(statistics.median(s.cpu_seconds for s in big_samples))}")  # fmt: skip
+    for result in results:
+        if result.scenario.key.startswith("git-concurrent-"):
+            count = int(result.scenario.key.rsplit("-", 1)[1])
+            rates = ", ".join(f"{label} {count / _median(samples, False):.2f}"
+                              for label, samples in result.samples.items() if samples)  # fmt: skip
+            out.append(f"- {count} concurrent git clones, runs/s: {rates}")
     if cold and cold.samples.get("stepengine") and cold.samples.get("python -c pass"):
         x = _median(cold.samples["stepengine"], False) / _median(cold.samples["python -c pass"], False)
         out.append(f"- stepengine cold run = {x:.1f}× a bare `python -c pass` (wall time)")
