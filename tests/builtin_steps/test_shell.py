@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import shlex
 import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import stepengine
-from builtin_steps.shell import run_shell_script
+from builtin_steps.shell import run_shell_script, split_words
 from stepengine.errors import ProcessError, StepExecutionError
 from stepengine.events import Event
 
@@ -86,3 +89,35 @@ def test_failure_through_the_runner_is_one_clear_paragraph() -> None:
     with pytest.raises(StepExecutionError) as info:
         stepengine.run(config)
     assert str(info.value) == "p.yaml:2:5: pull[0] (s: run_shell_script) failed: command `sh -c 'echo bad >&2; exit 3'` exited with code 3:\n    bad"
+
+
+@given(st.text(alphabet=" \t'\"\\abc$\n", max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_words_are_split_exactly_as_posix_shlex_splits_them(line: str) -> None:
+    try:
+        expected: list[str] | str = shlex.split(line, comments=False)
+    except ValueError as exc:
+        expected = str(exc)
+    try:
+        actual: list[str] | str = split_words(line)
+    except ValueError as exc:
+        actual = str(exc)
+    assert actual == expected
+
+
+def test_a_2_mb_script_line_is_split_without_hanging() -> None:
+    """shlex grows a word a character at a time: a 2 MB word took over 30 s (issue 14). The alarm
+    is a bound against that hang, not a timing: the split takes milliseconds."""
+    import signal
+
+    def hung(signum: int, frame: object) -> None:
+        raise TimeoutError("splitting a 2 MB line did not finish in 20 s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        words = split_words("echo " + "x" * 2_000_000 + ' "' + 'y\\"' * 300_000 + '"')
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert [len(w) for w in words] == [4, 2_000_000, 600_000]
