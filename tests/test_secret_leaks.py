@@ -48,6 +48,20 @@ def fetch():
 
 def explode(secret, other):
     raise RuntimeError(f"cannot use {secret} or {other}")
+
+
+class Unprintable:
+    def __init__(self, token):
+        self.token = token
+
+    def __str__(self):
+        raise RuntimeError("cannot print " + self.token)
+
+
+def unprintable():
+    token = "stp" + "-made-5e6f"
+    mask(token)
+    return {"value": Unprintable(token)}
 '''
 
 SHELL_AND_FAILING_STEP = """
@@ -96,7 +110,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "leaky_steps.py").write_text(STEPS_MODULE)
     monkeypatch.setenv("DEPLOY_KEY", ENVIRON)
     monkeypatch.setenv("STEPENGINE_SECRET_ENV", "DEPLOY_KEY")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    # prepended: the console script must import this checkout (a worktree's PYTHONPATH), not another
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -181,6 +196,21 @@ def test_output_json_is_masked_with_the_secrets_the_run_found(project: Path) -> 
     assert outputs["fetched"] == {"token": "***"}
     assert outputs["show"]["stdout"] == "***"
     assert_clean(result.stdout + result.stderr, "the CLI's output")
+
+
+def test_an_unexpected_error_after_the_run_is_masked_with_the_runs_secrets(project: Path) -> None:
+    """Printing --output json fails (exit 3) after the run: its traceback still knows the secret the
+    run registered (issue 14: the run's masker was gone by the time the error was printed)."""
+    (project / "prefect.yaml").write_text("pull:\n  - leaky_steps.unprintable: {}\n")
+    exe = shutil.which("stepengine")
+    assert exe
+    for args in (["run", "--output", "json"], ["run", "--output=json", "-s", "pull"]):
+        for fastpath in ("1", "0"):  # without click, and through click
+            env = {**os.environ, "STEPENGINE_CLI_FASTPATH": fastpath}
+            result = subprocess.run([exe, *args], cwd=project, capture_output=True, text=True, timeout=60, env=env)
+            assert result.returncode == 3, result.stderr
+            assert "RuntimeError: cannot print ***" in result.stderr
+            assert_clean(result.stdout + result.stderr, "the CLI's output")
 
 
 def assert_nothing_on_disk(*roots: Path) -> None:

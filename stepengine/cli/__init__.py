@@ -11,9 +11,13 @@ is unsure of, goes to the click group (``_group.py``), which owns every message,
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import sys
 import typing as t
+
+if t.TYPE_CHECKING:
+    from stepengine.masking import Masker
 
 __all__ = ["COMMANDS", "cli", "command_scope", "main"]
 
@@ -38,6 +42,10 @@ COMMANDS: dict[str, str] = {
 #: set to 0 to send every command line through click (to compare, or to rule the fast path out)
 FASTPATH_ENV = "STEPENGINE_CLI_FASTPATH"
 
+#: the masker ``main`` made for this command line; ``command_scope`` uses it, so the secrets a run
+#: finds are still known while ``handle_errors`` prints an error after the command has ended
+_COMMAND_MASKER: contextvars.ContextVar[Masker | None] = contextvars.ContextVar("stepengine_command_masker", default=None)
+
 
 @contextlib.contextmanager
 def command_scope() -> t.Iterator[None]:
@@ -48,15 +56,33 @@ def command_scope() -> t.Iterator[None]:
     """
     from stepengine.masking import Masker, current_masker, masked_std_streams, using_masker
 
-    with using_masker(Masker(parent=current_masker())) as masker, masked_std_streams(masker):
+    masker = _COMMAND_MASKER.get() or Masker(parent=current_masker())
+    with using_masker(masker), masked_std_streams(masker):
         yield
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
     """Console-script entry point: runs the CLI and turns every outcome into an exit code."""
-    from stepengine.cli._errors import handle_errors
+    from stepengine.masking import Masker, current_masker, using_masker
 
     args = list(argv) if argv is not None else sys.argv[1:]
+    # The command's masker is made here, outside the error handler: an error printed after the run
+    # (say while writing --output json, exit 3) is masked with every secret the run found (issue 14).
+    masker = Masker(parent=current_masker())
+    token = _COMMAND_MASKER.set(masker)
+    try:
+        with using_masker(masker):
+            code = _main(args)
+    finally:
+        _COMMAND_MASKER.reset(token)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _main(args: list[str]) -> int:
+    from stepengine.cli._errors import handle_errors
+
     with handle_errors() as outcome:
         params = None
         if os.environ.get(FASTPATH_ENV, "1") != "0":
@@ -72,10 +98,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             from stepengine.cli._group import cli
 
             outcome.code = cli.main(args=args, prog_name="stepengine", standalone_mode=False)
-    code = outcome.code if isinstance(outcome.code, int) else 0
-    if argv is None:
-        sys.exit(code)
-    return code
+    return outcome.code if isinstance(outcome.code, int) else 0
 
 
 def __getattr__(name: str) -> t.Any:
