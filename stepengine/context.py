@@ -45,7 +45,9 @@ class RunContext:
         #: reads a block through the run's store: ``(block_type, name) -> data`` (set by the runner)
         self.block_loader: t.Callable[[str, str], t.Any] | None = None
 
-    def emit(self, kind: str, **fields: t.Any) -> None:
+    def emit(self, kind: str, *, premasked: bool = False, **fields: t.Any) -> None:
+        """Send an event to the subscriber, every field masked (``premasked``: but ``message``, which
+        the caller masked already, e.g. output masked on its stream)."""
         if self._on_event is None:
             return
         step = self.step
@@ -57,7 +59,10 @@ class RunContext:
             fields.setdefault("file", step.file)
             fields.setdefault("line", step.line)
         # every field, not only message and inputs: a field added later is masked too
+        message = fields.pop("message", None) if premasked else None
         fields = self.masker.mask_data(fields)
+        if premasked:
+            fields["message"] = message
         self._on_event(Event(kind=kind, timestamp=now(), **fields))
 
 

@@ -6,6 +6,11 @@ none is left. ``StreamMasker`` does the same for text that arrives in chunks, ho
 enough of the tail that a secret split across chunks is caught. ``scrub_exception`` masks an
 exception chain in place, so a traceback printed by anyone (not only the CLI) shows no secret.
 
+Every form is found in one pass by an Aho–Corasick automaton (``ahocorasick_rs``, over UTF-8 bytes),
+so the cost of masking grows with the text, not with the number of secrets (issue 16: one regex
+alternation of every form cost bytes × secrets). Where that library cannot be installed a regular
+expression does the same work, slower.
+
 Values shorter than ``MIN_SECRET_LENGTH`` characters are not masked (a warning says so): masking
 "a" or "1" would shred every line while protecting nothing.
 """
@@ -16,22 +21,26 @@ import contextlib
 import contextvars
 import logging
 import re
+import threading
 import typing as t
 
 __all__ = [
     "MASK",
     "MIN_SECRET_LENGTH",
+    "ByteStreamMasker",
     "MaskedTextStream",
     "Masker",
     "StreamMasker",
     "current_masker",
     "mask",
+    "masked_output",
     "masked_std_streams",
     "scrub_exception",
     "using_masker",
 ]
 
 MASK = "***"
+_MASK_BYTES = MASK.encode()
 #: shorter values are not masked: masking "a" or "1" would shred every log line
 MIN_SECRET_LENGTH = 4
 
@@ -49,7 +58,7 @@ class Masker:
         self._parent = parent
         self._forms: set[str] = set()
         self._generation = 0
-        self._pattern: re.Pattern[str] | None = None
+        self._pattern: _Matcher | None = None
         self._pattern_state: tuple[int, ...] = ()
         self._longest = 0
 
@@ -98,14 +107,12 @@ class Masker:
             forms |= self._parent.secrets
         return frozenset(forms)
 
-    def _compiled(self) -> re.Pattern[str] | None:
+    def _compiled(self) -> _Matcher | None:
         state = self._state()
         if state != self._pattern_state:
             forms = self.secrets
-            # Longest first, so a secret that contains another is replaced whole.
-            ordered = sorted(forms, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(f) for f in ordered)) if ordered else None
-            self._longest = len(ordered[0]) if ordered else 0
+            self._pattern = _Matcher(forms) if forms else None
+            self._longest = self._pattern.longest if self._pattern else 0
             self._pattern_state = state
         return self._pattern
 
@@ -113,16 +120,19 @@ class Masker:
         """``text`` with every known secret form replaced by ``***``."""
         if not text:
             return text
-        pattern = self._compiled()
-        if pattern is None:
+        matcher = self._compiled()
+        if matcher is None or len(text) < matcher.shortest:
             return text
-        # Replacing can join the pieces around a match into a new match (a secret that contains
-        # "***", or one form overlapping another): repeat until nothing matches. Each round makes
-        # the text shorter, so this ends.
-        text, count = pattern.subn(MASK, text)
-        while count:
-            text, count = pattern.subn(MASK, text)
-        return text
+        data = text.encode("utf-8", "surrogatepass")
+        masked = matcher.mask(data)
+        return text if masked is data else masked.decode("utf-8", "surrogatepass")
+
+    def mask_bytes(self, data: bytes) -> bytes:
+        """``data`` (UTF-8) with every known secret form replaced by ``***``."""
+        matcher = self._compiled()
+        if matcher is None:
+            return data
+        return matcher.mask(data)
 
     def mask_data(self, value: t.Any) -> t.Any:
         """Mask every string inside a JSON-like structure (dict keys included)."""
@@ -148,6 +158,89 @@ class Masker:
         """The length of the longest form: how much of a stream's tail may be a secret's start."""
         self._compiled()
         return self._longest
+
+    @property
+    def multiline(self) -> list[str]:
+        """The forms that span lines (multi-line secrets), which a stream must not cut at a newline."""
+        matcher = self._compiled()
+        return matcher.multiline if matcher is not None else []
+
+    @property
+    def multiline_bytes(self) -> list[bytes]:
+        matcher = self._compiled()
+        return matcher.multiline_bytes if matcher is not None else []
+
+    @property
+    def longest_bytes(self) -> int:
+        """``longest`` in UTF-8 bytes (for streams of bytes)."""
+        matcher = self._compiled()
+        return matcher.longest_bytes if matcher is not None else 0
+
+
+class _Matcher:
+    """Finds every occurrence of a fixed set of forms in UTF-8 bytes and replaces each by ``***``.
+
+    Occurrences that overlap (one form inside another, a secret next to its own prefix) are all
+    covered: the union of their spans becomes one ``***``. Only a form that itself contains ``*``
+    can be recreated by a replacement, so only then is the text searched again, until nothing is
+    found (each round shortens it).
+    """
+
+    def __init__(self, forms: t.Iterable[str]) -> None:
+        encoded = sorted({f.encode("utf-8", "surrogatepass") for f in forms}, key=len, reverse=True)
+        self.longest = max(len(f.decode("utf-8", "surrogatepass")) for f in encoded)
+        self.longest_bytes = len(encoded[0])
+        #: no text shorter than this (in characters: a character is at most 4 bytes) holds a form
+        self.shortest = max(1, len(encoded[-1]) // 4)
+        self.multiline_bytes = [f for f in encoded if b"\n" in f]
+        self.multiline = [f.decode("utf-8", "surrogatepass") for f in self.multiline_bytes]
+        self._spans, every_occurrence = _span_finder(encoded)
+        self._again = not every_occurrence or any(b"*" in f for f in encoded)
+
+    def mask(self, data: bytes) -> bytes:
+        while True:
+            spans = self._spans(data)
+            if not spans:
+                return data
+            spans.sort()
+            pieces = []
+            start, end = spans[0]
+            done = 0
+            for s, e in spans[1:]:
+                if s <= end:
+                    end = max(end, e)
+                    continue
+                pieces += (data[done:start], _MASK_BYTES)
+                done, start, end = end, s, e
+            pieces += (data[done:start], _MASK_BYTES, data[end:])
+            data = b"".join(pieces)
+            if not self._again:
+                return data
+
+
+def _span_finder(forms: list[bytes]) -> tuple[t.Callable[[bytes], list[tuple[int, int]]], bool]:
+    """A function giving the (start, end) of every occurrence of every form, overlapping ones too,
+    and whether it really finds every one (the regular expression finds no overlapping ones)."""
+    try:
+        import ahocorasick_rs
+    except ImportError:  # pragma: no cover - the dependency has wheels for every supported platform
+        pattern = re.compile(b"|".join(re.escape(f) for f in forms))  # longest first
+
+        def regex_spans(data: bytes) -> list[tuple[int, int]]:
+            return [m.span() for m in pattern.finditer(data)]
+
+        return regex_spans, False
+    automaton = ahocorasick_rs.BytesAhoCorasick(
+        forms,
+        matchkind=ahocorasick_rs.MatchKind.Standard,
+        implementation=ahocorasick_rs.Implementation.ContiguousNFA,
+    )
+    find = automaton.find_matches_as_indexes
+
+    def spans(data: bytes) -> list[tuple[int, int]]:
+        return [(start, end) for _, start, end in find(data, overlapping=True)]
+
+    return spans, True
 
 
 def _encoded_forms(text: str) -> set[str]:
@@ -175,9 +268,11 @@ def _encoded_forms(text: str) -> set[str]:
 class StreamMasker:
     """Masks text that arrives in chunks: a secret split across two chunks is still caught.
 
-    ``feed`` returns the part of the stream that is safe to emit now; it holds back the last
-    ``longest - 1`` characters (already masked), which may be the start of a secret the next chunk
-    completes. ``flush`` returns the rest at the end of the stream.
+    ``feed`` returns the part of the stream that is safe to emit now: everything up to the last
+    newline, and of a partial line all but its last ``longest - 1`` characters (already masked),
+    which may be the start of a secret the next chunk completes. A flush by the writer releases
+    nothing more: the held-back tail waits for more text or for ``flush`` at the end of the stream.
+    Every line of a multi-line secret is a form of its own, so a secret is never cut at a newline.
     """
 
     def __init__(self, masker: Masker) -> None:
@@ -186,12 +281,8 @@ class StreamMasker:
 
     def feed(self, chunk: str) -> str:
         """Return the part of the stream that is safe to emit now."""
-        text = self._masker.mask(self._pending + chunk)
-        keep = max(self._masker.longest - 1, 0)
-        if len(text) <= keep:
-            self._pending = text
-            return ""
-        cut = len(text) - keep
+        text = self._masker.mask(self._pending + chunk) if self._pending else self._masker.mask(chunk)
+        cut = _safe_cut(text, self._masker.longest, "\n", self._masker.multiline)
         self._pending = text[cut:]
         return text[:cut]
 
@@ -201,29 +292,78 @@ class StreamMasker:
         return rest
 
 
+class ByteStreamMasker:
+    """``StreamMasker`` for a stream of UTF-8 bytes (a pipe, a file descriptor)."""
+
+    def __init__(self, masker: Masker) -> None:
+        self._masker = masker
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Return the part of the stream that is safe to emit now."""
+        data = self._masker.mask_bytes(self._pending + chunk if self._pending else chunk)
+        cut = _safe_cut(data, self._masker.longest_bytes, b"\n", self._masker.multiline_bytes)
+        self._pending = data[cut:]
+        return data[:cut]
+
+    def flush(self) -> bytes:
+        """The held-back tail, masked: call once the stream has ended."""
+        rest, self._pending = self._masker.mask_bytes(self._pending), b""
+        return rest
+
+
+_Text = t.TypeVar("_Text", str, bytes)
+
+
+def _safe_cut(text: _Text, longest: int, newline: _Text, multiline: t.Sequence[_Text]) -> int:
+    """Where ``text`` (already masked) may be cut: what follows may be the start of a secret.
+
+    Up to the last newline is safe, unless the text ends with the beginning of a multi-line
+    secret that crosses it (a line of such a secret can be too short to be a form of its own).
+    """
+    at_newline = text.rfind(newline) + 1
+    for form in multiline:
+        # an unfinished occurrence crossing that newline has one of its own newlines there
+        j = form.find(newline)
+        while j != -1:
+            start = at_newline - 1 - j
+            if 0 <= start < at_newline and len(text) - start < len(form) and form.startswith(text[start:]):
+                at_newline = start
+            j = form.find(newline, j + 1)
+    return max(len(text) - max(longest - 1, 0), at_newline, 0)
+
+
 class MaskedTextStream:
     """A text stream (``sys.stdout``, ``sys.stderr``) that masks what is written through it.
 
-    Complete lines are masked and passed on at once; a partial line waits for its newline, or for
-    ``flush()``. Everything else (``isatty``, ``fileno``, ``encoding``…) is the wrapped stream's.
+    Text is masked as it arrives, holding back at most the length of the longest secret of a
+    partial line (``StreamMasker``): a secret written in pieces, with or without ``flush()``
+    between them, is still caught. ``close_masking()`` releases the held-back tail. ``buffer``
+    masks bytes written to it the same way, in order with the text. Everything else (``isatty``,
+    ``fileno``, ``encoding``…) is the wrapped stream's.
     """
 
     def __init__(self, stream: t.TextIO, masker: Masker | None = None) -> None:
         self._stream = stream
         self._masker = masker
-        self._pending = ""
+        self._streamers: dict[int, StreamMasker] = {}
+        self._buffer: _MaskedBuffer | None = None
 
-    def _mask(self, text: str) -> str:
-        return (self._masker or current_masker()).mask(text)
+    def _streamer(self) -> StreamMasker:
+        # One per masker: with the default (the current masker at each write), two runs in one
+        # process keep their held-back text apart.
+        masker = self._masker or current_masker()
+        streamer = self._streamers.get(id(masker))
+        if streamer is None or streamer._masker is not masker:
+            streamer = self._streamers[id(masker)] = StreamMasker(masker)
+        return streamer
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):
-            return self._stream.write(text)
-        data = self._pending + text
-        cut = data.rfind("\n") + 1
-        self._pending = data[cut:]
-        if cut:
-            self._stream.write(self._mask(data[:cut]))
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        out = self._streamer().feed(text)
+        if out:
+            self._stream.write(out)
         return len(text)
 
     def writelines(self, lines: t.Iterable[str]) -> None:
@@ -231,13 +371,51 @@ class MaskedTextStream:
             self.write(line)
 
     def flush(self) -> None:
-        if self._pending:
-            rest, self._pending = self._pending, ""
-            self._stream.write(self._mask(rest))
         self._stream.flush()
+
+    def close_masking(self) -> None:
+        """Write the held-back tails (masked) and flush: the stream is no longer masked after."""
+        if self._buffer is not None:
+            self._buffer.flush()
+        for streamer in self._streamers.values():
+            rest = streamer.flush()
+            if rest:
+                self._stream.write(rest)
+        self._streamers.clear()
+        self._stream.flush()
+
+    @property
+    def buffer(self) -> _MaskedBuffer:
+        if self._buffer is None:
+            self._buffer = _MaskedBuffer(self)
+        return self._buffer
 
     def __getattr__(self, name: str) -> t.Any:
         return getattr(self._stream, name)
+
+
+class _MaskedBuffer:
+    """``sys.stdout.buffer`` of a ``MaskedTextStream``: bytes are decoded (UTF-8) and masked with the
+    text, in the order they were written."""
+
+    def __init__(self, text: MaskedTextStream) -> None:
+        import codecs
+
+        self._text = text
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._text.write(self._decoder.decode(bytes(data)))
+        return len(data)
+
+    def flush(self) -> None:
+        rest = self._decoder.decode(b"", final=True)
+        if rest:
+            self._text.write(rest)
+        self._text.flush()
+
+    def __getattr__(self, name: str) -> t.Any:
+        return getattr(self._text._stream.buffer, name)
 
 
 @contextlib.contextmanager
@@ -258,8 +436,80 @@ def masked_std_streams(masker: Masker | None = None) -> t.Iterator[None]:
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, MaskedTextStream) and stream not in saved:
                 with contextlib.suppress(Exception):
-                    stream.flush()
+                    stream.close_masking()
         sys.stdout, sys.stderr = saved
+
+
+_OUTPUT_LOCK = threading.Lock()
+_output_users = 0
+_saved_output: tuple[t.Any, ...] = ()
+
+
+@contextlib.contextmanager
+def masked_output() -> t.Iterator[None]:
+    """While any run is in progress in this process: ``sys.stdout`` and ``sys.stderr`` mask what is
+    written through them (``print``, ``sys.stdout.buffer``), and every ``logging`` record is masked
+    as it is made, with the masker of the run that writes or logs (``current_masker()``).
+
+    The runner enters this around every run, so a step's ``print()`` and log lines are masked
+    through the Python API as well as in the CLI. It cannot see writes to file descriptor 1 or 2
+    that bypass ``sys.stdout``/``sys.stderr`` (``os.write``, C extensions, child processes not
+    started through ``run_process``): the CLI masks those at the file-descriptor level. Runs in
+    several threads share one wrapper; streams already masked are left alone.
+    """
+    import logging
+    import sys
+
+    global _output_users, _saved_output
+    with _OUTPUT_LOCK:
+        _output_users += 1
+        if _output_users == 1:
+            factory = logging.getLogRecordFactory()
+            saved = (sys.stdout, sys.stderr, factory)
+            if sys.stdout is not None and not isinstance(sys.stdout, MaskedTextStream):
+                sys.stdout = MaskedTextStream(sys.stdout)  # type: ignore[assignment]
+            if sys.stderr is not None and not isinstance(sys.stderr, MaskedTextStream):
+                sys.stderr = MaskedTextStream(sys.stderr)  # type: ignore[assignment]
+            logging.setLogRecordFactory(_masking_record_factory(factory))
+            _saved_output = saved
+    try:
+        yield
+    finally:
+        with _OUTPUT_LOCK:
+            _output_users -= 1
+            if _output_users == 0:
+                out, err, factory = _saved_output
+                _saved_output = ()
+                for current, saved_stream, name in ((sys.stdout, out, "stdout"), (sys.stderr, err, "stderr")):
+                    if isinstance(current, MaskedTextStream) and current is not saved_stream:
+                        with contextlib.suppress(Exception):
+                            current.close_masking()
+                        if current._stream is saved_stream:  # not replaced by anyone meanwhile
+                            setattr(sys, name, saved_stream)
+                logging.setLogRecordFactory(factory)
+
+
+def _masking_record_factory(make: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    """A log record factory masking each record's message (and traceback) when it is made."""
+
+    def make_masked(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        record = make(*args, **kwargs)
+        masker = current_masker()
+        if masker.longest:
+            with contextlib.suppress(Exception):  # a message that cannot be formatted stays as it is
+                record.msg = masker.mask(record.getMessage())
+                record.args = None
+            if record.exc_info and not record.exc_text:
+                import logging
+
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = masker.mask(record.exc_text)
+            if record.stack_info:
+                record.stack_info = masker.mask(record.stack_info)
+        return record
+
+    return make_masked
 
 
 def scrub_exception(exc: BaseException, masker: Masker) -> BaseException:

@@ -16,9 +16,9 @@ import signal
 import threading
 import typing as t
 
-from stepengine.context import emit_output
+from stepengine.context import current_run, emit_output
 from stepengine.errors import ProcessError, StepError
-from stepengine.masking import current_masker
+from stepengine.masking import ByteStreamMasker, Masker, current_masker
 
 if t.TYPE_CHECKING:
     import subprocess
@@ -67,7 +67,8 @@ def run_process(
     """Run ``args`` and return its (masked) output.
 
     :param env: the *complete* environment of the child (default: the current one).
-    :param stream_output: report each line as a ``step.output`` event while it runs.
+    :param stream_output: report the output as ``step.output`` events while it runs (each holds the
+        complete lines that arrived together).
     :param check: raise ``ProcessError`` on a non-zero exit.
     :param timeout: seconds; the process group is killed after it and ``StepError`` raised.
     :param secrets: values to mask in everything reported about this process.
@@ -101,10 +102,7 @@ def run_process(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                bufsize=1,
+                bufsize=0,
             )
         except FileNotFoundError as exc:
             raise StepError(f"command not found: {argv[0]}", hint=hint) from exc
@@ -113,12 +111,8 @@ def run_process(
         if live is not None:
             live.add(proc)
 
-        def pump(stream: t.IO[str], sink: list[str], name: str) -> None:
-            for line in stream:
-                sink.append(line)
-                if stream_output:
-                    emit_output(line, name)
-            stream.close()
+        def pump(stream: t.IO[bytes], sink: list[str], name: str) -> None:
+            _pump(stream, sink, name, masker, stream_output)
 
         for stream, sink, name in ((proc.stdout, out, "stdout"), (proc.stderr, err, "stderr")):
             thread = threading.Thread(target=contextvars.copy_context().run, args=(pump, stream, sink, name), daemon=True)
@@ -127,7 +121,7 @@ def run_process(
         if input is not None:
             assert proc.stdin is not None
             try:
-                proc.stdin.write(input)
+                proc.stdin.write(input.encode("utf-8"))
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
@@ -152,11 +146,67 @@ def run_process(
         if live is not None and proc is not None:
             live.discard(proc)
 
-    stdout = masker.mask("".join(out))
-    stderr = masker.mask("".join(err))
+    stdout = "".join(out)  # masked as it streamed
+    stderr = "".join(err)
     if check and returncode != 0:
         raise ProcessError([masker.mask(a) for a in argv], returncode, stdout=stdout, stderr=stderr, hint=hint)
     return ProcessResult(argv, returncode, stdout, stderr)
+
+
+def _pump(stream: t.IO[bytes], sink: list[str], name: str, masker: Masker, stream_output: bool) -> None:
+    """Read a child's output as it comes, in chunks: mask it on the stream (a secret split across
+    reads is still caught), keep it, and report the complete lines of each chunk as one event.
+
+    Chunks, not lines: the cost is per read, so 10 MB of output streams at disk speed (issue 16).
+    Line ends are normalised as text-mode pipes do (``\\r\\n`` and ``\\r`` become ``\\n``)."""
+    import codecs
+
+    fd = stream.fileno()
+    streamer = ByteStreamMasker(masker)
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    run = current_run() if stream_output else None
+    partial = ""
+    final = False
+    try:
+        while not final:
+            chunk = os.read(fd, 1 << 16)
+            if chunk:
+                text = decoder.decode(streamer.feed(chunk))
+            else:
+                final = True
+                text = decoder.decode(streamer.flush(), final=True)
+            if not text and not final:
+                continue
+            text = partial + text
+            if not final and text.endswith("\r"):
+                text, partial = text[:-1], "\r"  # may be the first half of \r\n
+            else:
+                partial = ""
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            sink.append(text)
+            if not stream_output:
+                continue
+            cut = text.rfind("\n") + 1
+            if final or len(text) - cut > 1 << 16:  # the end, or a line too long to hold: all of it
+                cut = len(text)
+            lines, rest = text[:cut], text[cut:]
+            if rest:
+                # a partial line waits for its end (it is in ``sink`` already)
+                sink.pop()
+                sink.append(lines)
+                partial = rest + partial
+            if lines:
+                _report(run, lines[:-1] if lines.endswith("\n") else lines, name)
+    finally:
+        stream.close()
+
+
+def _report(run: t.Any, lines: str, name: str) -> None:
+    if run is None:
+        emit_output(lines, name)
+    else:  # already masked: the event is not masked again
+        run.emit("step.output", premasked=True, message=lines, stream=name)
 
 
 def kill_process_group(proc: subprocess.Popen[t.Any], grace: float = 3.0) -> None:

@@ -33,7 +33,7 @@ from stepengine.errors import (
     TemplateError,
 )
 from stepengine.events import EventHandler
-from stepengine.masking import Masker, current_masker
+from stepengine.masking import Masker, current_masker, masked_output
 from stepengine.registry import Registry, StepFunction
 from stepengine.templating import TemplateContext, render_arguments
 
@@ -120,7 +120,7 @@ class Runner:
         Steps of the ``finally`` section run after the others even when one failed or the run was
         interrupted; the first failure (or the interrupt) is raised after them.
         """
-        with run_context(self.context):
+        with run_context(self.context), masked_output():  # a step's print() and logging too
             resolved = prepare(
                 steps, self.registry, known_names=self._seeded, install_requires=self.install_requires,
                 allow_missing=self.templates.allow_missing, config=config,

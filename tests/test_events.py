@@ -68,11 +68,13 @@ def _project(tmp_path: Path) -> None:
     (tmp_path / "values.yaml").write_text(f"blocks:\n  secret:\n    token: {SECRET}\n")
 
 
-def _run(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+def _run(tmp_path: Path, *args: str, env: dict | None = None, merged: bool = False) -> subprocess.CompletedProcess[str]:
+    """``merged``: stdout and stderr into one pipe (as a CI log shows them), in ``.stdout``."""
     base = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS", "NO_COLOR")}
     return subprocess.run(
         [sys.executable, "-m", "stepengine", "run", "--values", "values.yaml", *args],
-        capture_output=True, text=True, cwd=tmp_path, env={**base, **(env or {})}, timeout=60,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+        text=True, cwd=tmp_path, env={**base, **(env or {})}, timeout=60,
     )
 
 
@@ -152,10 +154,10 @@ def test_resume_from_saved_outputs(tmp_path: Path) -> None:
 
 def test_github_actions_groups_output_and_annotates_failures(tmp_path: Path) -> None:
     _project(tmp_path)
-    result = _run(tmp_path, env={"GITHUB_ACTIONS": "true"})
+    result = _run(tmp_path, env={"GITHUB_ACTIONS": "true"}, merged=True)  # the output (stdout) inside its group
     assert result.returncode == 1
-    lines = result.stderr.splitlines()
-    assert SECRET not in result.stderr
+    lines = result.stdout.splitlines()
+    assert SECRET not in result.stdout
     assert lines[1:5] == [
         "::group::build[0] (hello: run_shell_script)",
         "> Running run_shell_script step...",
@@ -346,7 +348,9 @@ def test_the_last_line_counts_skipped_steps_and_continued_failures(tmp_path: Pat
     result = _run(tmp_path)
     assert result.returncode == 0, result.stderr
     last = result.stderr.splitlines()[-1]
-    assert last.startswith("ok: 1 step in ") and last.endswith(" s (1 skipped, 1 failed and continued)")
+    # every step is counted (issue 15: "ok: 1 step" for three steps)
+    assert last.startswith("ok: 3 steps in ") and last.endswith(" s (1 succeeded, 1 skipped, 1 failed and continued)")
+    assert result.stdout == "y\n"  # the steps' output on stdout, as Prefect prints it
 
 
 def test_resume_with_a_dotted_var_for_an_earlier_output(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from stepengine.errors import ProcessError, StepExecutionError
 from stepengine.masking import (
     MASK,
+    ByteStreamMasker,
     MaskedTextStream,
     Masker,
     StreamMasker,
@@ -194,9 +195,69 @@ def test_masked_text_stream_masks_lines_and_waits_for_the_rest_of_a_split_secret
     assert target.getvalue() == ""  # a partial line waits: it may be the start of a secret
     stream.write("ret-1 b\nnext ")
     assert target.getvalue() == "a *** b\n"
-    stream.flush()
+    stream.flush()  # a flush releases nothing held back: "next " may start a secret
+    assert target.getvalue() == "a *** b\n"
+    stream.close_masking()
     assert target.getvalue() == "a *** b\nnext "
     assert stream.getvalue() == target.getvalue()  # anything else is the wrapped stream's
+
+
+@pytest.mark.parametrize("how", ["two parts with a flush", "a character at a time", "through .buffer"])
+def test_masked_text_stream_cannot_be_bypassed_by_pieces_flushes_or_bytes(how: str) -> None:
+    """issue 14: each of these printed the secret through a masked stdout."""
+    import io
+
+    raw = io.BytesIO()
+    target = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+    masker = Masker()
+    secret = "piece" + "wise-Secret-42"
+    masker.add(secret)
+    stream = MaskedTextStream(target, masker)
+    stream.write("before\n")
+    if how == "two parts with a flush":
+        stream.write("token=" + secret[:7])
+        stream.flush()
+        stream.write(secret[7:] + "\n")
+    elif how == "a character at a time":
+        for char in "token=" + secret + "\n":
+            print(char, end="", flush=True, file=stream)
+    else:
+        stream.buffer.write(b"token=" + secret[:3].encode())
+        stream.buffer.flush()
+        stream.buffer.write(secret[3:].encode() + b"\n")
+    stream.close_masking()
+    assert raw.getvalue().decode() == "before\ntoken=***\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(secret=secrets, pieces=st.lists(filler, min_size=1, max_size=5), data=st.data())
+def test_byte_stream_masker_catches_every_form_across_any_byte_split(secret: str, pieces: list[str], data: st.DataObject) -> None:
+    """Like the text stream masker, on UTF-8 bytes cut anywhere (even inside a character)."""
+    forms = encodings(secret)
+    chosen = data.draw(st.lists(st.sampled_from(forms), min_size=1, max_size=5))
+    stream = ("".join(p + f for p, f in zip(pieces, chosen)) + pieces[-1]).encode("utf-8", "surrogatepass")
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+    masker = Masker()
+    masker.add(secret)
+    streamer = ByteStreamMasker(masker)
+    out = b"".join(streamer.feed(stream[a:b]) for a, b in zip([0, *cuts], [*cuts, len(stream)])) + streamer.flush()
+    for form in forms:
+        assert form.encode("utf-8", "surrogatepass") not in out
+    assert out.count(MASK.encode()) >= 1
+
+
+def test_masking_a_thousand_secrets_finds_each_one_in_one_pass() -> None:
+    """1,000 secrets (14,000 forms): the automaton finds every one, next to and inside others."""
+    import os
+
+    masker = Masker()
+    secrets_ = [f"tok-{i:04d}-" + os.urandom(8).hex() for i in range(1000)]
+    for secret in secrets_:
+        masker.add(secret)
+    text = " ".join(f"<{s}>" for s in secrets_[::-7]) + " " + base64.b64encode(secrets_[3].encode()).decode().rstrip("=")
+    masked = masker.mask(text)
+    assert not any(s in masked for s in secrets_)
+    assert masked.startswith("<***> <***>") and masked.endswith(" ***") and masked.count("***") == 144
 
 
 def test_masked_std_streams_wraps_and_restores_stdout_and_stderr(capsys: pytest.CaptureFixture[str]) -> None:

@@ -58,6 +58,30 @@ class Unprintable:
         raise RuntimeError("cannot print " + self.token)
 
 
+def sneaky(fd_level=True):
+    import logging
+    import os
+
+    token = "stp" + "-made-5e6f"
+    mask(token)
+    sys.stdout.write("two parts: " + token[:6])
+    sys.stdout.flush()
+    sys.stdout.write(token[6:] + "\\n")
+    for char in "one at a time: " + token + "\\n":
+        print(char, end="", flush=True)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(b"bytes: " + token[:2].encode())
+    sys.stdout.buffer.flush()
+    sys.stdout.buffer.write(token[2:].encode() + b"\\n")
+    sys.stdout.flush()
+    logging.getLogger("someone.else").warning("logged %s", token)
+    if fd_level:
+        os.write(1, b"fd one: " + token[:4].encode())
+        os.write(1, token[4:].encode() + b"\\n")
+        os.write(2, b"fd two: " + token.encode() + b"\\n")
+    return {}
+
+
 def unprintable():
     token = "stp" + "-made-5e6f"
     mask(token)
@@ -211,6 +235,40 @@ def test_an_unexpected_error_after_the_run_is_masked_with_the_runs_secrets(proje
             assert result.returncode == 3, result.stderr
             assert "RuntimeError: cannot print ***" in result.stderr
             assert_clean(result.stdout + result.stderr, "the CLI's output")
+
+
+def test_a_python_steps_own_output_cannot_bypass_masking_in_the_cli(project: Path) -> None:
+    """issue 14: pieces with a flush between, a character at a time, sys.stdout.buffer and fd 1/2
+    written directly all printed the secret; the CLI masks fd 1 and 2 on the stream."""
+    (project / "prefect.yaml").write_text("pull:\n  - leaky_steps.sneaky: {}\n")
+    exe = shutil.which("stepengine")
+    assert exe
+    result = subprocess.run([exe, "run"], cwd=project, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for line in ("two parts: ***", "one at a time: ***", "bytes: ***", "fd one: ***"):
+        assert line in result.stdout.splitlines()
+    assert "fd two: ***" in result.stderr.splitlines() and "logged ***" in result.stderr
+    assert_clean(result.stdout + result.stderr, "the CLI's output")
+
+
+def test_through_the_api_a_steps_print_and_logging_are_masked(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The Python API masks sys.stdout/sys.stderr and every log record while a run is in progress
+    (not raw writes to fd 1/2: see the README's security section)."""
+    import io
+    import logging
+
+    (project / "prefect.yaml").write_text("pull:\n  - leaky_steps.sneaky: {fd_level: false}\n")
+    records = io.StringIO()
+    handler = logging.StreamHandler(records)
+    logging.getLogger("someone.else").addHandler(handler)
+    try:
+        stepengine.run(project / "prefect.yaml")
+    finally:
+        logging.getLogger("someone.else").removeHandler(handler)
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["two parts: ***", "one at a time: ***", "bytes: ***"]
+    assert records.getvalue() == "logged ***\n"
+    assert_clean(out + err + records.getvalue(), "the API's output")
 
 
 def assert_nothing_on_disk(*roots: Path) -> None:

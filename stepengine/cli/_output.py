@@ -1,9 +1,12 @@
-"""How the CLI shows a run. Every printer is an event subscriber writing to stderr (events arrive
-already masked); ``make_printer`` picks one:
+"""How the CLI shows a run. Every printer is an event subscriber (events arrive already masked).
+Steps' output goes to stdout, as Prefect prints it (to stderr with ``--output json``, which keeps
+stdout for the JSON); everything else goes to stderr. ``make_printer`` picks one:
 
 - ``--log-format json``: one JSON object per line for every event (``schemas/events.schema.json``);
 - on a terminal, with the ``rich`` extra installed: a live progress display (one line per step,
-  spinner, elapsed time) and a final table of step timings and outcomes (``NO_COLOR`` respected);
+  spinner, elapsed time) and a final table of step timings and outcomes (``NO_COLOR`` respected).
+  One thread of its own draws everything on the terminal; the others only put events and text in
+  its queue, so no two locks can ever be taken in opposite orders (issue 14: the display froze);
 - otherwise plain Prefect-style ``> Running … step...`` lines with the steps' output streamed; when
   ``GITHUB_ACTIONS=true`` each step's output is folded with ``::group::`` and a failure becomes an
   ``::error file=…,line=…::`` annotation.
@@ -21,6 +24,10 @@ import typing as t
 
 from stepengine.errors import short_name
 from stepengine.events import Event
+
+_log = logging.getLogger("stepengine")
+
+STDOUT, STDERR = "stdout", "stderr"
 
 __all__ = ["EventPrinter", "JsonPrinter", "RichProgress", "configure_logging", "make_printer", "print_json",
            "summary_line"]
@@ -42,11 +49,15 @@ class EventPrinter:
         verbose: bool = False,
         github: bool = False,
         stream: t.TextIO | None = None,
+        terminal: t.Any = None,
+        output_to: str = STDERR,
     ) -> None:
         self.quiet = quiet
         self.verbose = verbose
         self.github = github
-        self.stream = stream or sys.stderr
+        #: where lines go: ``write(name, text)`` with name ``stdout`` or ``stderr``
+        self.sink = terminal or _Streams(stream or sys.stderr, stream)
+        self.output_to = output_to
         self.finished = 0
         #: steps skipped by their ``if``, and failures the run went on after (continue_on_error)
         self.skipped = 0
@@ -76,7 +87,7 @@ class EventPrinter:
             if self.verbose and event.inputs:
                 self._write(f"  inputs: {json.dumps(event.inputs, default=str, sort_keys=True)}")
         elif kind == "step.output" and event.message is not None:
-            self._write(event.message)
+            self._write(event.message, self.output_to)
         elif kind == "step.warning" and event.message is not None:
             self._write(event.message)  # as Prefect prints a step's warning: the message alone
         elif kind == "step.finished":
@@ -98,22 +109,49 @@ class EventPrinter:
             self._write("::endgroup::")
             self._in_group = False
 
-    def _write(self, line: str) -> None:
+    def warn(self, text: str) -> None:
+        self._write(text)
+
+    def _write(self, line: str, name: str = STDERR) -> None:
         with self._lock:
-            self.stream.write(line + "\n")
-            self.stream.flush()
+            self.sink.write(name, line + "\n")
+
+
+class _Streams:
+    """A printer's two destinations when it is given plain streams (tests, embedding): step output
+    and everything else, one stream for both unless told otherwise."""
+
+    def __init__(self, err: t.TextIO, out: t.TextIO | None = None) -> None:
+        self.err = err
+        self.out = out
+        self._lock = threading.Lock()
+
+    def write(self, name: str, text: str) -> None:
+        stream = (self.out or sys.stdout) if name == STDOUT else self.err
+        with self._lock:
+            stream.write(text)
+            stream.flush()
+
+    def isatty(self, name: str) -> bool:
+        return _isatty((self.out or sys.stdout) if name == STDOUT else self.err)
 
 
 def summary_line(printer: t.Any, elapsed: float) -> str:
-    """``ok: 3 steps in 0.32 s`` (+ ``(1 skipped, 1 failed and continued)`` when there were such)."""
-    n = printer.finished
+    """``ok: 3 steps in 0.32 s``; when not every step succeeded, how many did, were skipped, or
+    failed and the run went on: ``ok: 3 steps in 0.32 s (1 succeeded, 1 skipped, 1 failed and
+    continued)``. Every step the run reached is counted (issue 15: only the successes were)."""
+    skipped = getattr(printer, "skipped", 0)
+    continued = getattr(printer, "continued", 0)
+    n = printer.finished + skipped + continued
     text = f"ok: {n} step{'s' if n != 1 else ''} in {elapsed:.2f} s"
-    notes = []
-    if getattr(printer, "skipped", 0):
-        notes.append(f"{printer.skipped} skipped")
-    if getattr(printer, "continued", 0):
-        notes.append(f"{printer.continued} failed and continued")
-    return text + (f" ({', '.join(notes)})" if notes else "")
+    if not skipped and not continued:
+        return text
+    notes = [f"{printer.finished} succeeded"]
+    if skipped:
+        notes.append(f"{skipped} skipped")
+    if continued:
+        notes.append(f"{continued} failed and continued")
+    return f"{text} ({', '.join(notes)})"
 
 
 def _github_data(text: str) -> str:
@@ -138,8 +176,8 @@ def _github_error(event: Event) -> str:
 class JsonPrinter:
     """``--log-format json``: every event as one line of JSON."""
 
-    def __init__(self, stream: t.TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
+    def __init__(self, stream: t.TextIO | None = None, terminal: t.Any = None) -> None:
+        self.sink = terminal or _Streams(stream or sys.stderr)
         self.finished = 0
         self.failed_reported = False
         self._lock = threading.Lock()
@@ -151,8 +189,12 @@ class JsonPrinter:
             self.failed_reported = True
         line = event.to_json()
         with self._lock:
-            self.stream.write(line + "\n")
-            self.stream.flush()
+            self.sink.write(STDERR, line + "\n")
+
+    def warn(self, text: str) -> None:
+        from stepengine.events import Event
+
+        self(Event("warning", time.time(), message=text))
 
 
 _MARKS = {"success": ("✓", "green"), "failure": ("✗", "red"), "skipped": ("↷", "yellow"), "retrying": ("↻", "yellow")}
@@ -160,69 +202,158 @@ _MARKS = {"success": ("✓", "green"), "failure": ("✗", "red"), "skipped": ("�
 
 class RichProgress:
     """A live display on a terminal: one line per step with a spinner and its elapsed time; output
-    lines scroll above it; a table of timings and outcomes at the end. Needs the ``rich`` extra."""
+    lines scroll above it; a table of timings and outcomes at the end. Needs the ``rich`` extra.
 
-    def __init__(self, *, verbose: bool = False, console: t.Any = None) -> None:
+    Only its own thread touches the console and the display (rich's ``Live`` runs without its
+    refresh thread): events (``__call__``) and text written to the terminal by steps (``deliver``)
+    are queued. So the display cannot deadlock whatever calls it, from whatever thread.
+    """
+
+    #: how often the spinner and the elapsed times are redrawn
+    REFRESH = 0.1
+
+    def __init__(self, *, verbose: bool = False, console: t.Any = None, terminal: t.Any = None,
+                 output_to: str = STDERR) -> None:  # fmt: skip
+        import queue
+
         from rich.console import Console
         from rich.live import Live
 
-        self.console = console or Console(stderr=True, no_color="NO_COLOR" in os.environ or None)
+        self.terminal = terminal
+        if console is None:
+            file = terminal.err if terminal is not None else sys.stderr
+            console = Console(file=file, no_color="NO_COLOR" in os.environ or None, width=_width(file))
+        self.console = console
         self.verbose = verbose
+        self.output_to = output_to
         self.finished = 0
         self.skipped = 0
         self.continued = 0
         self.rows: dict[tuple[t.Any, t.Any], dict[str, t.Any]] = {}
-        self._lock = threading.RLock()
-        self._live = Live(console=self.console, get_renderable=self._render, refresh_per_second=10, transient=True)
+        self._queue: queue.SimpleQueue[tuple[t.Any, ...]] = queue.SimpleQueue()
+        self._partial: dict[str, str] = {}
+        self._thread: threading.Thread | None = None
+        self._live = Live(console=self.console, get_renderable=self._render, auto_refresh=False, transient=True,
+                          redirect_stdout=False, redirect_stderr=False)  # fmt: skip
+        # output lines go above the display unless stdout is elsewhere (a file, a pipe)
+        self._output_direct = terminal is not None and output_to == STDOUT and not terminal.isatty(STDOUT)
 
     def __enter__(self) -> RichProgress:
         self._live.start()
+        if self.terminal is not None:
+            self.terminal.set_deliver(self.deliver)
+        self._thread = threading.Thread(target=self._draw, name="stepengine-progress", daemon=True)
+        self._thread.start()
         return self
 
     def __exit__(self, *exc: t.Any) -> None:
+        if self.terminal is not None:
+            self.terminal.set_deliver(None)  # what steps wrote until now is in the queue, in order
+        self._queue.put(("stop",))
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         self._live.stop()
+        for name, text in self._partial.items():
+            if text:
+                self._print_text(name, text + "\n")
         if self.rows:
             self.console.print(self.summary())
 
     def __call__(self, event: Event) -> None:
-        kind = event.kind
-        if not kind.startswith("step."):
+        if event.kind.startswith("step."):
+            self._queue.put(("event", event))
+
+    def deliver(self, name: str, text: str) -> None:
+        """Text a step wrote to the terminal (masked): shown above the display."""
+        self._queue.put(("text", name, text))
+
+    def warn(self, text: str) -> None:
+        self._queue.put(("text", STDERR, text + "\n"))
+
+    def _draw(self) -> None:
+        import queue
+
+        next_refresh = time.monotonic()
+        while True:
+            timeout = max(0.0, next_refresh - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item is not None:
+                if item[0] == "stop":
+                    return
+                try:
+                    self._handle(item)
+                except Exception:  # pragma: no cover - a display bug must not stop the run
+                    _log.debug("progress display", exc_info=True)
+                if time.monotonic() < next_refresh:
+                    continue
+            try:
+                self._live.refresh()
+            except Exception:  # pragma: no cover
+                _log.debug("progress display", exc_info=True)
+            next_refresh = time.monotonic() + self.REFRESH
+
+    def _handle(self, item: tuple[t.Any, ...]) -> None:
+        if item[0] == "text":
+            _, name, text = item
+            text = self._partial.pop(name, "") + text
+            cut = text.rfind("\n") + 1
+            self._partial[name] = text[cut:]
+            if cut:
+                self._print_text(name, text[:cut])
             return
+        self._apply(item[1])
+
+    def _print_text(self, name: str, text: str) -> None:
+        """Complete lines of output: straight to stdout when it is not the terminal, else above the display."""
+        if name == STDOUT and self._output_direct:
+            self.terminal.write(STDOUT, text)
+            return
+        from rich.text import Text
+
+        self.console.print(Text(text[:-1] if text.endswith("\n") else text))
+
+    def _apply(self, event: Event) -> None:
+        kind = event.kind
         key = (event.section, event.index)
-        with self._lock:
-            row = self.rows.get(key)
-            if kind in ("step.output", "step.warning"):
-                if event.message is not None:
-                    from rich.text import Text
+        row = self.rows.get(key)
+        if kind == "step.output":
+            if event.message is not None:
+                self._print_text(self.output_to if self.output_to == STDOUT else STDERR, event.message + "\n")
+            return
+        if kind == "step.warning":
+            if event.message is not None:
+                from rich.text import Text
 
-                    self.console.print(Text(event.message, style="yellow" if kind == "step.warning" else ""))
-                return
-            if row is None:
-                row = self.rows[key] = {"label": _label(event), "status": "running", "started": time.monotonic(),
-                                        "duration": None, "attempt": 1, "note": ""}
-                if self.verbose and event.inputs:
-                    from rich.text import Text
+                self.console.print(Text(event.message, style="yellow"))
+            return
+        if row is None:
+            row = self.rows[key] = {"label": _label(event), "status": "running", "started": time.monotonic(),
+                                    "duration": None, "attempt": 1, "note": ""}
+            if self.verbose and event.inputs:
+                from rich.text import Text
 
-                    inputs = json.dumps(event.inputs, default=str, sort_keys=True)
-                    self.console.print(Text(f"{row['label']} inputs: {inputs}", style="dim"))
-            if kind == "step.finished":
-                self.finished += 1
-                row.update(status="success", duration=event.duration)
-            elif kind == "step.failed":
-                self.continued += 1 if event.continued else 0
-                row.update(status="failure", duration=event.duration)
-                if event.message:
-                    self.console.print(f"[red]✗ {_escape(row['label'])}:[/] {_escape(event.message)}")
-            elif kind == "step.skipped":
-                self.skipped += 1
-                row.update(status="skipped", duration=None, note=event.message or "")
-            elif kind == "step.retrying":
-                row.update(attempt=event.attempt or row["attempt"] + 1)
-                self.console.print(
-                    f"[yellow]↻ {_escape(row['label'])}: attempt {event.attempt} in {event.delay or 0:.2f} s:[/] "
-                    f"{_escape(event.message or '')}"
-                )
-        self._live.refresh()
+                inputs = json.dumps(event.inputs, default=str, sort_keys=True)
+                self.console.print(Text(f"{row['label']} inputs: {inputs}", style="dim"))
+        if kind == "step.finished":
+            self.finished += 1
+            row.update(status="success", duration=event.duration)
+        elif kind == "step.failed":
+            self.continued += 1 if event.continued else 0
+            row.update(status="failure", duration=event.duration)
+            if event.message:
+                self.console.print(f"[red]✗ {_escape(row['label'])}:[/] {_escape(event.message)}")
+        elif kind == "step.skipped":
+            self.skipped += 1
+            row.update(status="skipped", duration=None, note=event.message or "")
+        elif kind == "step.retrying":
+            row.update(attempt=event.attempt or row["attempt"] + 1)
+            self.console.print(
+                f"[yellow]↻ {_escape(row['label'])}: attempt {event.attempt} in {event.delay or 0:.2f} s:[/] "
+                f"{_escape(event.message or '')}"
+            )
 
     def _render(self) -> t.Any:
         from rich.spinner import Spinner
@@ -232,18 +363,18 @@ class RichProgress:
         grid.add_column(width=2)
         grid.add_column()
         grid.add_column(justify="right")
-        with self._lock:
-            for row in self.rows.values():
-                if row["status"] == "running":
-                    mark: t.Any = Spinner("dots")
-                    elapsed = time.monotonic() - row["started"]
-                else:
-                    symbol, style = _MARKS[row["status"]]
-                    mark = f"[{style}]{symbol}[/]"
-                    elapsed = row["duration"]
-                timing = f"{elapsed:.1f}s" if elapsed is not None else ""
-                attempt = f" (attempt {row['attempt']})" if row["attempt"] > 1 else ""
-                grid.add_row(mark, _escape(row["label"]) + attempt, timing)
+        # only the drawing thread reads and changes the rows: no lock
+        for row in self.rows.values():
+            if row["status"] == "running":
+                mark: t.Any = row.setdefault("spinner", Spinner("dots"))
+                elapsed = time.monotonic() - row["started"]
+            else:
+                symbol, style = _MARKS[row["status"]]
+                mark = f"[{style}]{symbol}[/]"
+                elapsed = row["duration"]
+            timing = f"{elapsed:.1f}s" if elapsed is not None else ""
+            attempt = f" (attempt {row['attempt']})" if row["attempt"] > 1 else ""
+            grid.add_row(mark, _escape(row["label"]) + attempt, timing)
         return grid
 
     def summary(self) -> t.Any:
@@ -261,6 +392,16 @@ class RichProgress:
             duration = f"{row['duration']:.2f} s" if row["duration"] is not None else "-"
             table.add_row(_escape(row["label"]), f"[{style}]{symbol} {outcome}[/]", str(row["attempt"]), duration)
         return table
+
+
+def _width(file: t.Any) -> int | None:
+    """The terminal's width, read from the real stream (fd 1 and 2 may be masking pipes)."""
+    if os.environ.get("COLUMNS"):
+        return None  # rich reads it
+    try:
+        return os.get_terminal_size(file.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _escape(text: str) -> str:
@@ -282,19 +423,25 @@ def make_printer(
     verbose: bool = False,
     stream: t.TextIO | None = None,
     environ: t.Mapping[str, str] | None = None,
+    terminal: t.Any = None,
+    output_to: str = STDERR,
 ) -> t.Any:
-    """The printer for this terminal and these options (see the module docstring)."""
+    """The printer for this terminal and these options (see the module docstring).
+
+    ``terminal`` (``cli._terminal.Terminal``) is where the CLI writes; ``stream`` a single stream
+    for everything (tests). ``output_to``: where steps' output goes, ``stdout`` or ``stderr`` (the
+    default, for verbs whose stdout carries data, such as ``deploy``).
+    """
     environ = os.environ if environ is None else environ
-    stream = stream or sys.stderr
     if log_format == "json":
-        return JsonPrinter(stream)
+        return JsonPrinter(stream, terminal=terminal)
     github = environ.get("GITHUB_ACTIONS") == "true"
-    interactive = (
-        not quiet and not github and _isatty(stream) and environ.get("TERM") != "dumb" and rich_available()
-    )
+    tty = terminal.isatty(STDERR) if terminal is not None else _isatty(stream or sys.stderr)
+    interactive = not quiet and not github and tty and environ.get("TERM") != "dumb" and rich_available()
     if interactive:
-        return RichProgress(verbose=verbose)
-    return EventPrinter(quiet=quiet, verbose=verbose, github=github, stream=stream)
+        return RichProgress(verbose=verbose, terminal=terminal, output_to=output_to)
+    return EventPrinter(quiet=quiet, verbose=verbose, github=github, stream=stream, terminal=terminal,
+                        output_to=output_to)  # fmt: skip
 
 
 def _isatty(stream: t.TextIO) -> bool:
@@ -331,9 +478,13 @@ def configure_logging(*, quiet: bool = False, verbose: bool = False, log_format:
     logging.getLogger("stepengine.output").setLevel(logging.WARNING if quiet else logging.INFO)
 
 
-def print_json(outputs: t.Any, stream: t.TextIO) -> None:
+def print_json(outputs: t.Any, stream: t.Any) -> None:
+    """Every output as JSON, masked; ``stream`` a text stream or a ``Terminal`` (its stdout)."""
     from stepengine.masking import current_masker
 
     masked = current_masker().mask_data(outputs)
-    json.dump(masked, stream, indent=2, default=str, sort_keys=False)
-    stream.write("\n")
+    text = json.dumps(masked, indent=2, default=str, sort_keys=False) + "\n"
+    if hasattr(stream, "deliver"):
+        stream.write(STDOUT, text)
+    else:
+        stream.write(text)

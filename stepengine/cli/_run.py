@@ -4,11 +4,10 @@ click-free fast path (``_fastpath.py``): load, run, report. Nothing here imports
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 import typing as t
 
-from stepengine.cli._errors import ExitRequest, echo
+from stepengine.cli._errors import ExitRequest
 
 #: ``run_command``'s parameters and their defaults: exactly the values click parses for ``run``
 #: when an option is not given (tests/cli/test_fastpath.py checks both agree).
@@ -60,12 +59,49 @@ def run_command(
     load_outputs: str | None = None,
     save_outputs: str | None = None,
 ) -> None:
-    """Load FILE and run its sections; ``variables`` are ``KEY=VALUE`` pairs already checked."""
+    """Load FILE and run its sections; ``variables`` are ``KEY=VALUE`` pairs already checked.
+
+    Steps' output goes to stdout (as Prefect prints it), or to stderr with ``--output json``, which
+    keeps stdout for the JSON; progress, logs and the summary go to stderr. While steps run, file
+    descriptors 1 and 2 are masked (``_terminal.Terminal``)."""
+    from stepengine.cli._terminal import Terminal
+    from stepengine.masking import current_masker
+
+    with Terminal(current_masker()) as terminal:
+        # everything the steps write to fd 1 is output too: with --output json it goes to stderr
+        terminal.stdout_to_stderr = output == "json"
+        _run(terminal, file, sections, deployment, variables, values_file, prefect_api_url, stores,
+             allow_missing, install_requires, output, quiet, strict, verbose, log_format, from_step, only,
+             load_outputs, save_outputs)  # fmt: skip
+
+
+def _run(
+    terminal: t.Any,
+    file: str,
+    sections: tuple[str, ...],
+    deployment: str | None,
+    variables: tuple[str, ...],
+    values_file: str | None,
+    prefect_api_url: str | None,
+    stores: str | None,
+    allow_missing: bool,
+    install_requires: bool,
+    output: str,
+    quiet: bool,
+    strict: bool,
+    verbose: bool,
+    log_format: str,
+    from_step: str | None,
+    only: str | None,
+    load_outputs: str | None,
+    save_outputs: str | None,
+) -> None:
     import stepengine
-    from stepengine.cli._output import configure_logging, make_printer, print_json
+    from stepengine.cli._output import STDERR, STDOUT, configure_logging, make_printer, print_json
 
     configure_logging(quiet=quiet, verbose=verbose, log_format=log_format)
-    printer = make_printer(log_format=log_format, quiet=quiet, verbose=verbose)
+    printer = make_printer(log_format=log_format, quiet=quiet, verbose=verbose, terminal=terminal,
+                           output_to=STDERR if output == "json" else STDOUT)  # fmt: skip
     from stepengine.masking import current_masker
     from stepengine.stores import default_resolver
 
@@ -76,7 +112,7 @@ def run_command(
         # schema problems are kept in the config and reported with the step problems, before any step
         config = load_config(file, strict=strict)
         for warning in config.warnings:
-            _warn(printer, warning)
+            printer.warn(warning)
         started = time.perf_counter()
         outputs = stepengine.run(
             config,
@@ -95,9 +131,9 @@ def run_command(
     if not quiet and log_format == "text":
         from stepengine.cli._output import summary_line
 
-        echo(summary_line(printer, time.perf_counter() - started))
+        terminal.write(STDERR, summary_line(printer, time.perf_counter() - started) + "\n")
     if output == "json":
-        print_json(outputs, sys.stdout)
+        print_json(outputs, terminal)
 
 
 def _values(load_outputs: str | None, variables: t.Sequence[str]) -> dict[str, t.Any]:
@@ -132,20 +168,6 @@ def _values(load_outputs: str | None, variables: t.Sequence[str]) -> dict[str, t
             target = target[part]
         target[leaf] = value
     return values
-
-
-def _warn(printer: t.Any, text: str) -> None:
-    from stepengine.cli._output import JsonPrinter, RichProgress
-    from stepengine.events import Event
-
-    if isinstance(printer, JsonPrinter):
-        printer(Event("warning", time.time(), message=text))
-    elif isinstance(printer, RichProgress):
-        from rich.text import Text
-
-        printer.console.print(Text(text))
-    else:
-        echo(text)
 
 
 @contextlib.contextmanager

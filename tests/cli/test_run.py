@@ -27,14 +27,34 @@ def test_bundled_example_runs_with_prefect_style_lines() -> None:
     result = stepengine("run", str(EXAMPLE), "--section", "pull", "--var", "greeting=hi")
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
-    assert lines[:4] == [
+    assert lines[:3] == [
+        "> Running run_shell_script step...",
+        "> Running run_shell_script step...",
+        "> Running set_working_directory step...",
+    ]
+    assert lines[-1].startswith("ok: 3 steps in ")
+    # a step's output goes to stdout, as Prefect prints it (issue 13); progress stays on stderr
+    assert result.stdout == f"hi from {os.environ['HOME']}\n"
+
+
+def test_step_output_keeps_its_place_among_the_progress_lines() -> None:
+    exe = shutil.which("stepengine")
+    assert exe
+    result = subprocess.run([exe, "run", str(EXAMPLE), "--section", "pull", "--var", "greeting=hi"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)  # fmt: skip
+    assert result.stdout.splitlines()[:4] == [
         "> Running run_shell_script step...",
         f"hi from {os.environ['HOME']}",
         "> Running run_shell_script step...",
         "> Running set_working_directory step...",
     ]
-    assert lines[-1].startswith("ok: 3 steps in ")
-    assert result.stdout == ""
+
+
+def test_with_output_json_the_steps_output_goes_to_stderr() -> None:
+    result = stepengine("run", str(EXAMPLE), "--section", "pull", "--var", "greeting=hi", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["workdir"]["directory"] == os.getcwd()  # stdout: the JSON alone
+    assert result.stderr.splitlines()[:2] == ["> Running run_shell_script step...", f"hi from {os.environ['HOME']}"]
 
 
 def test_output_json_goes_to_stdout_only() -> None:
@@ -49,8 +69,8 @@ def test_output_json_goes_to_stdout_only() -> None:
 def test_deployment_override() -> None:
     result = stepengine("run", str(EXAMPLE), "--deployment", "hello")
     assert result.returncode == 0, result.stderr
-    assert "pulling for the hello deployment" in result.stderr
-    assert "from" not in result.stderr.split("pulling")[0]
+    assert "pulling for the hello deployment" in result.stdout
+    assert "from" not in result.stdout.split("pulling")[0]
 
 
 def test_invalid_file_exits_2_and_runs_nothing(tmp_path: Path) -> None:
@@ -189,10 +209,10 @@ def test_step_plugin_example_installs_and_runs_by_short_name(tmp_path: Path) -> 
     assert install.returncode == 0, install.stderr
     result = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "stepengine", "run", str(plugin / "prefect.yaml"), "--var", "who=world"],
-        capture_output=True, text=True, timeout=60,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60,
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines()[:4] == [
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines()[:4] == [
         "> Running say_hello step...",
         "hello, world!",
         "> Running run_shell_script step...",
