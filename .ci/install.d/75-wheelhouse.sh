@@ -7,4 +7,4 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 WHEELHOUSE="${STEPENGINE_WHEELHOUSE:-/opt/stepengine-ci/wheelhouse}"
 mkdir -p "$WHEELHOUSE"
 python3 -m pip download -q --only-binary=:all: -d "$WHEELHOUSE" \
-    'PyYAML>=6.0' 'Jinja2>=3.1' 'jsonschema>=4.18' 'click>=8.1' 'hatchling>=1.27' 'rich>=13'
+    'PyYAML>=6.0' 'Jinja2>=3.1' 'jsonschema>=4.18' 'click>=8.1' 'ahocorasick-rs>=1.0' 'hatchling>=1.27' 'rich>=13'
