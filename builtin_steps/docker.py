@@ -274,6 +274,8 @@ def _build(client: t.Any, image_name: str, context: Path, dockerfile: str, build
     step = None
     tail: collections.deque[str] = collections.deque(maxlen=_OUTPUT_TAIL)
     pending = ""
+    # every line went to the run's subscriber (the CLI printed it): the error need not repeat it
+    shown = True
     try:
         events = client.api.build(path=str(context), dockerfile=dockerfile, decode=True, **build_kwargs)
         for event in events:
@@ -286,26 +288,35 @@ def _build(client: t.Any, image_name: str, context: Path, dockerfile: str, build
                         step = line
                     if line.strip():
                         tail.append(line)
-                        emit_output(line)
+                        shown = emit_output(line) and shown
             elif "status" in event:  # base image pull progress
                 if "progress" not in event:
                     line = ": ".join(str(event[k]) for k in ("id", "status") if event.get(k))
                     tail.append(line)
-                    emit_output(line)
+                    shown = emit_output(line) and shown
             elif "aux" in event and isinstance(event["aux"], dict) and "ID" in event["aux"]:
                 image_id = event["aux"]["ID"]
             if "error" in event or "errorDetail" in event:
                 message = event.get("error") or (event.get("errorDetail") or {}).get("message", "")
-                raise _build_failed(image_name, step, message, tail)
+                raise _build_failed(image_name, step, message, () if shown else tail)
     except docker.errors.APIError as exc:
-        raise _build_failed(image_name, step, str(exc.explanation or exc), tail) from None
+        raise _build_failed(image_name, step, str(exc.explanation or exc), () if shown else tail) from None
     except _connection_errors() as exc:
-        raise _build_failed(image_name, step, f"lost the connection to the Docker engine: {_root_reason(exc)}", tail) from None
+        reason = f"lost the connection to the Docker engine: {_root_reason(exc)}"
+        raise _build_failed(image_name, step, reason, () if shown else tail) from None
     if pending.strip():
         emit_output(pending)
     if not image_id:
         raise StepError(f"docker build of {image_name} finished without reporting an image ID")
     return image_id
+
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def _plain(text: str) -> str:
+    """``text`` without terminal escape sequences (colours, cursor moves)."""
+    return _ANSI.sub("", text) if "\x1b" in text else text
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
@@ -315,9 +326,13 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
 
 
 def _build_failed(image_name: str, step: str | None, message: str, tail: t.Iterable[str]) -> StepError:
-    where = f" at {step}" if step else ""
+    """The error of a failed build: the instruction, the engine's message and, unless the output
+    was already shown as it streamed (issue 15: it was printed twice), its last lines. Colour
+    codes are left out: an error is plain text."""
+    where = f" at {_plain(step)}" if step else ""
+    message = _plain(message)
     text = f"docker build of {image_name} failed{where}\n{message.strip()}"
-    lines = [line for line in tail if line.strip() != message.strip()]
+    lines = [_plain(line) for line in tail if _plain(line).strip() != message.strip()]
     if lines:
         text += "\nlast output:\n" + "\n".join("    " + line for line in lines)
     hint = None

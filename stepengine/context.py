@@ -90,10 +90,11 @@ def current_step() -> StepInfo | None:
     return ctx.step if ctx is not None else None
 
 
-def emit_output(line: str, stream: str = "stdout") -> None:
+def emit_output(line: str, stream: str = "stdout") -> bool:
     """Report one line of a step's output: it is masked, then sent to event subscribers.
 
-    Outside a run the (masked) line goes to the ``stepengine.output`` logger.
+    Outside a run the (masked) line goes to the ``stepengine.output`` logger. Returns whether an
+    event subscriber received it (so a step need not repeat the output in its error).
     """
     ctx = _RUN.get()
     line = line.rstrip("\n")
@@ -101,8 +102,9 @@ def emit_output(line: str, stream: str = "stdout") -> None:
         from stepengine.masking import current_masker
 
         logging.getLogger("stepengine.output").info(current_masker().mask(line))
-        return
+        return False
     ctx.emit("step.output", message=line, stream=stream)
+    return ctx._on_event is not None
 
 
 def load_block(block_type: str, name: str) -> t.Any:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -58,6 +59,8 @@ class EventPrinter:
         #: where lines go: ``write(name, text)`` with name ``stdout`` or ``stderr``
         self.sink = terminal or _Streams(stream or sys.stderr, stream)
         self.output_to = output_to
+        #: colour codes in steps' output are dropped unless it goes to a terminal (issue 15)
+        self.plain = not _colours_allowed(self.sink, output_to)
         self.finished = 0
         #: steps skipped by their ``if``, and failures the run went on after (continue_on_error)
         self.skipped = 0
@@ -87,7 +90,7 @@ class EventPrinter:
             if self.verbose and event.inputs:
                 self._write(f"  inputs: {json.dumps(event.inputs, default=str, sort_keys=True)}")
         elif kind == "step.output" and event.message is not None:
-            self._write(event.message, self.output_to)
+            self._write(strip_ansi(event.message) if self.plain else event.message, self.output_to)
         elif kind == "step.warning" and event.message is not None:
             self._write(event.message)  # as Prefect prints a step's warning: the message alone
         elif kind == "step.finished":
@@ -134,6 +137,24 @@ class _Streams:
 
     def isatty(self, name: str) -> bool:
         return _isatty((self.out or sys.stdout) if name == STDOUT else self.err)
+
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences (colours, cursor moves)."""
+    return _ANSI.sub("", text) if "\x1b" in text else text
+
+
+def _colours_allowed(sink: t.Any, name: str) -> bool:
+    """Whether escape sequences may reach stream ``name``: a terminal, and no ``NO_COLOR``."""
+    if "NO_COLOR" in os.environ:
+        return False
+    try:
+        return bool(sink.isatty(name))
+    except Exception:
+        return False
 
 
 def summary_line(printer: t.Any, elapsed: float) -> str:
@@ -237,6 +258,7 @@ class RichProgress:
                           redirect_stdout=False, redirect_stderr=False)  # fmt: skip
         # output lines go above the display unless stdout is elsewhere (a file, a pipe)
         self._output_direct = terminal is not None and output_to == STDOUT and not terminal.isatty(STDOUT)
+        self._plain_direct = self._output_direct and not _colours_allowed(terminal, STDOUT)
 
     def __enter__(self) -> RichProgress:
         self._live.start()
@@ -309,11 +331,15 @@ class RichProgress:
     def _print_text(self, name: str, text: str) -> None:
         """Complete lines of output: straight to stdout when it is not the terminal, else above the display."""
         if name == STDOUT and self._output_direct:
-            self.terminal.write(STDOUT, text)
+            self.terminal.write(STDOUT, strip_ansi(text) if self._plain_direct else text)
             return
         from rich.text import Text
 
-        self.console.print(Text(text[:-1] if text.endswith("\n") else text))
+        text = text[:-1] if text.endswith("\n") else text
+        if "\x1b" in text:  # colours shown as colours (and dropped with NO_COLOR), never as raw codes
+            self.console.print(Text.from_ansi(text))
+        else:
+            self.console.print(Text(text))
 
     def _apply(self, event: Event) -> None:
         kind = event.kind

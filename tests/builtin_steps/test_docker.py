@@ -8,6 +8,7 @@ Tests marked ``docker`` are skipped only when dockerd cannot start on this machi
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import re
@@ -795,3 +796,28 @@ def test_build_output_is_masked(
     assert "token is ***" in lines
     assert str(caught.value).endswith("    again: ***")
     assert token not in repr(events) + str(caught.value)
+
+
+@pytest.mark.docker
+def test_a_failed_build_through_the_cli_prints_its_output_once_and_without_colour_codes(
+    docker_host: DockerEngine, busybox_context: Path, tmp_path: Path
+) -> None:
+    """issue 15: the streamed output was repeated as "last output" in the error, and colour codes
+    reached a pipe (and NO_COLOR) as they were."""
+    script = r"printf '\033[31mcoloured line\033[0m\n'; echo about to fail; exit 3"
+    run = json.dumps(["/bin/busybox", "sh", "-c", script])
+    project = _project(tmp_path, busybox_context, f"FROM scratch\nCOPY busybox /bin/busybox\nRUN {run}\n")
+    (project / "prefect.yaml").write_text(
+        "build:\n  - prefect_docker.deployments.steps.build_docker_image:\n"
+        "      image_name: stepengine-tests/colours\n      tag: x\n      network_mode: none\n      nocache: true\n"
+    )
+    for env in ({}, {"NO_COLOR": "1"}):
+        result = subprocess.run([*STEPENGINE_CLI, "run"], cwd=project, capture_output=True, text=True, timeout=120,
+                                env={**os.environ, **env})  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        text = result.stdout + result.stderr
+        assert "\x1b" not in text
+        assert "coloured line" in result.stdout.splitlines()
+        # streamed on stdout; the error does not repeat it
+        assert [line.strip() for line in text.splitlines()].count("about to fail") == 1
+        assert "The command '/bin/busybox sh -c" in result.stderr and "last output" not in result.stderr
