@@ -907,6 +907,56 @@ def scenario_validate(ctx: Context) -> list[Scenario]:
     return [Scenario("validate", f"10. validate, {big:,} deployments", commands, note=note)]
 
 
+def scenario_masking(ctx: Context) -> list[Scenario]:
+    """Issue 16: output at disk speed whatever the number of secrets the run must mask."""
+    import random
+
+    work = ctx.fresh_dir("masking")
+    size = 100_000 if ctx.tiny else 10_000_000
+    rng = random.Random(16)
+    words = ["build", "step", "layer", "cache", "download", "GET", "200", "ok", "src/app.py", "wheel", "done"]
+    lines, total = [], 0
+    while total < size:
+        line = f"{total:09d} " + " ".join(rng.choice(words) for _ in range(10)) + f" {rng.getrandbits(64):016x}\n"
+        lines.append(line)
+        total += len(line)
+    data = _write(work / "data.txt", "".join(lines))
+    yaml_file = _write(work / "prefect.yaml", "pull:\n  - prefect.deployments.steps.run_shell_script:\n"
+                                              f"      script: cat {data}\n")  # fmt: skip
+    home = work / "home"
+
+    def with_secrets(n: int) -> t.Callable[[], Command]:
+        # n secrets from the environment (STEPENGINE_SECRET_ENV): each masked raw, in base64 at every
+        # alignment, URL- and JSON-escaped (about 14 forms each); none occurs in the output
+        names = [f"BENCH_SECRET_{i}" for i in range(n)]
+        secrets = {name: f"tok-{i:05d}-{rng.getrandbits(96):024x}" for i, name in enumerate(names)}
+        env = {**secrets, "STEPENGINE_SECRET_ENV": ",".join(names)} if n else {}
+
+        def make() -> Command:
+            argv = [*ctx.stepengine_program(), "run", str(yaml_file), "--section", "pull"]  # not -q: output printed
+            return Command(argv, work, {**ctx.base_env, "STEPENGINE_HOME": str(home), **env})
+
+        return make
+
+    python = str(ctx.stepengine_python)
+    copy_lines = "import sys\nfor line in sys.stdin: sys.stdout.write(line)"
+    commands: dict[str, t.Callable[[], Command]] = {}
+    if "stepengine" in ctx.engines:
+        for n, label in ((0, "no secret"), (1, "1 secret"), (100, "100 secrets"), (1000, "1,000 secrets")):
+            commands[f"stepengine, {label}"] = with_secrets(n)
+    if "floor" in ctx.engines:
+        commands["cat | python (line copy)"] = lambda: Command(
+            ["/bin/sh", "-c", f'cat "$0" | "$1" -c "$2"', str(data), python, copy_lines], work, ctx.base_env)
+        commands["python -c pass"] = lambda: Command([python, "-c", "pass"], work, ctx.base_env)
+    note = (f"A shell step `cat`s a {size / 1e6:g} MB file of log lines (stepengine's CLI, output printed to "
+            "/dev/null) while the run knows 0 to 1,000 secrets (environment variables named in "
+            "`STEPENGINE_SECRET_ENV`, each masked in ~14 forms). The ratio is no secret ÷ 1,000 secrets "
+            "(target ≥ 0.5: within 2×). Floor: the same file through `cat | python` copying line by line; "
+            "subtract `python -c pass` and the engine's start-up for the throughput.")  # fmt: skip
+    return [Scenario("masking", f"11. masked output, {size / 1e6:g} MB", commands,
+                     pair=("stepengine, no secret", "stepengine, 1,000 secrets"), target=0.5, note=note, rounds=5)]
+
+
 SCENARIOS: dict[str, t.Callable[..., list[Scenario]]] = {
     "cold": scenario_cold,
     "chain": scenario_chain,
@@ -918,6 +968,7 @@ SCENARIOS: dict[str, t.Callable[..., list[Scenario]]] = {
     "docker": scenario_docker,
     "deploy": scenario_deploy,
     "validate": scenario_validate,
+    "masking": scenario_masking,
 }
 #: scenarios that start servers: they get an ExitStack that is closed once their scenarios have run
 NEEDS_STACK = {"s3", "git", "git-concurrent", "docker", "deploy"}
