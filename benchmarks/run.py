@@ -929,7 +929,8 @@ def scenario_masking(ctx: Context) -> list[Scenario]:
         # n secrets from the environment (STEPENGINE_SECRET_ENV): each masked raw, in base64 at every
         # alignment, URL- and JSON-escaped (about 14 forms each); none occurs in the output
         names = [f"BENCH_SECRET_{i}" for i in range(n)]
-        secrets = {name: f"tok-{i:05d}-{rng.getrandbits(96):024x}" for i, name in enumerate(names)}
+        # a slash, a space and a quote: the URL-, form- and JSON-escaped forms differ from the raw one
+        secrets = {name: f'tok/{i:05d} "{rng.getrandbits(96):024x}' for i, name in enumerate(names)}
         env = {**secrets, "STEPENGINE_SECRET_ENV": ",".join(names)} if n else {}
 
         def make() -> Command:
@@ -950,7 +951,7 @@ def scenario_masking(ctx: Context) -> list[Scenario]:
         commands["python -c pass"] = lambda: Command([python, "-c", "pass"], work, ctx.base_env)
     note = (f"A shell step `cat`s a {size / 1e6:g} MB file of log lines (stepengine's CLI, output printed to "
             "/dev/null) while the run knows 0 to 1,000 secrets (environment variables named in "
-            "`STEPENGINE_SECRET_ENV`, each masked in ~14 forms). The ratio is no secret ÷ 1,000 secrets "
+            "`STEPENGINE_SECRET_ENV`, each masked in all its forms: raw, base64 at every alignment, URL-, form- and JSON-escaped, 8 for these values). The ratio is no secret ÷ 1,000 secrets "
             "(target ≥ 0.5: within 2×). Floor: the same file through `cat | python` copying line by line; "
             "subtract `python -c pass` and the engine's start-up for the throughput.")  # fmt: skip
     return [Scenario("masking", f"11. masked output, {size / 1e6:g} MB", commands,
