@@ -373,6 +373,13 @@ class MaskedTextStream:
     def flush(self) -> None:
         self._stream.flush()
 
+    def release(self, masker: Masker) -> None:
+        """Write what is held back for ``masker`` (masked): its run has ended."""
+        streamer = self._streamers.pop(id(masker), None)
+        rest = streamer.flush() if streamer is not None and streamer._masker is masker else ""
+        if rest:
+            self._stream.write(rest)
+
     def close_masking(self) -> None:
         """Write the held-back tails (masked) and flush: the stream is no longer masked after."""
         if self._buffer is not None:
@@ -472,9 +479,14 @@ def masked_output() -> t.Iterator[None]:
                 sys.stderr = MaskedTextStream(sys.stderr)  # type: ignore[assignment]
             logging.setLogRecordFactory(_masking_record_factory(factory))
             _saved_output = saved
+    masker = current_masker()
     try:
         yield
     finally:
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, MaskedTextStream):
+                with contextlib.suppress(Exception):
+                    stream.release(masker)  # this run's held-back text; other runs' stays held
         with _OUTPUT_LOCK:
             _output_users -= 1
             if _output_users == 0:
