@@ -348,6 +348,8 @@ class MaskedTextStream:
         self._masker = masker
         self._streamers: dict[int, StreamMasker] = {}
         self._buffer: _MaskedBuffer | None = None
+        # threads print through one wrapper: each write masks and passes on its text whole
+        self._lock = threading.Lock()
 
     def _streamer(self) -> StreamMasker:
         # One per masker: with the default (the current masker at each write), two runs in one
@@ -361,9 +363,10 @@ class MaskedTextStream:
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        out = self._streamer().feed(text)
-        if out:
-            self._stream.write(out)
+        with self._lock:
+            out = self._streamer().feed(text)
+            if out:
+                self._stream.write(out)
         return len(text)
 
     def writelines(self, lines: t.Iterable[str]) -> None:
@@ -375,20 +378,22 @@ class MaskedTextStream:
 
     def release(self, masker: Masker) -> None:
         """Write what is held back for ``masker`` (masked): its run has ended."""
-        streamer = self._streamers.pop(id(masker), None)
-        rest = streamer.flush() if streamer is not None and streamer._masker is masker else ""
-        if rest:
-            self._stream.write(rest)
+        with self._lock:
+            streamer = self._streamers.pop(id(masker), None)
+            rest = streamer.flush() if streamer is not None and streamer._masker is masker else ""
+            if rest:
+                self._stream.write(rest)
 
     def close_masking(self) -> None:
         """Write the held-back tails (masked) and flush: the stream is no longer masked after."""
         if self._buffer is not None:
             self._buffer.flush()
-        for streamer in self._streamers.values():
-            rest = streamer.flush()
-            if rest:
-                self._stream.write(rest)
-        self._streamers.clear()
+        with self._lock:
+            for streamer in self._streamers.values():
+                rest = streamer.flush()
+                if rest:
+                    self._stream.write(rest)
+            self._streamers.clear()
         self._stream.flush()
 
     @property
