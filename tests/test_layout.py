@@ -95,7 +95,7 @@ def test_validate_plan_and_run_read_deployment_yaml(tmp_path: Path) -> None:
     project(tmp_path)
     result = cli("run", "-d", "report-flow/prod", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "report prod" in result.stderr.splitlines()
+    assert "report prod" in result.stdout.splitlines()  # a step's output: stdout, as Prefect prints it
     result = cli("plan", "-d", "etl-d*", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "    script: echo daily" in result.stdout.splitlines()
