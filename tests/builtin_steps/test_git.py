@@ -872,7 +872,8 @@ def test_persistent_server_errors_give_up_after_three_attempts(git_server: GitSe
         f"git could not fetch from {url} after 3 attempts: unable to access '{url}/': "
         "The requested URL returned error: 503\nhint: the server or the network failed repeatedly; try again later"
     )
-    assert [r["status"] for r in git_server.requests()] == [503, 503, 503]
+    # three attempts, no more (a straggling request of an earlier test may show up as a 200)
+    assert [r["status"] for r in git_server.requests() if r["status"] != 200] == [503, 503, 503]
 
 
 @pytest.mark.parametrize(
