@@ -4,6 +4,12 @@ The file is composed once (with libyaml when available) and the node tree is tur
 and scalars here, so that every mapping key and sequence item gets a position, duplicate keys are
 rejected (a duplicated key inside a step silently drops an argument in Prefect), and anchors, aliases
 and merge keys (``<<: *defaults``) keep working.
+
+Aliases are bounded (issue 14): a few hundred bytes of nested aliases can stand for billions of
+nodes. Right after composing, before anything walks the data (building it, validating it, caching
+it), the nodes each alias adds are counted over the node graph, each distinct node once; a document
+whose aliases add more than ``MAX_ALIAS_NODES`` nodes is refused at the alias that crosses the
+limit. A file without aliases expands to what is written, so its size is bounded by its text.
 """
 
 from __future__ import annotations
@@ -13,13 +19,16 @@ import typing as t
 
 from stepengine.errors import YAMLSyntaxError
 
-__all__ = ["Document", "Path", "load_document", "parse_document"]
+__all__ = ["MAX_ALIAS_NODES", "Document", "Path", "load_document", "parse_document"]
 
 #: a location inside a document: keys and list indexes from the root, e.g. ``("pull", 0, "git_clone")``
 Path = t.Tuple[t.Union[str, int], ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_DEPTH = 200
+#: how many nodes (scalars, lists, mappings) the aliases of one document may add to it, all together;
+#: generous for ``<<: *defaults`` and shared ``definitions:``, far below an alias bomb
+MAX_ALIAS_NODES = 100_000
 
 
 class Document(t.NamedTuple):
@@ -93,6 +102,7 @@ def parse_document(text: str, file: str = "<string>") -> Document:
     positions: dict[Path, tuple[int, int]] = {(): (1, 1)}
     if node is None:
         return Document(None, positions, file)
+    _check_alias_expansion(node, text, file)
     builder = _Builder(loader, file, positions)
     positions[()] = _pos(node)
     return Document(builder.build(node, (), 0), positions, file)
@@ -101,6 +111,81 @@ def parse_document(text: str, file: str = "<string>") -> Document:
 def _pos(node: t.Any) -> tuple[int, int]:
     mark = node.start_mark
     return (mark.line + 1, mark.column + 1)
+
+
+class _AliasBomb(Exception):
+    def __init__(self, alias_number: int) -> None:
+        self.alias_number = alias_number
+
+
+def _check_alias_expansion(root: t.Any, text: str, file: str) -> None:
+    """Refuse a document whose aliases add more than ``MAX_ALIAS_NODES`` nodes (see the module doc).
+
+    Composing already shares one node object between an anchor and its aliases, so walking the graph
+    in document order and descending into each node only the first time it is met visits the text
+    once; meeting a node again is an alias, which adds that node's expanded size (memoised).
+    """
+    import yaml
+
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    aliases = 0
+    added = 0
+
+    def size(node: t.Any, depth: int) -> int:
+        nonlocal aliases, added
+        key = id(node)
+        if key in sizes or key in active:
+            aliases += 1
+            if key in active:  # the builder reports it, with its own message
+                return 1
+            added += sizes[key]
+            if added > MAX_ALIAS_NODES:
+                raise _AliasBomb(aliases)
+            return sizes[key]
+        if depth > _MAX_DEPTH:
+            line, col = _pos(node)
+            raise YAMLSyntaxError("document nested too deeply", file=file, line=line, col=col)
+        total = 1
+        active.add(key)
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                total += size(child, depth + 1)
+        elif isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                total += size(key_node, depth + 1) + size(value_node, depth + 1)
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        size(root, 0)
+    except _AliasBomb as bomb:
+        line, col = _alias_position(text, bomb.alias_number)
+        first = _alias_position(text, 1) if bomb.alias_number > 1 else (line, col)
+        where = "" if first == (line, col) else f"; the first alias is at {first[0]}:{first[1]}"
+        raise YAMLSyntaxError(
+            f"aliases in this document add more than {MAX_ALIAS_NODES:,} nodes (the limit), passed at "
+            f"this alias{where}",
+            file=file,
+            line=line,
+            col=col,
+            hint="write the repeated data out, or share less of it through anchors and aliases",
+        ) from None
+
+
+def _alias_position(text: str, number: int) -> tuple[int | None, int | None]:
+    """(line, column) of the ``number``-th alias (1-based) in ``text``: the event stream keeps marks
+    the composed graph has lost. Only on the error path."""
+    import yaml
+
+    seen = 0
+    for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        if isinstance(event, yaml.AliasEvent):
+            seen += 1
+            if seen == number:
+                return event.start_mark.line + 1, event.start_mark.column + 1
+    return None, None
 
 
 class _Builder:

@@ -173,3 +173,67 @@ def test_no_cache_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     path.write_text("name: x\n")
     load_document(path)
     assert not (home_directory() / "cache" / "parsed-documents").exists()
+
+
+# -- alias expansion is bounded (issue 14) ------------------------------------------------------
+
+
+def _nested_aliases(levels: int) -> str:
+    """The classic alias bomb: each level a list of nine aliases to the level below."""
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for level in range(1, levels + 1):
+        lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\npull: []\n"
+
+
+@pytest.mark.parametrize("levels", [5, 9])
+def test_an_alias_bomb_is_refused_at_the_alias_that_crosses_the_limit(levels: int) -> None:
+    """Five levels used to take seconds and hundreds of MB (nine never finished): now refused at once,
+    located at the alias where the added nodes pass the limit, naming the first alias too."""
+    with pytest.raises(YAMLSyntaxError) as info:
+        parse_document(_nested_aliases(levels), "bomb.yaml")
+    # a1..a4 add 9 * (10 + 91 + 820 + 7381) = 74,718 nodes; the first *a4 on line 6 adds 66,430 more
+    assert (info.value.line, info.value.col) == (6, 10)
+    assert str(info.value) == (
+        "bomb.yaml:6:10: aliases in this document add more than 100,000 nodes (the limit), passed at "
+        "this alias; the first alias is at 2:10\n"
+        "hint: write the repeated data out, or share less of it through anchors and aliases"
+    )
+
+
+def test_the_limit_is_exact() -> None:
+    """Aliases may add exactly MAX_ALIAS_NODES nodes; one more is refused, at the alias that adds it."""
+    from stepengine.loader import MAX_ALIAS_NODES
+
+    assert MAX_ALIAS_NODES == 100_000
+    items = ", ".join(["1"] * 999)  # a list of 999 scalars: 1,000 nodes
+    at_limit = f"s: &s 1\nl: &l [{items}]\nuses: [" + ", ".join(["*l"] * 100) + "]\n"
+    assert len(parse_document(at_limit).data["uses"]) == 100
+    with pytest.raises(YAMLSyntaxError) as info:
+        parse_document(at_limit + "one_more: *s\n")
+    assert (info.value.line, info.value.col) == (4, 11)
+
+
+def test_a_refused_document_is_not_cached(tmp_path: Path) -> None:
+    from stepengine.paths import home_directory
+
+    path = tmp_path / "prefect.yaml"
+    path.write_text(_nested_aliases(6))
+    with pytest.raises(YAMLSyntaxError):
+        load_document(path)
+    assert not (home_directory() / "cache" / "parsed-documents").exists()
+
+
+def test_merge_keys_count_what_they_merge() -> None:
+    """``<<: *defaults`` in many mappings counts each merge, so merges cannot be used to expand without bound."""
+    defaults = "{" + ", ".join(f"k{i}: {i}" for i in range(499)) + "}"  # 999 nodes
+    text = f"d: &d {defaults}\nitems:\n" + "".join(f"  - {{<<: *d, n: {i}}}\n" for i in range(101))
+    with pytest.raises(YAMLSyntaxError, match="add more than 100,000 nodes") as info:
+        parse_document(text)
+    assert info.value.line == 103
+    assert len(parse_document(text.rsplit("  - ", 1)[0]).data["items"]) == 100
+
+
+def test_recursive_aliases_are_still_reported_as_such() -> None:
+    with pytest.raises(YAMLSyntaxError, match="recursive alias"):
+        parse_document("a: &a [*a]\n")
