@@ -49,8 +49,14 @@ class Document(t.NamedTuple):
             path = path[:-1]
 
 
-def load_document(path: str | os.PathLike[str]) -> Document:
-    """Read and parse a YAML file. Raises ``YAMLSyntaxError`` (or ``ConfigError`` if unreadable)."""
+def load_document(path: str | os.PathLike[str], *, cache: bool = True) -> Document:
+    """Read and parse a YAML file. Raises ``YAMLSyntaxError`` (or ``ConfigError`` if unreadable).
+
+    ``cache=False``: neither read nor write the parsed-document cache; for files that hold secrets
+    (``--values``), since nothing but the store may write a secret to disk. Even with ``cache=True``
+    a parse is not stored when the text holds a secret known to the current masker or listed by
+    the environment (``STEPENGINE_SECRET_ENV``, ``PREFECT_API_KEY``, ...).
+    """
     from stepengine.errors import ConfigError
 
     name = os.fspath(path)
@@ -65,6 +71,8 @@ def load_document(path: str | os.PathLike[str]) -> Document:
         raise ConfigError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read: {exc.strerror}") from None
+    if not cache:
+        return parse_document(text, name)
     from stepengine import _cache
 
     entry = _cache.parsed_entry(text)
@@ -72,8 +80,19 @@ def load_document(path: str | os.PathLike[str]) -> Document:
     if cached is not None:
         return Document(cached[0], cached[1], name)
     document = parse_document(text, name)
-    _cache.store_parsed(entry, document.data, document.positions)
+    if entry is not None and not _holds_secret(text):
+        _cache.store_parsed(entry, document.data, document.positions)
     return document
+
+
+def _holds_secret(text: str) -> bool:
+    """Whether ``text`` contains a secret the current masker or the environment knows of."""
+    from stepengine.masking import Masker, current_masker
+    from stepengine.stores.env import env_secrets
+
+    masker = Masker(parent=current_masker())
+    masker.add(env_secrets())
+    return masker.mask(text) != text
 
 
 def parse_document(text: str, file: str = "<string>") -> Document:

@@ -124,7 +124,7 @@ class FileResolver(InMemoryResolver):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         from stepengine.loader import load_document
 
-        document = load_document(path)
+        document = load_document(path, cache=False)  # it holds secrets: never in the parse cache
         data = document.data or {}
         if not isinstance(data, dict) or not set(data) <= {"blocks", "variables", "secret_variables"}:
             raise ConfigError(

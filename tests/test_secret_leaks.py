@@ -305,3 +305,48 @@ def test_block_cli_masks_secrets_unless_revealed(tmp_path: Path) -> None:
     listing = cli("block", "ls")
     assert listing.stdout == "aws-credentials/prod\nsecret/tok  (secret)\n"
     assert cli("variable", "ls").stdout == "pw  (secret)\n"
+
+
+VALUES_BLOCK = "vbl" + "-tok-83c1"
+VALUES_VARIABLE = "vvr" + "-pw-2be0"
+
+
+@pytest.mark.parametrize("verb", ["run", "plan"])
+def test_a_values_file_is_never_cached(tmp_path: Path, verb: str) -> None:
+    """``--values`` files hold secrets: their parse must not outlive them in the parse cache (issue 14)."""
+    root = Path(__file__).resolve().parents[1]
+    values = tmp_path / "values.yaml"
+    values.write_text(f"blocks:\n  secret:\n    vtok: {VALUES_BLOCK}\nsecret_variables:\n  vpass: {VALUES_VARIABLE}\n")
+    (tmp_path / "prefect.yaml").write_text(
+        "pull:\n  - prefect.deployments.steps.run_shell_script:\n"
+        "      script: echo {{ prefect.blocks.secret.vtok }} {{ prefect.variables.vpass }}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    for _ in range(2):  # the second time a cache, if there were one, would be read
+        done = subprocess.run([sys.executable, "-m", "stepengine", verb, "--values", str(values)], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "*** ***" in done.stdout + done.stderr
+    values.unlink()
+    home = Path(os.environ["STEPENGINE_HOME"])
+    assert (home / "cache" / "parsed-documents").is_dir()  # prefect.yaml itself is cached
+    for path in home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for secret in (VALUES_BLOCK, VALUES_VARIABLE):
+                assert secret.encode() not in data, f"{secret!r} written to {path}"
+
+
+def test_a_file_holding_a_known_secret_is_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prefect.yaml that spells out a secret the environment declares is parsed, never cached."""
+    from stepengine.loader import load_document
+
+    monkeypatch.setenv("DEPLOY_KEY", ENVIRON)
+    monkeypatch.setenv("STEPENGINE_SECRET_ENV", "DEPLOY_KEY")
+    path = tmp_path / "prefect.yaml"
+    path.write_text(f"pull:\n  - run_shell_script:\n      script: echo {ENVIRON}\n")
+    assert load_document(path).data["pull"][0]["run_shell_script"]["script"] == f"echo {ENVIRON}"
+    assert not (Path(os.environ["STEPENGINE_HOME"]) / "cache" / "parsed-documents").exists()
+    path.write_text("pull:\n  - run_shell_script:\n      script: echo hello\n")
+    load_document(path)
+    assert (Path(os.environ["STEPENGINE_HOME"]) / "cache" / "parsed-documents").is_dir()
