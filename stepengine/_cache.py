@@ -17,11 +17,16 @@ fact changes, so a cache entry can save time but never change a result:
 
 ``STEPENGINE_NO_CACHE=1`` turns every cache off. Any error reading or writing a cache (read-only
 home, full disk) is ignored: the slow path runs instead.
+
+The caches are private to their owner (``private_dir``, ``read_private``, ``write_private``): an
+entry that someone else could have written is never read, and an entry of the wrong shape is
+ignored, never trusted.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import typing as t
 
 __all__ = [
@@ -30,9 +35,12 @@ __all__ = [
     "is_known_valid",
     "load_parsed",
     "parsed_entry",
+    "private_dir",
+    "read_private",
     "remember_valid",
     "sha256",
     "store_parsed",
+    "write_private",
 ]
 
 #: bump when the encoding below or the meaning of an entry changes
@@ -46,6 +54,90 @@ def cache_dir(*parts: str) -> str | None:
     from stepengine.paths import home_path
 
     return os.path.join(home_path(), "cache", *parts)
+
+
+# -- private files ----------------------------------------------------------------------------------
+#
+# A cache entry decides what runs (the entry-point listing maps a step name to ``module:function``)
+# and what is skipped (a validity entry vouches for a document), so an entry someone else could have
+# written is never read: every directory from ``cache/`` down is 0700 and owned by the user (one
+# with a looser mode is tightened, one owned by someone else means no cache), every file is created
+# 0600 and read only when it is a regular file owned by the user and writable by nobody else. A
+# refused entry is ignored and written again (the directory is the user's, so the replace works).
+
+
+def private_dir(*parts: str) -> str | None:
+    """``cache_dir(*parts)``, created 0700, or ``None``: caching is off, or a directory on the way is
+    not private to this user and cannot be made so."""
+    directory = cache_dir(*parts)
+    if directory is None:
+        return None
+    base = cache_dir()
+    assert base is not None
+    try:
+        os.makedirs(os.path.dirname(base), mode=0o700, exist_ok=True)
+        level = base
+        for part in ("", *parts):
+            level = os.path.join(level, part) if part else level
+            try:
+                os.mkdir(level, 0o700)
+            except FileExistsError:
+                pass
+            info = os.stat(level)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                return None
+            if info.st_mode & 0o077:
+                os.chmod(level, 0o700)
+    except OSError:
+        return None
+    return directory
+
+
+def _trusted(info: os.stat_result) -> bool:
+    return stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+def read_private(path: str) -> bytes | None:
+    """The bytes of a cache file, or ``None``: absent, unreadable, or not trusted (see above)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        if not _trusted(os.fstat(fd)):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def exists_private(path: str) -> bool:
+    """Whether a trusted cache file is at ``path`` (for entries whose presence is the fact)."""
+    try:
+        return _trusted(os.lstat(path))
+    except OSError:
+        return False
+
+
+def write_private(path: str, data: bytes) -> None:
+    """Write a cache file atomically, mode 0600 (errors ignored: the cache is only an optimisation)."""
+    tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as handle:
+                handle.write(data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)  # readers see the whole entry or none
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def sha256(data: bytes = b"") -> t.Any:
@@ -137,27 +229,21 @@ def document_key(data: t.Any, schema_bytes: bytes) -> str | None:
 
 
 def _entry_path(key: str) -> str | None:
-    directory = cache_dir("valid-documents")
+    directory = private_dir("valid-documents")
     return os.path.join(directory, key) if directory else None
 
 
 def is_known_valid(key: str | None) -> bool:
     """Whether a full validation already found the document with this key valid."""
     path = _entry_path(key) if key else None
-    return path is not None and os.path.isfile(path)
+    return path is not None and exists_private(path)
 
 
 def remember_valid(key: str | None) -> None:
     """Record that the document with this key passed a full validation (errors ignored)."""
     path = _entry_path(key) if key else None
-    if path is None:
-        return
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a", encoding="utf-8"):
-            pass
-    except OSError:
-        pass
+    if path is not None:
+        write_private(path, b"")
 
 
 # -- parsed documents -------------------------------------------------------------------------------
@@ -167,7 +253,7 @@ _PARSED_FORMAT = b"stepengine-parsed-1\n"
 
 def parsed_entry(text: str) -> str | None:
     """Where the parse of ``text`` is cached (``None``: no cache); compute once, use to load and store."""
-    directory = cache_dir("parsed-documents")
+    directory = private_dir("parsed-documents")
     if directory is None:
         return None
     identity = _package_identity("yaml", dist="pyyaml")
@@ -196,12 +282,49 @@ def load_parsed(path: str | None) -> tuple[t.Any, t.Any] | None:
         return None
     import marshal
 
-    try:
-        with open(path, "rb") as handle:
-            data, positions = marshal.loads(handle.read())
-    except (OSError, EOFError, ValueError, TypeError):  # absent, or damaged: parse again
+    blob = read_private(path)
+    if blob is None:
         return None
-    return data, positions
+    try:
+        entry = marshal.loads(blob)
+    except (EOFError, ValueError, TypeError):  # damaged: parse again
+        return None
+    if not (isinstance(entry, tuple) and len(entry) == 2 and _is_plain(entry[0]) and _is_positions(entry[1])):
+        return None  # not what store_parsed writes: parse again
+    return entry[0], entry[1]
+
+
+#: what a YAML scalar that marshal can hold is built into
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _is_plain(value: t.Any) -> bool:
+    """Whether ``value`` is made of what the loader builds: dicts (scalar keys), lists and scalars."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            if not all(type(key) in _SCALARS for key in item):
+                return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind not in _SCALARS:
+            return False
+    return True
+
+
+def _is_positions(value: t.Any) -> bool:
+    """Whether ``value`` has the shape of ``Document.positions``: paths → (line, column)."""
+    if type(value) is not dict or () not in value:
+        return False
+    for path, position in value.items():
+        if not (type(path) is tuple and all(type(part) in _SCALARS for part in path)):
+            return False
+        if not (isinstance(position, tuple) and len(position) == 2 and all(type(n) is int for n in position)):
+            return False
+    return True
 
 
 def store_parsed(path: str | None, data: t.Any, positions: t.Any) -> None:
@@ -214,14 +337,4 @@ def store_parsed(path: str | None, data: t.Any, positions: t.Any) -> None:
         blob = marshal.dumps((data, positions))
     except ValueError:  # e.g. a YAML timestamp (datetime): parse this file every time
         return
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with open(tmp, "wb") as handle:
-            handle.write(blob)
-        os.replace(tmp, path)  # readers see the whole entry or none
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    write_private(path, blob)

@@ -10,6 +10,10 @@ removes a ``*.dist-info`` directory, which changes its parent's mtime, and the n
 A listing is never cached while a ``sys.path`` directory changed in the last two seconds (an install
 still in progress). ``Registry`` also rescans before reporting a step as unknown or unimportable, so a
 stale listing can cost time but cannot hide a step.
+
+The listing decides which function a step name runs, so it is read only when it is private to the
+user (see ``stepengine._cache.read_private``) and has exactly the shape written here; anything else
+is ignored and the distributions are scanned again.
 """
 
 from __future__ import annotations
@@ -46,34 +50,49 @@ def read_entry_points(group: str, *, fresh: bool = False) -> list[tuple[str, str
     import sys
     import time
 
-    from stepengine._cache import cache_dir, sha256
+    from stepengine._cache import private_dir, read_private, sha256, write_private
 
     state = [_path_state(entry) for entry in sys.path]
-    directory = cache_dir("entry-points")
+    directory = private_dir("entry-points")
     cache_file = None
     if directory is not None:
         name = sha256("\0".join([group, sys.executable, *sys.path]).encode("utf-8", "surrogatepass"))
         cache_file = os.path.join(directory, name.hexdigest()[:32] + ".json")
     if cache_file is not None and not fresh:
-        try:
-            with open(cache_file, encoding="utf-8") as handle:
-                cached = json.load(handle)
-            if cached["state"] == state:
-                return [(n, v, d, ver, _LazyEntryPoint(v)) for n, v, d, ver in cached["entries"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+        blob = read_private(cache_file)
+        entries = _cached_entries(blob, state) if blob is not None else None
+        if entries is not None:
+            return [(n, v, d, ver, _LazyEntryPoint(v)) for n, v, d, ver in entries]
     found = _scan(group)
     newest = max((s[1] for s in state if s[1] is not None), default=0)
     if cache_file is not None and time.time_ns() - newest > 2_000_000_000:
-        try:
-            os.makedirs(directory, exist_ok=True)  # type: ignore[arg-type]
-            temporary = f"{cache_file}.{os.getpid()}.tmp"
-            with open(temporary, "w", encoding="utf-8") as handle:
-                json.dump({"state": state, "entries": [list(f[:4]) for f in found]}, handle)
-            os.replace(temporary, cache_file)
-        except OSError:
-            pass
+        listing = {"state": state, "entries": [list(f[:4]) for f in found]}
+        write_private(cache_file, json.dumps(listing).encode("utf-8", "surrogatepass"))
     return found
+
+
+def _cached_entries(blob: bytes, state: list[t.Any]) -> list[list[t.Any]] | None:
+    """The entries of a cached listing made in ``state``, or ``None``: stale, damaged or of another shape."""
+    import json
+
+    try:
+        cached = json.loads(blob)
+    except ValueError:
+        return None
+    if not isinstance(cached, dict) or cached.get("state") != state:
+        return None
+    entries = cached.get("entries")
+    if not isinstance(entries, list):
+        return None
+    for entry in entries:
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 4
+            and all(isinstance(field, str) for field in entry[:2])
+            and all(field is None or isinstance(field, str) for field in entry[2:])
+        ):
+            return None
+    return entries
 
 
 def _path_state(entry: str) -> list[t.Any]:
