@@ -218,18 +218,72 @@ class SQLiteStore:
             raise self._error(exc) from None
 
     def _error(self, exc: Exception) -> StoreError:
+        """A SQLite error as a ``StoreError`` that says what is wrong: only a damaged file is worth
+        moving away (advice that, given for a full disk, would lose every block and variable)."""
         reason = str(exc)
-        if "locked" in reason or "busy" in reason:
+        code = _sqlite_code(exc)
+        if code in (_BUSY, _LOCKED) or "locked" in reason or "busy" in reason:
             return StoreError(
                 f"{self.path}: the store stayed locked for {self.timeout:g} s ({reason})",
                 store=str(self.path),
                 hint="another process holds a long write lock on it; try again",
             )
+        if code == _FULL or (code == _IOERR and self._disk_is_full()):
+            return self._full_disk(reason)
+        if code in (_READONLY, _PERM, _CANTOPEN):
+            return StoreError(
+                f"{self.path}: cannot open or write the store ({reason})",
+                store=str(self.path),
+                hint=f"check that {self.path.parent} is writable by you and not on a read-only file system "
+                "(or point STEPENGINE_HOME elsewhere)",
+            )
+        if code == _IOERR:
+            return StoreError(
+                f"{self.path}: the disk failed while the store was in use ({reason})",
+                store=str(self.path),
+                hint="check the disk; the store file is not necessarily damaged: keep it",
+            )
+        if code in (_NOTADB, _CORRUPT):
+            return StoreError(
+                f"{self.path}: not a usable stepengine store ({reason})",
+                store=str(self.path),
+                hint="the file is damaged or is not a store: move it away, and set the blocks and variables again",
+            )
+        return StoreError(f"{self.path}: cannot use the store ({reason})", store=str(self.path))
+
+    def _full_disk(self, reason: str) -> StoreError:
         return StoreError(
-            f"{self.path}: not a usable stepengine store ({reason})",
+            f"{self.path}: the disk holding the store is full ({reason})",
             store=str(self.path),
-            hint="the file is damaged or is not a store: move it away, and set the blocks and variables again",
+            hint="free some space and try again; the store is intact (an unfinished write is rolled back)",
         )
+
+    def _disk_is_full(self) -> bool:
+        """Whether the store's file system has (almost) no space left: SQLite reports a failed write
+        to its WAL or shared-memory file as a plain I/O error."""
+        try:
+            info = os.statvfs(self.path.parent)
+        except OSError:
+            return False
+        return info.f_bavail * info.f_frsize < 64 * 1024
+
+    def _os_error(self, exc: OSError, doing: str) -> StoreError:
+        import errno
+
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return self._full_disk(exc.strerror or str(exc))
+        if exc.errno == errno.EISDIR or self.path.is_dir():
+            return StoreError(
+                f"{self.path}: is a directory, not a store file",
+                store=str(self.path),
+                hint="move it away, or point STEPENGINE_HOME elsewhere",
+            )
+        where = exc.filename or self.path
+        hint = None
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            hint = f"{self.path.parent} must be writable by you (or point STEPENGINE_HOME elsewhere)"
+        return StoreError(f"{self.path}: cannot {doing} the store: {where}: {exc.strerror or exc}",
+                          store=str(self.path), hint=hint)
 
     def _decode(self, text: str, what: str) -> t.Any:
         try:
@@ -244,7 +298,12 @@ class SQLiteStore:
         import sqlite3
 
         if create:
-            self._create_file()
+            try:
+                self._create_file()
+            except OSError as exc:
+                raise self._os_error(exc, "create") from None
+        elif self.path.is_dir():
+            raise self._os_error(IsADirectoryError(21, "Is a directory", str(self.path)), "read")
         try:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         except sqlite3.Error as exc:
@@ -291,6 +350,26 @@ class SQLiteStore:
         except BaseException:
             conn.rollback()
             raise
+
+
+# SQLite's primary result codes (sqlite3.SQLITE_* from Python 3.11)
+_PERM, _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 3, 5, 6, 8, 10, 11, 13, 14, 26
+#: the code of an error from Python 3.10 (no ``sqlite_errorcode``), by SQLite's own message
+_CODES_BY_MESSAGE = {
+    "database or disk is full": _FULL,
+    "attempt to write a readonly database": _READONLY,
+    "unable to open database file": _CANTOPEN,
+    "disk I/O error": _IOERR,
+    "file is not a database": _NOTADB,
+    "database disk image is malformed": _CORRUPT,
+}
+
+
+def _sqlite_code(exc: Exception) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF  # the primary code of an extended one (SQLITE_IOERR_WRITE → SQLITE_IOERR)
+    return _CODES_BY_MESSAGE.get(str(exc))
 
 
 def check_name(what: str, name: str, pattern: re.Pattern[str]) -> None:

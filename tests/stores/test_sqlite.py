@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import subprocess
 import sys
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,92 @@ def test_concurrent_writers_from_several_processes_lose_nothing(tmp_path: Path) 
     assert len(store.list_blocks()) == workers * count
     assert len(store.list_variables()) == workers * count
     assert store.get_block("secret", f"w{workers - 1}-{count - 1}") == {"value": f"value-{workers - 1}-{count - 1}"}
+
+
+# -- a store that cannot be written: say why, never advise moving a healthy store away (issue 14) ----
+
+
+@contextlib.contextmanager
+def _mounted(target: Path, *commands: list[str]) -> t.Iterator[Path]:
+    """Run mount ``commands`` on ``target`` (skip the test where mounting is not allowed); unmount after."""
+    target.mkdir(parents=True, exist_ok=True)
+    for command in commands:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            subprocess.run(["umount", str(target)], capture_output=True, check=False)
+            pytest.skip(f"cannot mount here: {done.stderr.strip()}")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], capture_output=True, check=False)
+
+
+def _tiny_disk(target: Path) -> t.ContextManager[Path]:
+    return _mounted(target, ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(target)])
+
+
+def _fill(directory: Path) -> None:
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "STEPENGINE_HOME": str(home), "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-m", "stepengine", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_full_disk_is_reported_as_a_full_disk(tmp_path: Path) -> None:
+    with _tiny_disk(tmp_path / "disk") as disk:
+        store = SQLiteStore(disk / "store.db")
+        store.set_block("secret", "kept", {"value": "abcdef"})
+        _fill(disk)
+        with pytest.raises(StoreError) as info:
+            store.set_block("string", "big", {"value": "x" * 100_000})
+        assert str(info.value).startswith(f"{disk / 'store.db'}: the disk holding the store is full (")
+        assert info.value.hint == "free some space and try again; the store is intact (an unfinished write is rolled back)"
+        assert "move it away" not in str(info.value)
+        done = _cli(disk, "block", "set", "string/big", "--value", "x" * 50_000)
+        assert done.returncode == 2
+        assert "the disk holding the store is full" in done.stderr and "move it away" not in done.stderr
+        (disk / "filler").unlink()
+        assert store.get_block("secret", "kept") == {"value": "abcdef"}  # following the advice loses nothing
+        store.set_block("string", "big", {"value": "x" * 100_000})
+
+
+def test_a_store_cannot_be_created_on_a_full_disk(tmp_path: Path) -> None:
+    with _tiny_disk(tmp_path / "disk") as disk:
+        _fill(disk)
+        done = _cli(disk / "home", "block", "set", "secret/x", "--value", "abcdef")
+        assert done.returncode == 2, done.stderr
+        assert "the disk holding the store is full" in done.stderr
+
+
+def test_a_read_only_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    target = str(home)
+    with _mounted(home, ["mount", "--bind", target, target], ["mount", "-o", "remount,bind,ro", target]):
+        for where in (home, home / "sub"):
+            done = _cli(where, "block", "set", "secret/x", "--value", "abcdef")
+            assert done.returncode == 2, done.stderr
+            assert done.stderr.startswith(f"error: {where / 'store.db'}: cannot create the store: ")
+            assert "Read-only file system" in done.stderr
+            assert f"hint: {where} must be writable by you (or point STEPENGINE_HOME elsewhere)" in done.stderr
+            assert "Traceback" not in done.stderr
+
+
+def test_a_store_path_that_is_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "store.db").mkdir()
+    for args in (("block", "set", "secret/x", "--value", "abcdef"), ("block", "get", "secret/x"), ("variable", "ls")):
+        done = _cli(tmp_path, *args)
+        assert (done.returncode, done.stderr) == (
+            2,
+            f"error: {tmp_path / 'store.db'}: is a directory, not a store file\n"
+            "hint: move it away, or point STEPENGINE_HOME elsewhere\n",
+        ), args
