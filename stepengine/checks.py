@@ -221,7 +221,9 @@ def _template_issues(step: Step, issues: list[Issue]) -> list[tuple[str, str, st
             for placeholder in find_placeholders(text):
                 if placeholder.kind == "output":
                     parts = split_path(placeholder.name)
-                    if len(parts) >= 2 and isinstance(parts[0], str):
+                    if not parts:  # {{ . }}, {{ [] }}: not the whole namespace (issue 14)
+                        issues.append(_issue(step, argument, f"{placeholder.text} names no value"))
+                    elif len(parts) >= 2 and isinstance(parts[0], str):
                         references.append((argument, placeholder.text, parts[0]))
                 elif placeholder.kind == "expression":
                     from stepengine._expressions import check_syntax

@@ -224,10 +224,7 @@ class _Builder:
         if depth > _MAX_DEPTH:
             raise self._error("document nested too deeply", node)
         if isinstance(node, yaml.ScalarNode):
-            try:
-                return self._loader.construct_object(node, deep=True)
-            except yaml.constructor.ConstructorError as exc:
-                raise self._error(exc.problem or "cannot construct value", node) from None
+            return self._scalar(node)
         if id(node) in self._active:
             raise self._error("an alias refers to a node that contains it (recursive alias)", node)
         self._active.add(id(node))
@@ -243,6 +240,28 @@ class _Builder:
         finally:
             self._active.discard(id(node))
         raise self._error(f"unsupported YAML node {type(node).__name__}", node)
+
+    def _scalar(self, node: t.Any) -> t.Any:
+        """The value of a scalar node (a key or a value), or a located error: an unknown tag (``!foo``,
+        ``=``), an integer too long for Python (over 4,300 digits), an impossible date..."""
+        import yaml
+
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            error = self._error(exc.problem or "cannot construct value", node)
+            if node.tag == "tag:yaml.org,2002:value":  # a plain '=' (YAML's value key)
+                error.hint = "quote it ('=') to keep it as text"
+            else:
+                error.hint = f"remove the tag {node.tag}: only YAML's standard tags are read"
+        except (ValueError, OverflowError, TypeError) as exc:
+            if node.tag.endswith(":int") and "digits" in str(exc):
+                problem = f"an integer of {len(node.value):,} characters is longer than Python reads (4,300 digits)"
+            else:
+                problem = f"cannot read this value ({node.tag.rsplit(':', 1)[-1]}): {exc}"
+            error = self._error(problem, node)
+            error.hint = "quote it to keep it as text"
+        raise error
 
     def _mapping(self, node: t.Any, path: Path, depth: int) -> dict[t.Any, t.Any]:
         import yaml
@@ -261,7 +280,7 @@ class _Builder:
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self._error("a mapping key must be a plain value, not a list or mapping", key_node)
-            key = self._loader.construct_object(key_node, deep=True)
+            key = self._scalar(key_node)
             if key in seen:
                 first_line = seen[key].start_mark.line + 1
                 raise self._error(

@@ -96,6 +96,8 @@ class Registry:
             return self._lookup(name, requires)
 
     def _lookup(self, name: str, requires: t.Sequence[str]) -> StepFunction:
+        if not isinstance(name, str):
+            raise StepLookupError(f"a step name must be text, not {name!r}", function=str(name))
         if name in self._explicit:
             func = self._explicit[name]
             return StepFunction(name, func, _target(func))
@@ -113,7 +115,7 @@ class Registry:
             (reg,) = registrations
             try:
                 func = reg.entry_point.load()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise StepLookupError(
                     f"step {name!r} (from {reg.distribution}) cannot be imported: {type(exc).__name__}: {exc}",
                     function=name,
@@ -138,6 +140,15 @@ class Registry:
                 function=name,
                 hint="run 'stepengine steps' to list the installed steps",
             )
+        if not all(part.isidentifier() for part in module_name.split(".")) or not attr.isidentifier():
+            # a relative name (.os.system), an empty part (os..system) or one that is no Python name:
+            # never handed to the import system
+            raise StepLookupError(
+                f"unknown step {name!r}: not an entry-point name, and not an absolute module path "
+                "(pkg.module.function or pkg.module:function)" + suggestion(),
+                function=name,
+                hint="run 'stepengine steps' to list the installed steps",
+            )
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
@@ -154,6 +165,11 @@ class Registry:
                 function=name,
                 hint=_install_hint(requires, None) or "run 'stepengine steps' to list the installed steps",
             ) from None
+        except (Exception, SystemExit) as exc:  # the module itself is broken (SyntaxError, raises on import)
+            raise StepLookupError(
+                f"step {name!r}: importing {module_name} failed: {type(exc).__name__}: {exc}",
+                function=name,
+            ) from exc
         func = getattr(module, attr, None)
         if func is None:
             raise StepLookupError(

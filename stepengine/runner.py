@@ -266,6 +266,11 @@ class Runner:
     def store(self, step: Step, result: t.Any) -> None:
         """Prefect's rule: a dict result is merged flat and also kept under the step's id."""
         if isinstance(result, dict):
+            problem = _output_problem(result)
+            if problem:
+                from stepengine.errors import StepError
+
+                raise StepError(f"its output {problem}", hint="a step returns a dict whose keys (at every level) are text, with no circular reference")
             self.namespace.update(result)
             if step.id is not None:
                 self.namespace[step.id] = result
@@ -317,7 +322,7 @@ class Runner:
             ctx.emit("step.failed", duration=time.perf_counter() - started, message=str(located),
                      attempt=self._attempt, outcome=FAILURE, continued=self._continues or None)
             raise located from exc
-        except (Exception, KeyboardInterrupt, SystemExit) as exc:
+        except BaseException as exc:  # also SystemExit and a step's own BaseException subclasses
             duration = time.perf_counter() - started
             if isinstance(exc, KeyboardInterrupt):
                 ctx.emit("step.failed", duration=duration, message="interrupted", attempt=self._attempt,
@@ -348,6 +353,36 @@ def _info(step: Step) -> StepInfo:
     return StepInfo(
         step.section, step.index, step.id, step.function, step.file, step.line, run.run_id if run else None
     )
+
+
+def _output_problem(output: dict[t.Any, t.Any]) -> str | None:
+    """What makes ``output`` unusable as template values and JSON: a key that is not text, or a
+    container holding itself. ``None`` when it is fine."""
+    from stepengine.schema import format_path
+
+    on_path: set[int] = set()
+    stack: list[tuple[t.Any, tuple[t.Any, ...], bool]] = [(output, (), False)]
+    while stack:
+        item, path, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(item))
+            continue
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    where = f" in {format_path(path)}" if path else ""
+                    return f"has a key that is not text: {key!r}{where}"
+            children = [(v, path + (k,)) for k, v in item.items()]
+        elif isinstance(item, (list, tuple)):
+            children = [(v, path + (i,)) for i, v in enumerate(item)]
+        else:
+            continue
+        if id(item) in on_path:
+            return f"contains itself at {format_path(path)} (a circular reference)"
+        on_path.add(id(item))
+        stack.append((item, path, True))
+        stack.extend((child, child_path, False) for child, child_path in reversed(children))
+    return None
 
 
 async def _as_coroutine(awaitable: t.Any) -> t.Any:

@@ -114,8 +114,64 @@ def check_document(document: Document, *, strict: bool = False) -> list[Issue]:
         if not (error.validator == "type" and tuple(error.absolute_path)[:-1] in crowded)
     ]
     issues.extend(_unknown_keys(document, strict=strict))
+    issues.extend(_name_issues(document))
     issues.sort(key=lambda i: (i.line or 0, i.col or 0))
     return issues
+
+
+def _name_issues(document: Document) -> list[Issue]:
+    """Step names and argument names must be text (YAML reads ``5:``, ``~:`` or ``true:`` as a
+    number, null or boolean, which JSON Schema cannot see: its keys are always strings)."""
+    from stepengine.config import FINALLY, SECTIONS
+
+    data = document.data
+    if not isinstance(data, dict):
+        return []
+    places: list[tuple[tuple[t.Any, ...], t.Any]] = [((s,), data.get(s)) for s in SECTIONS + (FINALLY,)]
+    deployments = data.get("deployments")
+    for index, entry in enumerate(deployments if isinstance(deployments, list) else ()):
+        if isinstance(entry, dict):
+            places += [(("deployments", index, s), entry.get(s)) for s in SECTIONS + (FINALLY,)]
+    issues = []
+    for section_path, section in places:
+        steps = [(section_path + (i,), step) for i, step in enumerate(section)] if isinstance(section, list) else (
+            [(section_path, section)] if isinstance(section, dict) else []
+        )
+        for step_path, step in steps:
+            if not isinstance(step, dict):
+                continue
+            for name, arguments in step.items():
+                if not isinstance(name, str):
+                    line, col = document.position(step_path + (name,)) or (None, None)
+                    issues.append(Issue(
+                        f"{_where(data, step_path)}a step name must be text, got {_describe(name)}; "
+                        "quote it if it is a name",
+                        document.file, line, col, format_path(step_path)))
+                    continue
+                for argument in arguments if isinstance(arguments, dict) else ():
+                    if not isinstance(argument, str):
+                        line, col = document.position(step_path + (name, argument)) or (None, None)
+                        issues.append(Issue(
+                            f"{_where(data, step_path + (name,))}an argument name must be text, got "
+                            f"{_describe(argument)}; quote it if it is a name",
+                            document.file, line, col, format_path(step_path + (name,))))
+    return issues
+
+
+def _where(data: t.Any, path: tuple[t.Any, ...]) -> str:
+    """``pull[0] (clone: git_clone): `` for a path inside a step, ``pull[0]: `` for the step itself."""
+    if isinstance(path[-1], int):
+        label = _step_label(path[-2], path[-1], None, None)
+        if path[0] == "deployments":
+            name = _get(data, path[:2] + ("name",))
+            label = f"deployment {name!r} {label}" if isinstance(name, str) else f"deployments[{path[1]}] {label}"
+        return f"{label}: "
+    label = _step_context(data, path)[0]
+    return f"{label}: " if label else ""
+
+
+def _describe(value: t.Any) -> str:
+    return "null" if value is None else f"{_kind(value)} {value!r}"
 
 
 def _issue(document: Document, error: t.Any) -> Issue:

@@ -163,6 +163,9 @@ class TemplateContext:
 
     def _lookup_output(self, name: str) -> t.Any:
         parts = _split_path(name)
+        if not parts:  # {{ . }}, {{ [] }}: not the whole namespace (a step output holding it is circular)
+            raise TemplateError(f"{{{{ {name} }}}} names no value", placeholder=name,
+                                hint="name an output ({{ id.key }}) or a --var value")
         value = _walk(self.namespace, parts)
         if value is MISSING and not self.allow_missing:
             from stepengine._suggest import did_you_mean
