@@ -27,12 +27,46 @@ def env_shorthand(expression: str) -> str:
     return _DOLLAR_RE.sub(lambda m: m.group(1) or f"env[{m.group(2)!r}]", expression)
 
 
+#: the most characters or items ``text * n`` may make, and the most bits ``a * b`` / ``a ** b`` may
+#: give an integer (Python's own limit for turning one into text is 4,300 digits, ~14,300 bits)
+MAX_REPEAT = 1_000_000
+MAX_INT_BITS = 14_000
+
+
 @functools.lru_cache(maxsize=1)
 def _environment() -> t.Any:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    class _Bounded(ImmutableSandboxedEnvironment):  # type: ignore[misc]
+        """The sandbox, with ``*`` and ``**`` bounded: ``{{ 'a' * 10**10 }}`` or ``{{ 2**10**10 }}``
+        would otherwise take the whole memory or never end (issue 14: bound what a few bytes
+        expand to). Intercepted operators are also never folded at compile time."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: t.Any, operator: str, left: t.Any, right: t.Any) -> t.Any:
+            _check_size(operator, left, right)
+            return super().call_binop(context, operator, left, right)
+
+    return _Bounded(undefined=StrictUndefined, autoescape=False)
+
+
+def _check_size(operator: str, left: t.Any, right: t.Any) -> None:
+    from jinja2.exceptions import SecurityError
+
+    def is_int(value: t.Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if operator == "*":
+        for sequence, times in ((left, right), (right, left)):
+            if isinstance(sequence, (str, list, tuple)) and is_int(times) and len(sequence) * times > MAX_REPEAT:
+                raise SecurityError(f"the result would have more than {MAX_REPEAT:,} characters or items")
+        if is_int(left) and is_int(right) and abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS:
+            raise SecurityError("the result would be an integer too large to use")
+    elif is_int(left) and is_int(right) and right > 0 and abs(left) > 1:
+        if abs(left).bit_length() * right > MAX_INT_BITS:
+            raise SecurityError("the result would be an integer too large to use")
 
 
 @functools.lru_cache(maxsize=512)
@@ -43,6 +77,8 @@ def _compile(expression: str) -> t.Any:
         return _environment().compile_expression(env_shorthand(expression), undefined_to_none=False)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{{{{ {expression} }}}} is not a valid expression: {exc.message}") from None
+    except Exception as exc:  # compiling folds constants, which can fail (a literal too long to print)
+        raise TemplateError(f"{{{{ {expression} }}}} is not a valid expression: {type(exc).__name__}: {exc}") from None
 
 
 def check_syntax(expression: str) -> None:

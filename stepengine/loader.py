@@ -254,11 +254,13 @@ class _Builder:
                 error.hint = "quote it ('=') to keep it as text"
             else:
                 error.hint = f"remove the tag {node.tag}: only YAML's standard tags are read"
-        except (ValueError, OverflowError, TypeError) as exc:
+        except Exception as exc:  # PyYAML's constructors fail in many ways on odd text (!!timestamp z)
             if node.tag.endswith(":int") and "digits" in str(exc):
                 problem = f"an integer of {len(node.value):,} characters is longer than Python reads (4,300 digits)"
-            else:
+            elif isinstance(exc, ValueError):
                 problem = f"cannot read this value ({node.tag.rsplit(':', 1)[-1]}): {exc}"
+            else:
+                problem = f"cannot read {node.value!r} as a {node.tag.rsplit(':', 1)[-1]}"
             error = self._error(problem, node)
             error.hint = "quote it to keep it as text"
         raise error

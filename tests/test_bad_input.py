@@ -63,8 +63,10 @@ def _loads(text: str) -> stepengine.Config:
                                     "hint: quote it to keep it as text"),
         ("a: !!int x\n", (1, 4), "cannot read this value (int): invalid literal for int() with base 10: 'x'\n"
                                  "hint: quote it to keep it as text"),
+        ("a: !!timestamp z\n", (1, 4), "cannot read 'z' as a timestamp\n"
+                                       "hint: quote it to keep it as text"),
     ],
-    ids=["equals-key", "unknown-tag-key", "long-integer", "long-integer-key", "impossible-date", "bad-int-tag"],
+    ids=["equals-key", "unknown-tag-key", "long-integer", "long-integer-key", "impossible-date", "bad-int-tag", "bad-timestamp"],
 )
 def test_values_yaml_cannot_construct_are_located(text: str, position: tuple[int, int], message: str) -> None:
     with pytest.raises(YAMLSyntaxError) as info:
@@ -215,3 +217,26 @@ def test_the_command_gives_the_documented_exit_code(tmp_path: Path, text: str, v
     assert done.returncode == code, done.stderr
     assert expected in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "expression, problem",
+    [
+        ("'a' * 10**10", "is not allowed: the result would have more than 1,000,000 characters or items"),
+        ("[1] * 10**9", "is not allowed: the result would have more than 1,000,000 characters or items"),
+        ("10**5000", "is not allowed: the result would be an integer too large to use"),
+        ("(10**4000) * (10**4000)", "is not allowed: the result would be an integer too large to use"),
+        ("2**100000000", "is not allowed: the result would be an integer too large to use"),
+    ],
+)
+def test_an_expression_cannot_expand_without_bound(expression: str, problem: str) -> None:
+    """A few bytes of expression used to take the whole memory, never end, or crash printing an integer."""
+    config = _loads(f'pull:\n  - echo:\n      v: "{{{{ {expression} }}}}"\n')
+    with pytest.raises(TemplateError) as info:
+        stepengine.run(config, steps=STEPS)
+    assert str(info.value) == f"bad.yaml:3:7: pull[0] (echo): {{{{ {expression} }}}} {problem}"
+
+
+def test_small_products_and_powers_still_work() -> None:
+    config = _loads('pull:\n  - echo:\n      id: e\n      a: "{{ \'ab\' * 3 }}"\n      b: "{{ 2 ** 100 }}"\n      c: "{{ 6 * 7 }}"\n')
+    assert stepengine.run(config, steps=STEPS)["e"] == {"a": "ababab", "b": 2**100, "c": 42}
