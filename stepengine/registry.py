@@ -163,7 +163,8 @@ class Registry:
             raise StepLookupError(
                 f"unknown step {name!r}: no entry point of that name and no module {module_name!r}" + suggestion(),
                 function=name,
-                hint=_install_hint(requires, None) or "run 'stepengine steps' to list the installed steps",
+                hint=_install_hint(requires, None) or _working_directory_hint(module_name)
+                or "run 'stepengine steps' to list the installed steps",
             ) from None
         except (Exception, SystemExit) as exc:  # the module itself is broken (SyntaxError, raises on import)
             raise StepLookupError(
@@ -193,6 +194,18 @@ def _check_callable(name: str, func: t.Any) -> None:
 
 def _target(func: t.Any) -> str:
     return f"{getattr(func, '__module__', '?')}:{getattr(func, '__qualname__', repr(func))}"
+
+
+def _working_directory_hint(module_name: str) -> str | None:
+    """Why a module lying in the working directory was not found: stepengine never imports from there
+    unless told to (see ``stepengine/__main__.py``)."""
+    import os
+
+    top = module_name.split(".")[0]
+    if os.path.exists(f"{top}.py") or os.path.isfile(os.path.join(top, "__init__.py")):
+        return (f"{top} is in the working directory, which stepengine never imports from; if you trust it, "
+                "put it on PYTHONPATH (PYTHONPATH=. stepengine ...)")
+    return None
 
 
 def _install_hint(requires: t.Sequence[str], distribution: str | None) -> str | None:

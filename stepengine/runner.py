@@ -120,6 +120,9 @@ class Runner:
         Steps of the ``finally`` section run after the others even when one failed or the run was
         interrupted; the first failure (or the interrupt) is raised after them.
         """
+        from stepengine.paths import check_working_directory
+
+        check_working_directory()
         with run_context(self.context), masked_output():  # a step's print() and logging too
             resolved = prepare(
                 steps, self.registry, known_names=self._seeded, install_requires=self.install_requires,
@@ -328,6 +331,7 @@ class Runner:
                 ctx.emit("step.failed", duration=duration, message="interrupted", attempt=self._attempt,
                          outcome=FAILURE)
                 raise
+            exc = _explain(exc)
             error = StepExecutionError(
                 section=step.section,
                 step_index=step.index,
@@ -353,6 +357,22 @@ def _info(step: Step) -> StepInfo:
     return StepInfo(
         step.section, step.index, step.id, step.function, step.file, step.line, run.run_id if run else None
     )
+
+
+def _explain(exc: BaseException) -> BaseException:
+    """A bare ``FileNotFoundError`` (no file named) raised while the working directory is gone is
+    about the working directory: say so, keeping the original as the cause."""
+    if isinstance(exc, FileNotFoundError) and exc.filename is None:
+        try:
+            os.getcwd()
+        except FileNotFoundError:
+            from stepengine.errors import StepError
+            from stepengine.paths import WORKING_DIRECTORY_GONE
+
+            explained = StepError(WORKING_DIRECTORY_GONE, hint="a later step must not rely on it")
+            explained.__cause__ = exc
+            return explained
+    return exc
 
 
 def _output_problem(output: dict[t.Any, t.Any]) -> str | None:

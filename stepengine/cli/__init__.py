@@ -84,6 +84,9 @@ def _main(args: list[str]) -> int:
     from stepengine.cli._errors import handle_errors
 
     with handle_errors() as outcome:
+        from stepengine.paths import check_working_directory
+
+        check_working_directory()
         params = None
         if os.environ.get(FASTPATH_ENV, "1") != "0":
             from stepengine.cli._fastpath import parse_run
