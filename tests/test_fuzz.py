@@ -195,7 +195,7 @@ def _exercise(text: str) -> None:
                 assert exc.exit_code == 2
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(yaml_texts)
 # the crash corpus (each crashed with something undocumented before; see tests/test_bad_input.py)
 @example("pull:\n- 5: {}\n")
@@ -209,7 +209,7 @@ def test_generated_files_raise_only_documented_errors(fenced: None, text: str) -
     _exercise(text)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(raw_texts)
 @example("a:\n  =: 1\n")
 @example("a:\n  !foo b: 1\n")
@@ -250,7 +250,7 @@ def _for_the_command(document: object) -> object:
     return document
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(documents(st.sampled_from(NAMES)).filter(lambda d: any(k in d for k in ("build", "push", "pull"))), st.booleans())
 def test_the_command_exits_0_1_or_2_on_generated_files(tmp_path_factory: pytest.TempPathFactory, document: object, flow: bool) -> None:
     """Step names come only from NAMES: the module path of a harmless step here, or a name that
