@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import re
+import stat
 import time
 import typing as t
 from pathlib import Path
@@ -297,6 +298,7 @@ class SQLiteStore:
     def _connection(self, *, create: bool) -> t.Iterator[sqlite3.Connection]:
         import sqlite3
 
+        self._check_owner()
         if create:
             try:
                 self._create_file()
@@ -313,6 +315,29 @@ class SQLiteStore:
             yield conn
         finally:
             conn.close()
+
+    def _check_owner(self) -> None:
+        """Refuse a store someone else could have written: its blocks and variables decide what a
+        run does (a repository URL, a token sent where it points), like a cache entry decides which
+        function a step name runs (issue 14)."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return  # not there yet (or unreadable: SQLite says why)
+        if info.st_uid != os.getuid():
+            raise StoreError(
+                f"{self.path}: the store belongs to another user (uid {info.st_uid}): not used, since its "
+                "blocks and variables decide what a run does",
+                store=str(self.path),
+                hint="if you trust it, copy it so that the copy is yours, or point STEPENGINE_HOME elsewhere",
+            )
+        if info.st_mode & 0o022:
+            raise StoreError(
+                f"{self.path}: the store is writable by others (mode {stat.S_IMODE(info.st_mode):o}): not used, "
+                "since its blocks and variables decide what a run does",
+                store=str(self.path),
+                hint=f"if you trust its content: chmod 600 {self.path}",
+            )
 
     def _create_file(self) -> None:
         directory = self.path.parent

@@ -244,3 +244,31 @@ def test_a_store_path_that_is_a_directory(tmp_path: Path) -> None:
             f"error: {tmp_path / 'store.db'}: is a directory, not a store file\n"
             "hint: move it away, or point STEPENGINE_HOME elsewhere\n",
         ), args
+
+
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
+def test_a_store_writable_by_others_is_not_used(tmp_path: Path, mode: int) -> None:
+    """Its blocks and variables decide what a run does: one anybody could have written is refused."""
+    store = SQLiteStore(tmp_path / "store.db")
+    store.set_variable("repository", "https://example.invalid/mine.git")
+    os.chmod(store.path, mode)
+    for call in (lambda: store.get_variable("repository"), lambda: store.set_variable("x", "y"), store.list_variables):
+        with pytest.raises(StoreError) as info:
+            call()
+        assert str(info.value) == (
+            f"{store.path}: the store is writable by others (mode {mode:o}): not used, since its blocks and "
+            f"variables decide what a run does\nhint: if you trust its content: chmod 600 {store.path}"
+        )
+    os.chmod(store.path, 0o600)
+    assert store.get_variable("repository") == "https://example.invalid/mine.git"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file another owner needs root")
+def test_a_store_owned_by_someone_else_is_not_used(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "store.db")
+    store.set_variable("repository", "https://example.invalid/planted.git")
+    os.chown(store.path, 54321, -1)
+    with pytest.raises(StoreError, match=r"the store belongs to another user \(uid 54321\): not used"):
+        store.get_variable("repository")
+    done = _cli(tmp_path, "variable", "get", "repository")
+    assert done.returncode == 2 and "belongs to another user" in done.stderr
