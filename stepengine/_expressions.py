@@ -39,17 +39,74 @@ def _environment() -> t.Any:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     class _Bounded(ImmutableSandboxedEnvironment):  # type: ignore[misc]
-        """The sandbox, with ``*`` and ``**`` bounded: ``{{ 'a' * 10**10 }}`` or ``{{ 2**10**10 }}``
-        would otherwise take the whole memory or never end (issue 14: bound what a few bytes
-        expand to). Intercepted operators are also never folded at compile time."""
+        """The sandbox, with what a few bytes can expand to bounded (issue 14): ``*`` and ``**``
+        (``{{ 'a' * 10**10 }}``, ``{{ 2**10**10 }}``), a width in a ``%`` or ``str.format`` pattern
+        (``{{ '%999999999d' % 1 }}``), and a size given to a filter, global or method
+        (``{{ 'a'|center(10**9) }}``, ``{{ lipsum(10**9) }}``, ``{{ 'a'.zfill(10**9) }}``) would
+        otherwise take the whole memory or never end. Intercepted operators are never folded at
+        compile time either."""
 
-        intercepted_binops = frozenset({"*", "**"})
+        intercepted_binops = frozenset({"*", "**", "%"})
+
+        def __init__(self, **options: t.Any) -> None:
+            super().__init__(**options)
+            self.filters = {name: _bounded(f, pattern=name == "format") for name, f in self.filters.items()}
+            self.globals = {name: _bounded(f) if callable(f) else f for name, f in self.globals.items()}
 
         def call_binop(self, context: t.Any, operator: str, left: t.Any, right: t.Any) -> t.Any:
             _check_size(operator, left, right)
             return super().call_binop(context, operator, left, right)
 
+        def wrap_str_format(self, value: t.Any) -> t.Any:
+            wrapper = super().wrap_str_format(value)
+            if wrapper is not None:  # the arguments are values to insert; the pattern holds the sizes
+                _check_pattern(value.__self__)
+                wrapper.stepengine_format = True
+            return wrapper
+
+        def call(__self, __context: t.Any, __obj: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:  # noqa: N805
+            if not getattr(__obj, "stepengine_format", False):
+                _check_arguments(args, kwargs)
+            return super().call(__context, __obj, *args, **kwargs)
+
     return _Bounded(undefined=StrictUndefined, autoescape=False)
+
+
+def _bounded(function: t.Any, *, pattern: bool = False) -> t.Any:
+    """A filter or global whose size arguments (every argument after the value it applies to) are
+    bounded; for the ``format`` filter, the widths in its pattern (its arguments are values)."""
+    if not callable(function) or isinstance(function, type):
+        return function
+    skip = 2 if getattr(function, "jinja_pass_arg", None) is not None else 1
+
+    @functools.wraps(function)
+    def bounded(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        if pattern:
+            if len(args) >= skip and isinstance(args[skip - 1], str):
+                _check_pattern(args[skip - 1])
+        else:
+            _check_arguments(args[skip:], kwargs)
+        return function(*args, **kwargs)
+
+    return bounded
+
+
+def _check_arguments(args: t.Sequence[t.Any], kwargs: t.Mapping[str, t.Any]) -> None:
+    from jinja2.exceptions import SecurityError
+
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_REPEAT:
+            raise SecurityError(f"an argument over {MAX_REPEAT:,} (a size could take the whole memory)")
+
+
+_WIDE = re.compile(r"\d{7,}")
+
+
+def _check_pattern(pattern: str) -> None:
+    from jinja2.exceptions import SecurityError
+
+    if _WIDE.search(pattern):
+        raise SecurityError(f"a width or precision over {MAX_REPEAT:,} in a format pattern")
 
 
 def _check_size(operator: str, left: t.Any, right: t.Any) -> None:
@@ -58,6 +115,10 @@ def _check_size(operator: str, left: t.Any, right: t.Any) -> None:
     def is_int(value: t.Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
+    if operator == "%":
+        if isinstance(left, str):
+            _check_pattern(left)
+        return
     if operator == "*":
         for sequence, times in ((left, right), (right, left)):
             if isinstance(sequence, (str, list, tuple)) and is_int(times) and len(sequence) * times > MAX_REPEAT:

@@ -240,3 +240,35 @@ def test_an_expression_cannot_expand_without_bound(expression: str, problem: str
 def test_small_products_and_powers_still_work() -> None:
     config = _loads('pull:\n  - echo:\n      id: e\n      a: "{{ \'ab\' * 3 }}"\n      b: "{{ 2 ** 100 }}"\n      c: "{{ 6 * 7 }}"\n')
     assert stepengine.run(config, steps=STEPS)["e"] == {"a": "ababab", "b": 2**100, "c": 42}
+
+
+@pytest.mark.parametrize(
+    "expression, problem",
+    [
+        ("'a'|center(10**9)", "an argument over 1,000,000 (a size could take the whole memory)"),
+        ("'a b'|wordwrap(10**8)", "an argument over 1,000,000 (a size could take the whole memory)"),
+        ("lipsum(10**9)", "an argument over 1,000,000 (a size could take the whole memory)"),
+        ("'a'.zfill(10**9)", "an argument over 1,000,000 (a size could take the whole memory)"),
+        ("'%999999999d' % 1", "a width or precision over 1,000,000 in a format pattern"),
+        ("'%999999999d'|format(1)", "a width or precision over 1,000,000 in a format pattern"),
+        ("'{:>999999999}'.format(1)", "a width or precision over 1,000,000 in a format pattern"),
+    ],
+)
+def test_sizes_given_to_filters_functions_and_patterns_are_bounded(expression: str, problem: str) -> None:
+    config = _loads(f'pull:\n  - echo:\n      v: "{{{{ {expression} }}}}"\n')
+    with pytest.raises(TemplateError) as info:
+        stepengine.run(config, steps=STEPS)
+    assert str(info.value) == f"bad.yaml:3:7: pull[0] (echo): {{{{ {expression} }}}} is not allowed: {problem}"
+
+
+def test_values_inserted_by_a_pattern_are_not_sizes() -> None:
+    config = _loads(
+        "pull:\n  - echo:\n      id: e\n"
+        "      a: \"{{ 'build-{}'.format(1700000000000) }}\"\n"
+        "      b: \"{{ '%s-%05d'|format(1700000000000, 42) }}\"\n"
+        "      c: \"{{ '%d' % 1700000000000 }}\"\n"
+        "      d: \"{{ 'x'|center(5) }}\"\n"
+    )
+    assert stepengine.run(config, steps=STEPS)["e"] == {
+        "a": "build-1700000000000", "b": "1700000000000-00042", "c": "1700000000000", "d": "  x  "
+    }
