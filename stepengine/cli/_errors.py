@@ -7,6 +7,7 @@ Click's exceptions are recognised when click is loaded, which is the only way on
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import sys
 import typing as t
@@ -57,23 +58,40 @@ def handle_errors() -> t.Iterator[Outcome]:
         outcome.code = exc.exit_code
     except BrokenPipeError:
         outcome.code = 1
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            outcome.code = _unexpected(exc)
+        else:  # writing the output (stdout redirected to a file, a cache): the machine's state, not a bug
+            where = f" ({exc.filename})" if exc.filename else ""
+            try:
+                echo(f"error: the disk is full{where}: {exc.strerror}\nhint: free some space and run again")
+            except OSError:
+                pass
+            outcome.code = 2
     except Exception as exc:
         code = _click_outcome(exc)
-        if code is None:  # a bug in stepengine or a step: show everything needed for a report
-            import traceback
-
-            from stepengine.masking import current_masker
-
-            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            echo(current_masker().mask(text).rstrip("\n"))
-            echo(
-                f"stepengine: unexpected error ({type(exc).__name__}); this is a bug, please report it "
-                "with the traceback above"
-            )
-            code = UNEXPECTED
-        outcome.code = code
+        outcome.code = _unexpected(exc) if code is None else code
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+#: a full disk, or a full quota
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _unexpected(exc: BaseException) -> int:
+    """A bug in stepengine or a step: show everything needed for a report."""
+    import traceback
+
+    from stepengine.masking import current_masker
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    echo(current_masker().mask(text).rstrip("\n"))
+    echo(
+        f"stepengine: unexpected error ({type(exc).__name__}); this is a bug, please report it "
+        "with the traceback above"
+    )
+    return UNEXPECTED
 
 
 def _click_outcome(exc: Exception) -> int | None:

@@ -4,10 +4,12 @@ click-free fast path (``_fastpath.py``): load, run, report. Nothing here imports
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 import typing as t
 
 from stepengine.cli._errors import ExitRequest
+from stepengine.errors import ConfigError
 
 #: ``run_command``'s parameters and their defaults: exactly the values click parses for ``run``
 #: when an option is not given (tests/cli/test_fastpath.py checks both agree).
@@ -192,7 +194,14 @@ def _reporting(printer: t.Any, *, save_outputs: str | None) -> t.Iterator[dict[s
         raise ExitRequest(130 if isinstance(exc, KeyboardInterrupt) else exc.exit_code) from None
     finally:
         if save_outputs and collected is not None:
-            _save(save_outputs, collected)
+            in_flight = sys.exc_info()[1]
+            try:
+                _save(save_outputs, collected)
+            except ConfigError as exc:
+                if in_flight is None:
+                    raise
+                # the run's own failure is what matters most: say this one too, and let that go on
+                sys.stderr.write(f"error: {exc}\n")
 
 
 def _save(path: str, outputs: dict[str, t.Any]) -> None:
@@ -205,7 +214,10 @@ def _save(path: str, outputs: dict[str, t.Any]) -> None:
 
     masked = current_masker().mask_data(outputs)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".outputs-", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".outputs-", dir=directory)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(masked, handle, indent=2, default=str)
@@ -214,4 +226,17 @@ def _save(path: str, outputs: dict[str, t.Any]) -> None:
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(sys.exc_info()[1], OSError):
+            raise _cannot_write(path, t.cast(OSError, sys.exc_info()[1])) from None
         raise
+
+
+def _cannot_write(path: str, exc: OSError) -> ConfigError:
+    """An outputs file that cannot be written (no such directory, read-only, a full disk): said plainly."""
+    import errno
+
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return ConfigError(
+        f"cannot write the outputs file {path}: {'the disk is full' if full else exc.strerror or exc}",
+        hint="free some space and run again" if full else "--save-outputs needs a writable file in an existing directory",
+    )

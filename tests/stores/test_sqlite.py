@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import subprocess
 import sys
-import typing as t
 from pathlib import Path
 
 import pytest
 
 from stepengine.errors import StoreError
+from tests.fixtures.disks import fill as _fill
+from tests.fixtures.disks import mounted as _mounted
+from tests.fixtures.disks import tiny_disk as _tiny_disk
 from stepengine.masking import Masker, using_masker
 from stepengine.stores.sqlite import SQLiteStore, default_path, make_block_data
 
@@ -158,36 +159,6 @@ def test_concurrent_writers_from_several_processes_lose_nothing(tmp_path: Path) 
 
 
 # -- a store that cannot be written: say why, never advise moving a healthy store away (issue 14) ----
-
-
-@contextlib.contextmanager
-def _mounted(target: Path, *commands: list[str]) -> t.Iterator[Path]:
-    """Run mount ``commands`` on ``target`` (skip the test where mounting is not allowed); unmount after."""
-    target.mkdir(parents=True, exist_ok=True)
-    for command in commands:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            subprocess.run(["umount", str(target)], capture_output=True, check=False)
-            pytest.skip(f"cannot mount here: {done.stderr.strip()}")
-    try:
-        yield target
-    finally:
-        subprocess.run(["umount", str(target)], capture_output=True, check=False)
-
-
-def _tiny_disk(target: Path) -> t.ContextManager[Path]:
-    return _mounted(target, ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(target)])
-
-
-def _fill(directory: Path) -> None:
-    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
