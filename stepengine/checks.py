@@ -69,7 +69,10 @@ def load_layout(path: str | os.PathLike[str], *, strict: bool = False) -> Layout
     line. Steps stay in prefect.yaml: a top-level section in ``deployment.yaml`` is a problem.
     """
     name = os.fspath(path)
-    config = config_from_document(load_document(name), strict=strict)
+    document = load_document(name)
+    if os.path.basename(name) == DEPLOYMENT_FILE:  # given on its own: its deployments, in any of its forms
+        document = _wrap_deployments(document)
+    config = config_from_document(document, strict=strict)
     second = os.path.join(os.path.dirname(name), DEPLOYMENT_FILE)
     if os.path.basename(name) == DEPLOYMENT_FILE or not os.path.isfile(second):
         return Layout(config, None, tuple(config.document for _ in config.deployments))

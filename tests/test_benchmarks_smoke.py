@@ -62,3 +62,14 @@ def test_server_scenarios_skip_cleanly_without_their_prerequisites(tmp_path: Pat
     ctx = run.Context(tmp_path / "work", "tiny", ["stepengine"], Path(sys.executable), None, {}, stepengine_given=True)
     with contextlib.ExitStack() as stack, pytest.raises(run.Skip, match="dockerd"):
         run.scenario_docker(ctx, stack)
+
+
+def test_validate_scenario_times_both_sizes_and_derives_the_growth(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    done = subprocess.run(_tiny_run("validate", results, tmp_path), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    text = results.read_text(encoding="utf-8")
+    assert re.search(r"^\| 10\. validate, 20 deployments \| [\d.]+ ms ", text, re.MULTILINE), text
+    assert re.search(r"^\| 10\. validate, 20 deployments \| stepengine, 2 deployments \| [\d.]+ ms ", text, re.MULTILINE), text
+    assert re.search(r"^- validate, 20 deployments ÷ 2 deployments: [\d.]+× wall, [\d.]+× CPU", text, re.MULTILINE), text
+    assert "FAILED" not in text

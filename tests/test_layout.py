@@ -126,3 +126,16 @@ def test_validate_reports_problems_of_both_files_at_once(tmp_path: Path) -> None
     assert [line.split(":")[0] for line in result.stderr.splitlines() if ": " in line and "hint" not in line] == [
         "prefect.yaml", "prefect.yaml", "deployment.yaml", "deployment.yaml", "deployment.yaml"
     ]
+
+
+def test_a_deployment_yaml_given_alone_is_read_in_any_of_its_forms(tmp_path: Path) -> None:
+    project(tmp_path, """
+        - name: listed
+          entrypoint: flows/etl.py:etl_flow
+          pull:
+            - prefect.deployments.steps.run_shell_script:
+                script: echo listed
+    """)
+    config = stepengine.load(tmp_path / "deployment.yaml")
+    assert [d.name for d in config.deployments] == ["listed"]
+    assert stepengine.validate(tmp_path / "deployment.yaml") == []
