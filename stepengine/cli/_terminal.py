@@ -66,6 +66,8 @@ class Terminal:
         self.stdout_to_stderr = False
         self.out: t.TextIO = sys.stdout
         self.err: t.TextIO = sys.stderr
+        #: streams that cannot be written any more (closed, or a reader gone: ``| head``)
+        self._gone: set[str] = {name for name, stream in ((STDOUT, sys.stdout), (STDERR, sys.stderr)) if stream is None}
         self._decoders: dict[str, t.Any] = {}
         if capture and _is_process_stream(sys.stdout, 1) and _is_process_stream(sys.stderr, 2):
             self._start()
@@ -99,6 +101,7 @@ class Terminal:
     def close(self) -> None:
         """Put fd 1 and 2 back, pass on (masked) whatever is still in the pipes, stop the thread."""
         if not self._captures:
+            self._silence_gone_stdout()
             return
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
@@ -126,6 +129,15 @@ class Terminal:
                 with contextlib.suppress(Exception):
                     stream.flush()
         self.out, self.err = sys.stdout, sys.stderr
+        self._silence_gone_stdout()
+
+    def _silence_gone_stdout(self) -> None:
+        if STDOUT in self._gone and sys.stdout is not None:
+            # Python's own flush of stdout at exit would report the broken pipe
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
 
     def __enter__(self) -> Terminal:
         return self
@@ -138,13 +150,11 @@ class Terminal:
     def write(self, name: str, text: str) -> None:
         """Write ``text`` (masked already) to the real stream ``name``, after what a step wrote to
         that file descriptor before."""
-        stream = self.out if name == STDOUT else self.err
         self._flush_python_streams()
         with self._lock:
             for capture in self._captures.values():
                 self._drain(capture)
-            stream.write(text)
-            stream.flush()
+            self._write_real(name, text)
 
     def set_deliver(self, deliver: t.Callable[[str, str], None] | None) -> None:
         """Send what steps write to fd 1/2 to ``deliver`` from now on (None: the real streams),
@@ -208,9 +218,16 @@ class Terminal:
                 self.deliver(name, text)
 
     def _write_real(self, name: str, text: str) -> None:
+        if name in self._gone:
+            return
         stream = self.out if name == STDOUT else self.err
-        stream.write(text)
-        stream.flush()
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            # the reader went away (``stepengine run | head``) or the stream is closed: the run goes
+            # on, its output is dropped, and nothing is printed about it
+            self._gone.add(name)
 
 
 def _is_process_stream(stream: t.Any, fd: int) -> bool:

@@ -235,3 +235,20 @@ def test_a_store_that_cannot_be_read_while_templating_exits_2_naming_the_step(tm
         f"error: prefect.yaml:4:5: pull[1] (run_shell_script): {home / 'store.db'}: not a usable stepengine store "
         "(file is not a database)"
     )
+
+
+def test_a_reader_that_goes_away_or_a_closed_stdout_ends_nothing_in_a_traceback(tmp_path: Path) -> None:
+    """Steps' output goes to stdout: `stepengine run | head -1` (the reader leaves while 1 MB is
+    still coming) and a closed stdout drop the rest of the output; the run itself goes on."""
+    (tmp_path / "prefect.yaml").write_text("build:\n  - prefect.deployments.steps.run_shell_script: {script: seq 1 200000}\n")
+    exe = shutil.which("stepengine")
+    assert exe
+    proc = subprocess.Popen([exe, "run"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "1\n"
+    proc.stdout.close()  # the reader is gone; more than a pipe's worth is still to come
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Error" not in err and err.splitlines()[-1].startswith("ok: 1 step in ")
+    closed = subprocess.run([exe, "run"], cwd=tmp_path, stdout=None, stderr=subprocess.PIPE, text=True, timeout=60,
+                            preexec_fn=lambda: os.close(1))  # fmt: skip
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr, closed.stderr
