@@ -374,3 +374,24 @@ def test_verbose_rich_progress_shows_inputs_as_written() -> None:
         progress(Event("step.started", 0.0, section="pull", index=0, function="f", inputs={"x": "{{ a.b }}"}))
         progress(Event("step.finished", 0.0, section="pull", index=0, function="f", duration=0.1, outcome="success"))
     assert 'pull[0] (f) inputs: {"x": "{{ a.b }}"}' in out.getvalue()
+
+
+def test_json_log_format_keeps_stderr_json_when_a_step_writes_to_the_terminal(tmp_path: Path) -> None:
+    """A Python step's own print()s, os.write()s and log records become JSON objects too."""
+    (tmp_path / "chatty_steps.py").write_text(
+        "import logging, os, sys\n\n\ndef chat():\n"
+        "    print('to stdout')\n    print('to stderr', file=sys.stderr)\n    os.write(2, b'raw fd 2\\n')\n"
+        "    logging.getLogger('stepengine.steps.chat').warning('a warning')\n    return {}\n"
+    )
+    (tmp_path / "prefect.yaml").write_text("build:\n  - chatty_steps.chat: {}\n")
+    (tmp_path / "values.yaml").write_text("{}\n")
+    result = _run(tmp_path, "--log-format", "json", env={"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    events = [json.loads(line) for line in result.stderr.splitlines()]  # every line is one JSON object
+    validator = _validator()
+    for event in events:
+        validator.validate(event)
+    messages = {(e["kind"], e.get("message")) for e in events}
+    for message in ("to stdout", "to stderr", "raw fd 2", "a warning"):
+        assert ("log", message) in messages, events

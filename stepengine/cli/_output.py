@@ -120,6 +120,21 @@ class EventPrinter:
             self.sink.write(name, line + "\n")
 
 
+class TerminalStream:
+    """A text stream writing to one of a ``Terminal``'s real streams (for a logging handler)."""
+
+    def __init__(self, terminal: t.Any, name: str) -> None:
+        self._terminal = terminal
+        self._name = name
+
+    def write(self, text: str) -> int:
+        self._terminal.write(self._name, text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 class _Streams:
     """A printer's two destinations when it is given plain streams (tests, embedding): step output
     and everything else, one stream for both unless told otherwise."""
@@ -216,6 +231,19 @@ class JsonPrinter:
         from stepengine.events import Event
 
         self(Event("warning", time.time(), message=text))
+
+    def deliver(self, name: str, text: str) -> None:
+        """What a step wrote to fd 1/2 (masked): one ``log`` object per line, so that stderr stays
+        JSON. Called by the terminal with its lock held: writes through it directly, no lock here."""
+        lines = text.splitlines()
+        stamp = time.time()
+        out = "".join(
+            json.dumps({"kind": "log", "timestamp": stamp, "level": "info", "logger": f"step.{name}", "message": line},
+                       ensure_ascii=False, separators=(",", ":")) + "\n"
+            for line in lines
+        )  # fmt: skip
+        if out:
+            self.sink._write_real(STDERR, out)
 
 
 _MARKS = {"success": ("✓", "green"), "failure": ("✗", "red"), "skipped": ("↷", "yellow"), "retrying": ("↻", "yellow")}
@@ -487,10 +515,12 @@ class _JsonLogFormatter(logging.Formatter):
         )
 
 
-def configure_logging(*, quiet: bool = False, verbose: bool = False, log_format: str = "text") -> None:
+def configure_logging(*, quiet: bool = False, verbose: bool = False, log_format: str = "text",
+                      stream: t.Any = None) -> None:  # fmt: skip
+    """The ``stepengine`` logger's handler on ``stream`` (default: ``sys.stderr``)."""
     from stepengine.context import MaskingFilter
 
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(MaskingFilter())
     if log_format == "json":
         handler.setFormatter(_JsonLogFormatter())

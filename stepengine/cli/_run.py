@@ -99,11 +99,17 @@ def _run(
     save_outputs: str | None,
 ) -> None:
     import stepengine
-    from stepengine.cli._output import STDERR, STDOUT, configure_logging, make_printer, print_json
+    from stepengine.cli._output import STDERR, STDOUT, TerminalStream, configure_logging, make_printer, print_json
 
-    configure_logging(quiet=quiet, verbose=verbose, log_format=log_format)
+    json_log = log_format == "json" and terminal.capturing
+    # --log-format json: stderr is JSON alone; log records and what steps write to fd 1/2 become
+    # JSON objects of their own, never raw text in between
+    configure_logging(quiet=quiet, verbose=verbose, log_format=log_format,
+                      stream=TerminalStream(terminal, STDERR) if json_log else None)  # fmt: skip
     printer = make_printer(log_format=log_format, quiet=quiet, verbose=verbose, terminal=terminal,
                            output_to=STDERR if output == "json" else STDOUT)  # fmt: skip
+    if json_log:
+        terminal.set_deliver(printer.deliver)
     from stepengine.masking import current_masker
     from stepengine.stores import default_resolver
 
