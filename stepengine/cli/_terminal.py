@@ -66,6 +66,8 @@ class Terminal:
         self.stdout_to_stderr = False
         self.out: t.TextIO = sys.stdout
         self.err: t.TextIO = sys.stderr
+        #: the first error writing a real stream (not a reader gone): raised when the command ends
+        self.error: OSError | None = None
         #: streams that cannot be written any more (closed, or a reader gone: ``| head``)
         self._gone: set[str] = {name for name, stream in ((STDOUT, sys.stdout), (STDERR, sys.stderr)) if stream is None}
         self._decoders: dict[str, t.Any] = {}
@@ -142,8 +144,10 @@ class Terminal:
     def __enter__(self) -> Terminal:
         return self
 
-    def __exit__(self, *exc: t.Any) -> None:
+    def __exit__(self, exc_type: t.Any, *exc: t.Any) -> None:
         self.close()
+        if exc_type is None and self.error is not None:
+            raise self.error
 
     # -- the engine's own output ---------------------------------------------------------------
 
@@ -224,10 +228,16 @@ class Terminal:
         try:
             stream.write(text)
             stream.flush()
-        except (OSError, ValueError, AttributeError):
+        except (BrokenPipeError, ValueError, AttributeError):
             # the reader went away (``stepengine run | head``) or the stream is closed: the run goes
             # on, its output is dropped, and nothing is printed about it
             self._gone.add(name)
+        except OSError as exc:  # a full disk, an I/O error: said once, at the end if not now
+            self._gone.add(name)
+            if self.error is None:
+                self.error = exc
+            if threading.current_thread() is threading.main_thread():
+                raise
 
 
 def _is_process_stream(stream: t.Any, fd: int) -> bool:
