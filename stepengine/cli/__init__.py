@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "flows": "stepengine.cli.flows",
     "deploy": "stepengine.cli.deploy",
     "execute": "stepengine.cli.execute",
+    "prefect-pull-and-run": "stepengine.cli.prefect_pull_and_run",
 }
 
 #: set to 0 to send every command line through click (to compare, or to rule the fast path out)

@@ -128,12 +128,15 @@ def choose_python(spec: t.Mapping[str, t.Any], python: str | None = None, *, bas
     return candidate
 
 
-def _pull_config(spec: t.Mapping[str, t.Any]) -> t.Any:
+def _pull_config(spec: t.Mapping[str, t.Any], source: str | None = None) -> t.Any:
+    """The pull steps of ``spec`` as a ``Config``; messages name ``source`` (without a line: the
+    steps did not come from a file) when given, else ``<deployment spec>``."""
     from stepengine.config import build_config
     from stepengine.loader import Document
     from stepengine.schema import check_document
 
-    document = Document({"pull": list(spec.get("pull_steps") or [])}, {(): (1, 1)}, "<deployment spec>")
+    data = {"pull": list(spec.get("pull_steps") or [])}
+    document = Document(data, {(): (1, 1)}, "<deployment spec>") if source is None else Document(data, {}, source)
     errors = [i for i in check_document(document) if i.severity == "error"]
     if errors:
         from stepengine.errors import ValidationError

@@ -14,7 +14,7 @@ import typing as t
 
 from stepengine.errors import StepEngineError
 
-__all__ = ["deployment_body", "register_deployment"]
+__all__ = ["api_request", "deployment_body", "register_deployment"]
 
 _SCHEDULE_KEYS = ("active", "schedule", "max_scheduled_runs", "parameters", "slug")
 _SCHEDULE_FIELDS = ("cron", "interval", "rrule", "timezone", "anchor_date", "day_or")
@@ -55,7 +55,56 @@ def deployment_body(spec: t.Mapping[str, t.Any], flow_id: str) -> dict[str, t.An
     return {k: v for k, v in body.items() if v is not None}
 
 
+def api_request(api_url: str, method: str, path: str, payload: t.Any = None, timeout: float = 30.0) -> t.Any:
+    """One call to the Prefect REST API: the decoded JSON answer (``None`` for an empty one).
+
+    ``payload`` (when not ``None``) is sent as JSON; an HTTP error or an unreachable server is a
+    ``StepEngineError`` naming the method and URL, never the key."""
+    return _request(api_url, method, path, payload, timeout)
+
+
+#: answers that mean "busy, ask again" (Prefect's own client retries these too), and the waits
+_RETRY_CODES = frozenset({429, 502, 503})
+_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+
+
 def _request(api_url: str, method: str, path: str, payload: t.Any, timeout: float) -> t.Any:
+    import time
+    import urllib.error
+
+    for delay in _RETRY_DELAYS:
+        try:
+            return _request_once(api_url, method, path, payload, timeout)
+        except urllib.error.HTTPError as exc:
+            if exc.code not in _RETRY_CODES:
+                raise _http_error(api_url, method, path, exc) from None
+        time.sleep(delay)
+    try:
+        return _request_once(api_url, method, path, payload, timeout)
+    except urllib.error.HTTPError as exc:
+        raise _http_error(api_url, method, path, exc) from None
+
+
+def _http_error(api_url: str, method: str, path: str, exc: t.Any) -> StepEngineError:
+    url = api_url.rstrip("/") + path
+    detail = exc.read().decode("utf-8", "replace")
+    try:
+        parsed = json.loads(detail)
+        detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
+    except ValueError:
+        pass
+    if not isinstance(detail, str):
+        detail = json.dumps(detail)
+    return StepEngineError(
+        f"Prefect API {method} {url} failed with HTTP {exc.code}: {detail}",
+        hint="create the work pool first (prefect work-pool create NAME --type process)"
+        if exc.code == 404 and "Work pool" in detail
+        else None,
+    )
+
+
+def _request_once(api_url: str, method: str, path: str, payload: t.Any, timeout: float) -> t.Any:
+    """One attempt; an ``HTTPError`` is left to the caller."""
     import urllib.error
     import urllib.request
 
@@ -67,25 +116,13 @@ def _request(api_url: str, method: str, path: str, payload: t.Any, timeout: floa
     if api_key:
         mask(api_key)
         headers["Authorization"] = f"Bearer {api_key}"
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method=method, headers=headers)
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace")
-        try:
-            parsed = json.loads(detail)
-            detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
-        except ValueError:
-            pass
-        if not isinstance(detail, str):
-            detail = json.dumps(detail)
-        raise StepEngineError(
-            f"Prefect API {method} {url} failed with HTTP {exc.code}: {detail}",
-            hint="create the work pool first (prefect work-pool create NAME --type process)"
-            if exc.code == 404 and "Work pool" in detail
-            else None,
-        ) from None
+    except urllib.error.HTTPError:
+        raise
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise StepEngineError(
