@@ -124,6 +124,8 @@ class _CancelWatch:
         self.interval = interval
         self.cancelled = False
         self._stop = threading.Event()
+        #: held while deciding to interrupt, so that no SIGTERM is sent once ``__exit__`` returned
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="stepengine-cancel-watch", daemon=True)
 
     def __enter__(self) -> _CancelWatch:
@@ -132,7 +134,8 @@ class _CancelWatch:
         return self
 
     def __exit__(self, *exc: t.Any) -> None:
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
 
     def state_type(self) -> str | None:
         from stepengine.project.prefect_api import api_request
@@ -145,9 +148,12 @@ class _CancelWatch:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            if self.state_type() in _CANCEL_TYPES and not self._stop.is_set():
-                self.cancelled = True
-                os.kill(os.getpid(), signal.SIGTERM)
+            if self.state_type() in _CANCEL_TYPES:
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    self.cancelled = True
+                    os.kill(os.getpid(), signal.SIGTERM)
                 return
 
 
@@ -234,19 +240,20 @@ def _pull(
     start = os.getcwd()
     previous = _interrupt_on_sigterm()
     try:
-        with _CancelWatch(api_url, flow_run_id, poll_interval if previous is not None else 0) as watch:
-            try:
+        watch = _CancelWatch(api_url, flow_run_id, poll_interval if previous is not None else 0)
+        try:
+            with watch:
                 outputs = stepengine.run(
                     config, sections=["pull"], resolver=resolver, on_event=EventPrinter(stream=log), steps=steps, masker=current_masker()
                 )
-            except KeyboardInterrupt:
-                watch.__exit__()
-                state = watch.state_type() if not watch.cancelled else "CANCELLING"
-                why = "the flow run was cancelled" if state in _CANCEL_TYPES else "interrupted (SIGTERM)"
-                log.send([f"stepengine: pull stopped: {why}"], level=30)
-                if state in _CANCEL_TYPES:
-                    _set_state(api_url, flow_run_id, "CANCELLED", f"cancelled during stepengine's pull ({why})")
-                raise
+        except KeyboardInterrupt:
+            watch.__exit__()
+            state = "CANCELLING" if watch.cancelled else watch.state_type()
+            why = "the flow run was cancelled" if state in _CANCEL_TYPES else "interrupted (SIGTERM)"
+            log.send([f"stepengine: pull stopped: {why}"], level=30)
+            if state in _CANCEL_TYPES:
+                _set_state(api_url, flow_run_id, "CANCELLED", f"cancelled during stepengine's pull ({why})")
+            raise
         directory = outputs.get("directory")
         return os.path.abspath(directory) if isinstance(directory, str) and directory else os.getcwd()
     finally:

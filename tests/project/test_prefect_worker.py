@@ -42,8 +42,6 @@ GOOD_TOKEN_BLOCK = "repo-token"
 BAD_TOKEN = "wrong-token-5d1e77"
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
-pytestmark = pytest.mark.slow
-
 
 def _api(api_url: str, method: str, path: str, payload: t.Any = None) -> t.Any:
     """One REST call; a 503 (the server's SQLite busy under load) is retried, as Prefect's client does."""
@@ -71,6 +69,19 @@ class Setup(t.NamedTuple):
     repo_url: str
     worker: subprocess.Popen[bytes]
     worker_log: Path
+
+
+def test_without_a_flow_run_or_an_api_it_is_invalid_input(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT")}
+    env["PYTHONPATH"] = str(ROOT)
+    command = [sys.executable, "-m", "stepengine", "prefect-pull-and-run"]
+    missing_run = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert (missing_run.returncode, missing_run.stderr) == (
+        2, "error: no flow run: set PREFECT__FLOW_RUN_ID (a Prefect worker sets it) or pass --flow-run-id\n")
+    env["PREFECT__FLOW_RUN_ID"] = "0b7f6a8e-0000-4000-8000-000000000000"
+    missing_api = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert (missing_api.returncode, missing_api.stderr) == (
+        2, "error: no Prefect API: set PREFECT_API_URL (a Prefect worker sets it) or pass --prefect-api-url\n")
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +164,7 @@ def _logs(setup: Setup, flow_run_id: str, until: str | None = None, timeout: flo
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_git_deployment_with_a_secret_block_token_completes(worker_setup: Setup) -> None:
     run_id = _start(worker_setup, _deploy(worker_setup, "good", _clone(worker_setup, GOOD_TOKEN_BLOCK)))
     run = _wait(worker_setup, run_id, FINAL)
@@ -169,6 +181,7 @@ def worker_setup_token_not_in(text: str) -> bool:
     return "test-token-7f3a9c" not in text and BAD_TOKEN not in text
 
 
+@pytest.mark.slow
 def test_wrong_token_fails_the_flow_run_with_stepengines_error_in_its_logs(worker_setup: Setup) -> None:
     run_id = _start(worker_setup, _deploy(worker_setup, "bad", _clone(worker_setup, "bad-token")))
     run = _wait(worker_setup, run_id, FINAL)
@@ -183,6 +196,7 @@ def test_wrong_token_fails_the_flow_run_with_stepengines_error_in_its_logs(worke
     assert worker_setup_token_not_in(text + run["state"]["message"])
 
 
+@pytest.mark.slow
 def test_cancelled_flow_run_stops_the_pull(worker_setup: Setup, tmp_path: Path) -> None:
     marker, pidfile = tmp_path / "pull-finished", tmp_path / "pull.pid"
     script = f"sh -c 'echo $$ > {pidfile}; sleep 60; touch {marker}'"
