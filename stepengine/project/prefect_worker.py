@@ -191,7 +191,7 @@ def pull_and_run(
     log = PrefectRunLog(api_url, flow_run_id, echo=echo)
     env = dict(os.environ)
     env["PREFECT__FLOW_RUN_ID"] = flow_run_id
-    env.setdefault("PREFECT_API_URL", api_url)
+    env["PREFECT_API_URL"] = api_url  # the engine talks to the server the pull read
     argv = [python, "-m", "prefect.engine"]
     try:
         flow_run = api_request(api_url, "GET", f"/flow_runs/{flow_run_id}", None, 30.0)
