@@ -119,6 +119,7 @@ def run(
     only: str | None = None,
     outputs: dict[str, t.Any] | None = None,
     masker: Masker | None = None,
+    keep_directory: bool = False,
 ) -> dict[str, t.Any]:
     """Run the chosen sections of a prefect.yaml and return every output.
 
@@ -141,6 +142,12 @@ def run(
         ``--save-outputs``).
     :param masker: the run's secret masker (default: a new one under the current masker); pass one
         to mask what is printed after the run (``--output json``) with the secrets the run found.
+    :param keep_directory: leave the process in the directory the steps left it in (to start a flow
+        there, as Prefect does after a pull); the caller goes back itself. By default the working
+        directory the run started in is restored when it ends, however it ends.
+
+    Runs in one process take turns: each holds a process-wide lock for its whole length, because
+    steps share the process working directory (see README "The Python API").
 
     Returns the template namespace: each step's dict output under its id, merged flat too.
     Raises ``ConfigError`` (nothing ran) or ``StepExecutionError`` (a step failed).
@@ -166,7 +173,8 @@ def run(
     )
     chosen = steps_for(config, _check_sections(sections), deployment)
     try:
-        return runner.run(select_steps(chosen, from_step=from_step, only=only), config=config)
+        return runner.run(select_steps(chosen, from_step=from_step, only=only), config=config,
+                          keep_directory=keep_directory)
     except BaseException as exc:
         # The error outlives the run (and its masker): mask it now, whoever prints it later.
         scrub_exception(exc, masker)
@@ -189,7 +197,8 @@ def _run_masker(masker: Masker | None, env: t.Mapping[str, str] | None) -> Maske
 async def run_async(source: Source, *args: t.Any, **kwargs: t.Any) -> dict[str, t.Any]:
     """``run`` for async callers: the run goes on in a worker thread, so the event loop stays free.
 
-    Takes the same arguments as ``run``. Async steps run on the worker thread's own loop.
+    Takes the same arguments as ``run``. Async steps run on the worker thread's own loop. While
+    another run in this process is going on, the worker thread waits for it; the event loop does not.
     """
     import asyncio
 

@@ -11,12 +11,23 @@ outputs); a failed attempt is retried ``retries`` times; ``timeout_seconds`` sto
 child processes; ``continue_on_error`` records the failure and goes on. After a failure, later steps
 run only when their ``if`` says so (``failure()``, ``always()``); steps of the ``finally`` section run
 last, always — after a failure and after an interrupt too.
+
+One process, many runs (issue 16): steps rely on the process working directory (the built-in
+``set_working_directory`` changes it, and any Python step may), so runs in one process take turns on a
+process-wide lock held for the whole run, and each run puts the process back in the directory it
+started in when it ends (success, failure, interrupt). A step may itself call ``stepengine.run`` in
+its own thread (the lock is re-entrant; the inner run restores the outer step's directory); from
+another thread started inside a step it would wait for its own run forever, so that raises
+``NestedRunError`` instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import logging
 import os
+import threading
 import time
 import typing as t
 
@@ -40,7 +51,20 @@ from stepengine.templating import TemplateContext, render_arguments
 if t.TYPE_CHECKING:
     from stepengine.config import Config
 
-__all__ = ["Runner", "prepare", "select_steps"]
+__all__ = ["NestedRunError", "Runner", "prepare", "select_steps"]
+
+#: held for the whole of a run: runs in one process share its working directory, so they take turns
+_RUN_LOCK = threading.RLock()
+#: the thread whose run holds ``_RUN_LOCK`` (outermost acquisition), ``None`` when free
+_holder: int | None = None
+#: in a run (and in threads and tasks a step starts with its context): the thread running it
+_RUN_THREAD: contextvars.ContextVar[int | None] = contextvars.ContextVar("stepengine_run_thread", default=None)
+_log = logging.getLogger("stepengine.runner")
+
+
+class NestedRunError(StepEngineError):
+    """``stepengine.run`` was called from a thread started inside a step of a run still going on:
+    waiting for that run to end would wait forever."""
 
 #: a step's outcome, available to later ``if`` expressions as ``steps.<id>.outcome``
 SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
@@ -113,16 +137,32 @@ class Runner:
         #: warnings already shown in this run: (category, message, file, line)
         self._warned: set[tuple[t.Any, str, str, int]] = set()
 
-    def run(self, steps: t.Sequence[Step], *, config: Config | None = None) -> dict[str, t.Any]:
+    def run(self, steps: t.Sequence[Step], *, config: Config | None = None, keep_directory: bool = False) -> dict[str, t.Any]:
         """Check all ``steps`` (with the problems ``config`` was loaded with), then run them in order.
         Returns the template namespace (all outputs).
 
         Steps of the ``finally`` section run after the others even when one failed or the run was
         interrupted; the first failure (or the interrupt) is raised after them.
-        """
-        from stepengine.paths import check_working_directory
 
-        check_working_directory()
+        The run holds the process-wide run lock throughout and restores the working directory it
+        started in when it ends, unless ``keep_directory`` (the caller then uses where the steps
+        left it, and puts the process back itself).
+        """
+        with _one_run_at_a_time():
+            from stepengine.paths import check_working_directory
+
+            check_working_directory()
+            started_in = os.getcwd()
+            try:
+                return self._run(steps, config)
+            finally:
+                if not keep_directory:
+                    try:
+                        os.chdir(started_in)
+                    except OSError:  # a step deleted it: nowhere to go back to
+                        _log.debug("cannot go back to %s after the run: it is gone", started_in)
+
+    def _run(self, steps: t.Sequence[Step], config: Config | None) -> dict[str, t.Any]:
         with run_context(self.context), masked_output():  # a step's print() and logging too
             resolved = prepare(
                 steps, self.registry, known_names=self._seeded, install_requires=self.install_requires,
@@ -350,6 +390,37 @@ class Runner:
                      outcome=SUCCESS)
         finally:
             ctx.step = None
+
+
+@contextlib.contextmanager
+def _one_run_at_a_time() -> t.Iterator[None]:
+    """Hold the process-wide run lock for the block: a run in another thread waits (logged at debug
+    level on ``stepengine.runner``); a run inside a step of this thread's run goes on (re-entry)."""
+    global _holder
+    me = threading.get_ident()
+    enclosing = _RUN_THREAD.get()
+    if enclosing is not None and enclosing != me and enclosing == _holder:
+        raise NestedRunError(
+            "stepengine.run was called from a thread started inside a step, while that step's run "
+            "still holds the process's run lock (runs in one process take turns): it would wait forever",
+            hint="call stepengine.run in the step's own thread (not run_async or a new thread), "
+            "or start the second run after the first one ends",
+        )
+    if not _RUN_LOCK.acquire(blocking=False):
+        _log.debug("run waits for the run in progress in this process to end (runs take turns: "
+                   "they share the working directory)")
+        _RUN_LOCK.acquire()
+    outermost = _holder is None
+    if outermost:
+        _holder = me
+    token = _RUN_THREAD.set(me)
+    try:
+        yield
+    finally:
+        _RUN_THREAD.reset(token)
+        if outermost:
+            _holder = None
+        _RUN_LOCK.release()
 
 
 def _info(step: Step) -> StepInfo:

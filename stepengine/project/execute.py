@@ -208,7 +208,8 @@ def _execute(
             os.chdir(scratch)
             with _environment(job_env):
                 outputs = stepengine.run(
-                    config, sections=["pull"], resolver=resolver, on_event=on_event, steps=steps, masker=masker
+                    config, sections=["pull"], resolver=resolver, on_event=on_event, steps=steps, masker=masker,
+                    keep_directory=True,
                 )
             # Prefect's rule: the flow runs where the pull's ``directory`` output points (a
             # git_clone's checkout), else where the pull steps left the working directory.

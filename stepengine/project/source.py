@@ -248,7 +248,8 @@ class FlowSource:
         with tempfile.TemporaryDirectory(prefix="stepengine-source-") as scratch:
             os.chdir(scratch)
             try:
-                stepengine.run(config, sections=["pull"], resolver=getattr(self, "_resolver", None))
+                stepengine.run(config, sections=["pull"], resolver=getattr(self, "_resolver", None),
+                               keep_directory=True)
                 return flow_at(entrypoint, root=os.getcwd())
             finally:
                 os.chdir(previous)
