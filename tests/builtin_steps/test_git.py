@@ -1017,7 +1017,8 @@ def test_end_to_end_through_stepengine_run(git_server: GitServer, repos: Repos, 
         on_event=events.append,
     )
     assert outputs["clone"] == {"directory": "app-dev"}
-    assert Path.cwd() == workdir / "app-dev"
+    assert outputs["directory"] == str(workdir / "app-dev")  # where set_working_directory went
+    assert Path.cwd() == workdir  # the run puts the process back where it started (issue 16)
     assert (workdir / "app-dev" / "dev.txt").read_text() == "dev\n"
     assert_absent(git_server.token, repr([e.to_dict() for e in events]))
 
