@@ -244,7 +244,8 @@ def _pull(
         try:
             with watch:
                 outputs = stepengine.run(
-                    config, sections=["pull"], resolver=resolver, on_event=EventPrinter(stream=log), steps=steps, masker=current_masker()
+                    config, sections=["pull"], resolver=resolver, on_event=EventPrinter(stream=log), steps=steps, masker=current_masker(),
+                    keep_directory=True,  # the flow starts where the pull left it
                 )
         except KeyboardInterrupt:
             watch.__exit__()
