@@ -145,18 +145,7 @@ class MaskingFilter(logging.Filter):
     """A logging filter that masks secrets in the rendered message of every record it passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from stepengine.masking import current_masker
+        from stepengine.masking import mask_record
 
-        masker = current_masker()
-        if masker.longest:
-            record.msg = masker.mask(record.getMessage())
-            record.args = None
-            # A traceback attached to the record is formatted after the filters run: format it
-            # now, masked; formatters reuse ``exc_text`` when it is set.
-            if record.exc_info and not record.exc_text:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            if record.exc_text:
-                record.exc_text = masker.mask(record.exc_text)
-            if record.stack_info:
-                record.stack_info = masker.mask(record.stack_info)
+        mask_record(record)
         return True

@@ -506,25 +506,31 @@ def masked_output() -> t.Iterator[None]:
                 logging.setLogRecordFactory(factory)
 
 
+def mask_record(record: logging.LogRecord, masker: Masker | None = None) -> logging.LogRecord:
+    """Mask a log record in place: its rendered message, its traceback and its stack.
+
+    A traceback is formatted here (masked) because formatters run after filters and factories and
+    reuse ``exc_text`` when it is set. A message that cannot be formatted stays as it is.
+    """
+    masker = masker or current_masker()
+    if masker.longest:
+        with contextlib.suppress(Exception):
+            record.msg = masker.mask(record.getMessage())
+            record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = masker.mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = masker.mask(record.stack_info)
+    return record
+
+
 def _masking_record_factory(make: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
     """A log record factory masking each record's message (and traceback) when it is made."""
 
     def make_masked(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        record = make(*args, **kwargs)
-        masker = current_masker()
-        if masker.longest:
-            with contextlib.suppress(Exception):  # a message that cannot be formatted stays as it is
-                record.msg = masker.mask(record.getMessage())
-                record.args = None
-            if record.exc_info and not record.exc_text:
-                import logging
-
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            if record.exc_text:
-                record.exc_text = masker.mask(record.exc_text)
-            if record.stack_info:
-                record.stack_info = masker.mask(record.stack_info)
-        return record
+        return mask_record(make(*args, **kwargs))
 
     return make_masked
 
