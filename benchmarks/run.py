@@ -633,7 +633,7 @@ def scenario_git_concurrent(ctx: Context, stack: contextlib.ExitStack) -> list[S
                 "runs/s under Derived). `stepengine`: one `STEPENGINE_HOME` shared by all, its object cache warm "
                 "(the warm-up run fills it); `stepengine, cold cache`: that home emptied before each run, so "
                 "the processes race to fill it; `git clone --depth 1`: plain git, no cache.")  # fmt: skip
-        scenarios.append(Scenario(f"git-concurrent-{count}", f"10. {count} concurrent git clones, {files} files",
+        scenarios.append(Scenario(f"git-concurrent-{count}", f"12. {count} concurrent git clones, {files} files",
                                   commands, rounds=3, note=note))  # fmt: skip
     return scenarios
 
