@@ -158,9 +158,13 @@ class Step(_Value):
 
 
 class Deployment(_Value):
-    """A deployment entry. ``sections`` holds only the sections it overrides."""
+    """A deployment entry. ``sections`` holds only the sections it overrides.
 
-    name: str
+    ``name`` is ``None`` for an unnamed deployment (``prefect init`` writes ``name: null``; Prefect asks
+    for a name, or skips the deployment when it cannot ask): it cannot be chosen by name.
+    """
+
+    name: str | None
     index: int
     data: t.Mapping[str, t.Any]
     sections: t.Mapping[str, tuple[Step, ...]]

@@ -35,20 +35,19 @@ def test_all_errors_reported_at_once_with_positions() -> None:
         push: 5
         deployments:
           - name: d1
-            schedule:
-              cron: "* * * * *"
-              interval: 60
+            schedules:
+              - timezone: UTC
             pull: nope
-          - version: 1
+          - name: [x]
         """
     ) == [
         "prefect.yaml:2:5: build[0]: a step must have exactly one key (its function name), found 2: "
         "prefect.deployments.steps.run_shell_script, script; indent the arguments under the function name (build[0])",
         "prefect.yaml:5:1: section 'push' must be a list of steps, got an integer (push)",
-        "prefect.yaml:8:5: a schedule needs exactly one of cron, interval or rrule, found 2: cron, interval "
-        "(deployments[0].schedule)",
-        "prefect.yaml:11:5: section 'pull' must be a list of steps, got a string (deployments[0].pull)",
-        "prefect.yaml:12:5: missing required key 'name' (deployments[1])",
+        "prefect.yaml:9:9: deployment 'd1': schedules[0] needs one of cron, interval or rrule, found none "
+        "(deployments[0].schedules[0])",
+        "prefect.yaml:10:5: section 'pull' must be a list of steps, got a string (deployments[0].pull)",
+        "prefect.yaml:11:5: expected a string or null, got a list ['x'] (deployments[1].name)",
     ]
 
 
@@ -95,7 +94,7 @@ def test_full_deployment_validates() -> None:
             prefect-version: 3.1.0
             deployments:
               - name: nightly
-                version: 1.2
+                version: "1.2"
                 tags: [a, b]
                 description: d
                 entrypoint: flows.py:main

@@ -78,7 +78,7 @@ def _chosen(project: Project, request: DeployRequest, deploy_all: bool) -> list[
         return [(None, {"name": request.name})]
     if len(deployments) == 1:
         return [(0, dict(deployments[0].data))]
-    names = ", ".join(d.name for d in deployments)
+    names = ", ".join(d.name for d in deployments if d.name is not None)
     raise ConfigError(
         "which deployment? give its name with -n NAME" + (f" (this project has: {names})" if names else ""),
         hint="or deploy them all with --all",
@@ -274,7 +274,14 @@ def render_spec(
     from stepengine.templating import render
 
     config = project.config
-    name = entry["name"]
+    name = entry.get("name")
+    if name is None:
+        # `prefect init` writes `name: null`; Prefect asks for a name (or skips the deployment)
+        raise ConfigError(
+            f"deployments[{index}] has no name",
+            file=config.file,
+            hint="give it one in the file, or on the command line: `stepengine deploy ... -n NAME`",
+        )
     entrypoint = entry.get("entrypoint")
     if not entrypoint:
         raise ConfigError(
