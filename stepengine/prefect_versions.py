@@ -76,17 +76,12 @@ def _where(entry: dict[str, t.Any], path: tuple[t.Any, ...]) -> str:
 
 def _deployment(entry: dict[str, t.Any], path: tuple[t.Any, ...], report: t.Callable[..., None]) -> None:
     where = _where(entry, path)
-    for key in ("version", "description"):
+    refusing = {"version": PYDANTIC2, "description": MODEL}  # 3.0-3.4.18 turn a number description into text
+    for key, since in refusing.items():
         value = entry.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            report(path + (key,), f"{where}: {key!r} is a number: Prefect {PYDANTIC2} and later refuse it "
-                                  f"(2.x turned it into text); quote it: {key}: \"{value}\"")
-    tags = entry.get("tags")
-    if isinstance(tags, list):
-        for i, tag in enumerate(tags):
-            if not isinstance(tag, str):
-                report(path + ("tags", i), f"{where}: tag {tag!r} is not text: Prefect {PYDANTIC2} and later "
-                                           "refuse it (2.x turned it into text); quote it")
+            report(path + (key,), f"{where}: {key!r} is a number: Prefect {since} and later refuse it "
+                                  f"(earlier versions turned it into text); quote it: {key}: \"{value}\"")
     if "parameters" in entry and entry["parameters"] is None:
         report(path + ("parameters",), f"{where}: 'parameters: null': Prefect {MODEL} and later refuse it (and skip "
                                        "every deployment of the file); write 'parameters: {}' or leave it out")

@@ -100,8 +100,8 @@ def test_legacy_schedule_keys_warn_naming_the_refusing_version_and_fail_when_str
         ("prefect-version: 3.1\n", "prefect.yaml:1:1: 'prefect-version' is a number: Prefect 3.4.19 and later"),
         ("deployments:\n  - name: d\n    version: 2\n",
          "prefect.yaml:3:5: deployment 'd': 'version' is a number: Prefect 3.0 and later refuse it"),
-        ("deployments:\n  - name: d\n    tags: [prod, 2024]\n",
-         "prefect.yaml:3:18: deployment 'd': tag 2024 is not text: Prefect 3.0 and later refuse it"),
+        ("deployments:\n  - name: d\n    description: 2024\n",
+         "prefect.yaml:3:5: deployment 'd': 'description' is a number: Prefect 3.4.19 and later refuse it"),
         ("deployments:\n  - name: d\n    schedule: {timezone: UTC}\n",
          "prefect.yaml:3:5: deployment 'd': schedule names none of cron, interval or rrule: Prefect 2.16.1 and "
          "later refuse it"),
@@ -149,6 +149,8 @@ def test_everything_every_version_accepts_is_silent() -> None:
             version: null
             tags: null
             parameters: {}
+          - name: c
+            tags: [prod, 2024]
             schedule: null
             schedules: null
             concurrency_limit: 2
