@@ -229,6 +229,8 @@ def _message(data: t.Any, error: t.Any, path: list[t.Any], *, at_arguments: bool
     if keyword in ("minimum", "exclusiveMinimum"):
         relation = "at least" if keyword == "minimum" else "more than"
         return f"must be {relation} {error.validator_value}, got {_short(instance)}"
+    if keyword == "pattern" and error.validator_value == "^[0-9]+$":
+        return f"must be a whole number, got {_short(instance)}"
     if keyword == "minItems":
         return "must not be an empty list"
     if keyword == "maxProperties":

@@ -79,14 +79,12 @@ deployments:
 
 def test_legacy_schedule_keys_warn_naming_the_refusing_version_and_fail_when_strict() -> None:
     assert _warnings(LEGACY) == [
-        "warning: prefect.yaml:5:7: deployment 'nightly': schedule: 'max_active_runs' is read only by Prefect 3.0 "
-        "(2.x and 3.1–3.4.20 ignore it); Prefect 3.4.21 and later refuse it (and skip every deployment of the "
-        "file); remove it (deployments[0].schedule.max_active_runs)",
-        "warning: prefect.yaml:6:7: deployment 'nightly': schedule: 'catchup' is read only by Prefect 3.0 "
-        "(2.x and 3.1–3.4.20 ignore it); Prefect 3.4.21 and later refuse it (and skip every deployment of the "
-        "file); remove it (deployments[0].schedule.catchup)",
+        "warning: prefect.yaml:5:7: deployment 'nightly': schedule: 'max_active_runs' (read only by Prefect 3.0; "
+        "2.x and 3.1–3.4.20 ignore it), 'catchup' (read only by Prefect 3.0; 2.x and 3.1–3.4.20 ignore it): "
+        "Prefect 3.4.21 and later refuse it (and skip every deployment of the file) "
+        "(deployments[0].schedule.max_active_runs)",
     ]
-    assert [e.split(": ", 1)[0] for e in _errors(LEGACY, strict=True)] == ["prefect.yaml:5:7", "prefect.yaml:6:7"]
+    assert [e.split(": ", 1)[0] for e in _errors(LEGACY, strict=True)] == ["prefect.yaml:5:7"]
 
 
 @pytest.mark.parametrize(
@@ -112,9 +110,19 @@ def test_legacy_schedule_keys_warn_naming_the_refusing_version_and_fail_when_str
          "prefect.yaml:3:5: deployment 'd': both 'schedule' and 'schedules': Prefect 2.16.1 and later refuse"),
         ("deployments:\n  - name: d\n    schedules: [{cron: '0 0 * * *', tz: UTC}]\n",
          "prefect.yaml:3:37: deployment 'd': schedules[0]: unknown key 'tz': Prefect 3.4.21 and later refuse it"),
+        ("deployments:\n  - name: d\n    schedules: [{cron: '0 0 * * *', day_or: false, slug: s}]\n",
+         "prefect.yaml:3:37: deployment 'd': schedules[0]: 'day_or': Prefect 3.4.21–3.4.22 refuse it"),
+        ("deployments:\n  - name: d\n    schedules: [{cron: '0 0 * * *', replaces: old}]\n",
+         "prefect.yaml:3:37: deployment 'd': schedules[0]: 'replaces': Prefect 3.4.21–3.6.16 refuse it"),
+        ("deployments:\n  - name: d\n    schedules: [{interval: '3600'}]\n",
+         "prefect.yaml:3:18: deployment 'd': schedules[0]: interval '3600' (text, not seconds): Prefect before 3.4.19 "
+         "and 3.6.11 and later refuse it"),
+        ("deployments:\n  - name: d\n    schedules: [{interval: '{{ build.seconds }}'}]\n",
+         "prefect.yaml:3:18: deployment 'd': schedules[0]: interval '{{ build.seconds }}': Prefect before 3.1.15 "
+         "and 3.4.21 and later refuse it"),
         ("deployments:\n  - name: d\n    schedules: [{interval: PT1H}]\n",
-         "prefect.yaml:3:18: deployment 'd': schedules[0]: interval 'PT1H' is an ISO 8601 duration: Prefect before "
-         "3.4.19 refuses it"),
+         "prefect.yaml:3:18: deployment 'd': schedules[0]: interval 'PT1H' (text, not seconds): Prefect before "
+         "3.4.19 refuse it"),
         ("deployments:\n  - name: d\n    schedule: {cron: '0 0 * * *', anchor_date: '2024-01-01'}\n",
          "prefect.yaml:3:35: deployment 'd': schedule: 'anchor_date' without 'interval': Prefect 2.10–2.16.0 refuse"),
     ],
@@ -167,10 +175,12 @@ def test_everything_every_version_accepts_is_silent() -> None:
               - cron: "0 * * * *"
                 day_or: false
                 timezone: UTC
+              - cron: "0 * * * *"
+                timezone: UTC
                 active: "{{ prefect.variables.active }}"
                 parameters: {n: 1}
                 slug: hourly
-              - interval: "{{ build.interval }}"
+              - interval: 3600
                 anchor_date: "2024-01-01T00:00:00"
               - rrule: FREQ=DAILY
         """
