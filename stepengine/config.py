@@ -347,7 +347,7 @@ def _build_section(
     positions = document.positions
     for index, (item, item_path) in enumerate(zip(items, item_paths)):
         if not (isinstance(item, dict) and len(item) == 1):
-            continue
+            continue  # an empty item ({} or null) is skipped, as Prefect's step runner skips it
         ((function, raw),) = item.items()
         if not isinstance(function, str) or not (raw is None or isinstance(raw, dict)):
             continue

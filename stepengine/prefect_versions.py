@@ -107,6 +107,11 @@ ONE_STEP_SECTIONS = "3.7.7"
 def _sections(data: dict[str, t.Any], path: tuple[t.Any, ...], where: str, report: t.Callable[..., None]) -> None:
     for section in ("build", "push", "pull"):
         value = data.get(section)
+        for index, step in enumerate(value if isinstance(value, list) else ()):
+            if step is None:
+                report(path + (section, index), f"{where}{section}[{index}] is null: Prefect {MODEL} and later refuse "
+                                                "it (and skip every deployment of the file); earlier versions skip "
+                                                "the step; remove it", [(MODEL, None)])
         if isinstance(value, dict) and value:
             report(path + (section,), f"{where}section {section!r} is one step mapping, not a list: Prefect before "
                                       f"{ONE_STEP_SECTIONS} refuses it (3.4.19–3.7.6 when reading the file, earlier "
@@ -131,12 +136,19 @@ def _deployment(entry: dict[str, t.Any], path: tuple[t.Any, ...], report: t.Call
     if "parameters" in entry and entry["parameters"] is None:
         report(path + ("parameters",), f"{where}: 'parameters: null': Prefect {MODEL} and later refuse it (and skip "
                                        "every deployment of the file); write 'parameters: {}' or leave it out", [(MODEL, None)])
+    if "work_pool" in entry and entry["work_pool"] is None:
+        report(path + ("work_pool",), f"{where}: 'work_pool: null': Prefect before {MODEL} refuses it (it fills in "
+                                      "the pool's defaults); write 'work_pool: {}' or leave it out", [(None, "3.4.18")])
     pool = entry.get("work_pool")
     if isinstance(pool, dict) and "job_variables" in pool and pool["job_variables"] is None:
         report(path + ("work_pool", "job_variables"),
                f"{where}: 'job_variables: null': Prefect {MODEL} and later refuse it (and skip every deployment "
                "of the file); write 'job_variables: {}' or leave it out", [(MODEL, None)])
     schedule = entry.get("schedule")
+    if isinstance(schedule, list):
+        report(path + ("schedule",), f"{where}: 'schedule' is a list: Prefect {MODEL} and later refuse it (and skip "
+                                     f"every deployment of the file), {SCHEDULES}–3.4.18 ignore it; a list of "
+                                     "schedules goes under 'schedules'", [(MODEL, None)])
     if schedule and isinstance(schedule, dict):
         if "schedules" in entry:
             report(path + ("schedule",), f"{where}: both 'schedule' and 'schedules': Prefect {SCHEDULES} and later "

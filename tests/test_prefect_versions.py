@@ -100,6 +100,11 @@ def test_legacy_schedule_keys_warn_naming_the_refusing_version_and_fail_when_str
          "prefect.yaml:3:5: deployment 'd': 'version' is a number: Prefect 3.0 and later refuse it"),
         ("deployments:\n  - name: d\n    description: 2024\n",
          "prefect.yaml:3:5: deployment 'd': 'description' is a number: Prefect 3.4.19 and later refuse it"),
+        ("pull:\n  - null\n", "prefect.yaml:2:5: pull[0] is null: Prefect 3.4.19 and later refuse it"),
+        ("deployments:\n  - name: d\n    work_pool: null\n",
+         "prefect.yaml:3:5: deployment 'd': 'work_pool: null': Prefect before 3.4.19 refuses it"),
+        ("deployments:\n  - name: d\n    schedule: [{cron: '0 0 * * *'}]\n",
+         "prefect.yaml:3:5: deployment 'd': 'schedule' is a list: Prefect 3.4.19 and later refuse it"),
         ("deployments:\n  - name: d\n    schedule: {timezone: UTC}\n",
          "prefect.yaml:3:5: deployment 'd': schedule names none of cron, interval or rrule: Prefect 2.16.1 and "
          "later refuse it"),
@@ -132,6 +137,11 @@ def test_values_some_versions_refuse_are_warnings(text: str, expected: str) -> N
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith("warning: " + expected)
     assert len(_errors(text, strict=True)) == 1
+
+
+def test_empty_step_items_are_skipped_as_prefect_skips_them() -> None:
+    config = stepengine.loads("pull:\n  - {}\n  - null\n  - run_shell_script: {script: echo}\n")
+    assert [(s.index, s.function) for s in config.steps("pull")] == [(2, "run_shell_script")]
 
 
 @pytest.mark.parametrize(
@@ -191,7 +201,6 @@ def test_everything_every_version_accepts_is_silent() -> None:
 BAD_FILES = [
     "build: 5\n",
     "pull: [5]\n",
-    "pull: [{}]\n",
     "pull: [{a: 1, b: 2}]\n",
     "pull: [{run_shell_script: [x]}]\n",
     "pull: [{run_shell_script: {id: ''}}]\n",
@@ -203,7 +212,7 @@ BAD_FILES = [
     "deployments: [{name: d, concurrency_limit: {collision_strategy: NOPE}}]\n",
     "deployments: [{name: d, concurrency_limit: -1}]\n",
     "deployments: [{name: d, concurrency_limit: 'x'}]\n",
-    "deployments: [{name: d, schedule: [cron]}]\n",
+    "deployments: [{name: d, schedule: cron}]\n",
     "deployments: [{name: d, schedules: [{cron: 5, interval: [1], rrule: {}, timezone: 1}]}]\n",
     "deployments: [{name: d, schedules: {cron: x}, triggers: {}, sla: 1, paused: maybe}]\n",
     "deployments: [{name: d, pull: [{run_shell_script: {script: x}, extra: 1}], build: 'x'}]\n",

@@ -52,7 +52,7 @@ def parse_vars(pairs: t.Sequence[str]) -> dict[str, str]:
 
 
 def strict_option(func: F) -> F:
-    return click.option("--strict", is_flag=True, help="Treat unknown keys as errors, not warnings.")(func)
+    return click.option("--strict", is_flag=True, help="Treat warnings (unknown keys, values some Prefect versions refuse) as errors.")(func)
 
 
 def store_options(func: F) -> F:
