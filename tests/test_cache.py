@@ -101,7 +101,7 @@ INVALID = [
     VALID.replace("script: echo hi", "script: echo hi\n    extra: 1"),
     VALID.replace("id: greet", "id: 5"),
     VALID.replace("pull:", "pull: 5\nx:"),
-    VALID.replace('cron: "* * * * *"', 'cron: "* * * * *"\n      interval: 60'),
+    VALID.replace('cron: "* * * * *"', 'cron: 5'),
     VALID.replace("name: d", "name: 7"),
     VALID.replace("- name: d", "- name: d\n    pull: 5"),
 ]

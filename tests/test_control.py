@@ -141,9 +141,9 @@ def test_invalid_control_keys_are_all_reported_before_anything_runs() -> None:
     with pytest.raises(stepengine.ValidationError) as info:
         stepengine.loads("build:\n  - ok: {retries: -1, timeout_seconds: 0, retry_on: []}\n", file="p.yaml")
     assert str(info.value) == (
-        "p.yaml:2:10: build[0] (ok): -1 is less than the minimum of 0 (build[0].ok.retries)\n"
-        "p.yaml:2:23: build[0] (ok): 0 is less than or equal to the minimum of 0 (build[0].ok.timeout_seconds)\n"
-        "p.yaml:2:43: build[0] (ok): [] should be non-empty (build[0].ok.retry_on)"
+        "p.yaml:2:10: build[0] (ok): must be at least 0, got -1 (build[0].ok.retries)\n"
+        "p.yaml:2:23: build[0] (ok): must be more than 0, got 0 (build[0].ok.timeout_seconds)\n"
+        "p.yaml:2:43: build[0] (ok): must not be an empty list (build[0].ok.retry_on)"
     )
     # …and prepare compiles every `if` (and re-checks values given without a schema) up front.
     with pytest.raises(stepengine.ValidationError) as info:
@@ -536,8 +536,8 @@ def test_schema_errors_in_finally_steps_name_the_step() -> None:
             file="p.yaml",
         )
     assert str(info.value) == (
-        "p.yaml:2:9: finally[0] (a): -1 is less than the minimum of 0 (finally[0].a.retries)\n"
-        "p.yaml:6:13: deployment 'd' finally[0] (b): 0 is less than or equal to the minimum of 0 "
+        "p.yaml:2:9: finally[0] (a): must be at least 0, got -1 (finally[0].a.retries)\n"
+        "p.yaml:6:13: deployment 'd' finally[0] (b): must be more than 0, got 0 "
         "(deployments[0].finally[0].b.timeout_seconds)"
     )
 
@@ -633,7 +633,7 @@ def test_infinite_or_nan_timeouts_and_delays_are_invalid_with_their_place(tmp_pa
         (3, 7, "build[0] (ok): timeout_seconds must be a finite number, got inf"),
         (5, 7, "build[0] (ok): retry_delay_seconds must be a finite number, got nan"),
         (7, 7, "build[1] (ok): retry_delay_seconds must be a finite number, got inf"),
-        (8, 7, "build[1] (ok): -1 is less than the minimum of 0"),  # the schema's word only, not twice
+        (8, 7, "build[1] (ok): must be at least 0, got -1"),  # the schema's word only, not twice
     ]
     assert info.value.exit_code == 2
 

@@ -52,9 +52,9 @@ EXPECTED_ERRORS: list[tuple[str, list[str], str]] = [
     ("2.10.*/gcs.yaml", ["push[0] (push_code: push_to_gcs): unknown step 'prefect_gcp.deployment.steps.push_to_gcs'",
                          "pull[0] (pull_code: pull_from_gcs): unknown step 'prefect_gcp.deployment.steps.pull_from_gcs'",
                          "{{ pull_code.folder }} refers to this step's own id"], "unknown module"),
-    # Prefect 2.10's docker-git recipe indents the push step's arguments wrongly: Prefect's step
+    # Prefect 2.10 and 2.11 docker-git recipes indent the push step's arguments wrongly: Prefect's step
     # runner refuses the step too ("Step has unexpected additional keys").
-    ("2.10.*/docker-git.yaml", ["push[0]: a step must have exactly one key (its function name), found 4"],
+    ("2.1[01].*/docker-git.yaml", ["push[0]: a step must have exactly one key (its function name), found 4"],
      "indentation"),
 ]
 
