@@ -150,9 +150,13 @@ def _open_for_pull(url: str, options: dict[str, t.Any], concurrency: int) -> tup
         if _installed("botocore", load=False):
             from builtin_steps._blob_s3 import open_s3_reader
 
-            opened = open_s3_reader(url, options, concurrency, lambda: open_filesystem(url, dict(options), concurrency)[0])
+            opened = open_s3_reader(url, options, concurrency)
             if opened is not None:
                 return opened
+    if BACKENDS.get(scheme, ("", ""))[0] == "s3fs":
+        # s3fs fetches an object above 50 MiB as ranges held in memory, ten at a time (~1 GB for a
+        # 1 GiB object); one range at a time, it streams the body to disk in 64 KiB reads instead
+        options = {"max_concurrency": 1, **options}
     return open_filesystem(url, options, concurrency)
 
 

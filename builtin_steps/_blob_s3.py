@@ -19,13 +19,18 @@ What this mirrors from s3fs, so that both paths give the same files, outputs and
 - the errors: an S3 error answer goes through s3fs's own translation (imported on that path only).
 
 Downloads are one ``GetObject`` each, run by ``_blob_io``'s bounded thread pool on one thread-safe
-client whose connection pool is as large as the concurrency. Objects above 50 MiB, which s3fs
-fetches in parallel byte ranges, are handed to s3fs (imported then).
+client whose connection pool is as large as the concurrency, and streamed to disk in reads of at
+most 1 MiB. Objects above 64 MiB are fetched as parallel 64 MiB byte ranges (4 at a time across the
+pull), each streamed to its offset in the file, so memory stays bounded whatever the object sizes
+(s3fs holds each 50 MiB range in memory, ten at a time).
 """
 
 from __future__ import annotations
 
+import os
 import typing as t
+
+from stepengine.step_api import StepError
 
 __all__ = ["S3Reader", "open_s3_reader"]
 
@@ -39,19 +44,17 @@ _UNDERSTOOD = frozenset({"key", "secret", "token", "username", "password", "endp
 _DEFAULT_WHEN_FALSE = frozenset({"requester_pays", "version_aware", "cache_regions"})
 #: config keys only aiobotocore's AioConfig knows
 _AIO_ONLY_CONFIG = frozenset({"connector_args", "http_session_cls"})
-#: bytes per read while streaming a body to its file
+#: bytes per read while streaming a body to its file: what one download holds in memory at a time
 _CHUNK = 1 << 20
-#: s3fs fetches an object larger than its default block size (50 MiB) in parallel byte ranges; such
-#: objects are handed to s3fs, so a pull of a few big files is as fast as it was
-_RANGED_ABOVE = 50 * 2**20
+#: objects above this size are fetched in byte ranges of ``_PART`` bytes, at most ``_PARTS_IN_FLIGHT``
+#: ranges at a time across the whole pull (``S3Reader._get_ranges``)
+_RANGED_ABOVE = 64 << 20
+_PART = 64 << 20
+_PARTS_IN_FLIGHT = 4
 
 
-def open_s3_reader(url: str, options: dict[str, t.Any], concurrency: int,
-                   s3fs: t.Callable[[], t.Any]) -> tuple[S3Reader, str] | None:  # fmt: skip
-    """A botocore-only reader for ``url`` and the URL's path (as s3fs strips it), or ``None`` for s3fs.
-
-    ``s3fs`` opens the s3fs file system for the same URL and options (used for objects above 50 MiB).
-    """
+def open_s3_reader(url: str, options: dict[str, t.Any], concurrency: int) -> tuple[S3Reader, str] | None:
+    """A botocore-only reader for ``url`` and the URL's path (as s3fs strips it), or ``None`` for s3fs."""
     for prefix in ("s3://", "s3a://"):
         if url.startswith(prefix):
             root = url[len(prefix) :].rstrip("/")
@@ -72,7 +75,7 @@ def open_s3_reader(url: str, options: dict[str, t.Any], concurrency: int,
     bucket, _, key = root.lstrip("/").partition("/")
     if not bucket:
         return None  # s3fs: "Cannot traverse all of S3"
-    return S3Reader(bucket, key, options, concurrency, s3fs), root
+    return S3Reader(bucket, key, options, concurrency), root
 
 
 class S3Reader:
@@ -80,8 +83,7 @@ class S3Reader:
 
     async_impl = False
 
-    def __init__(self, bucket: str, key: str, options: dict[str, t.Any], concurrency: int,
-                 s3fs: t.Callable[[], t.Any]) -> None:  # fmt: skip
+    def __init__(self, bucket: str, key: str, options: dict[str, t.Any], concurrency: int) -> None:
         import threading
 
         self.bucket = bucket
@@ -91,11 +93,11 @@ class S3Reader:
         #: downloads in flight at once (``_blob_io`` caps its thread pool with this)
         self.max_threads = max(1, concurrency)
         self._client: t.Any = None
-        self._open_s3fs = s3fs
-        self._s3fs: t.Any = None
         self._lock = threading.Lock()
-        #: object path -> size, from the listing
-        self._sizes: dict[str, int] = {}
+        #: the threads that fetch byte ranges of big objects (made on first use)
+        self._parts: t.Any = None
+        #: object path -> (size, ETag), from the listing
+        self._objects: dict[str, tuple[int, str | None]] = {}
 
     # ------------------------------------------------------------------ client
 
@@ -142,6 +144,9 @@ class S3Reader:
         return session.create_client("s3", config=botocore.config.Config(**config), **init, **client_kwargs)
 
     def release(self) -> None:
+        if self._parts is not None:
+            self._parts.shutdown(wait=True, cancel_futures=True)
+            self._parts = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -169,7 +174,7 @@ class S3Reader:
                 return {}
             name = f"{self.bucket}/{self.key}"
             found[name] = self._info(name, head.get("ETag", ""), head.get("LastModified", ""), head["ContentLength"])
-        self._sizes = {name: info["size"] for name, info in found.items()}
+        self._objects = {name: (info["size"], info["ETag"] or None) for name, info in found.items()}
         return found
 
     @staticmethod
@@ -184,18 +189,20 @@ class S3Reader:
     # ------------------------------------------------------------------ download
 
     def get_file(self, rpath: str, lpath: str) -> None:
-        """Stream ``bucket/key`` into ``lpath`` (botocore validates the response checksum as it ends)."""
-        if self._sizes.get(rpath, 0) > _RANGED_ABOVE:
-            with self._lock:
-                if self._s3fs is None:
-                    self._s3fs = self._open_s3fs()
-            self._s3fs.get_file(rpath, lpath)
-            return
+        """Stream ``bucket/key`` into ``lpath`` in reads of at most ``_CHUNK`` bytes.
+
+        botocore validates a whole object's response checksum as its body ends; an object above
+        ``_RANGED_ABOVE`` is fetched in byte ranges instead (``_get_ranges``).
+        """
         bucket, _, key = rpath.partition("/")
+        size, etag = self._objects.get(rpath, (None, None))
+        if size is not None and size > _RANGED_ABOVE:
+            self._get_ranges(bucket, key, etag, lpath, size)
+            return
         body = _call(self.client.get_object, Bucket=bucket, Key=key)["Body"]
         try:
             with open(lpath, "wb") as out:
-                if self._sizes.get(rpath, _CHUNK + 1) <= _CHUNK:
+                if size is not None and size <= _CHUNK:
                     out.write(body.read())  # a small object in one read (the checks run at its end too)
                     return
                 while True:
@@ -205,6 +212,73 @@ class S3Reader:
                     out.write(chunk)
         finally:
             body.close()
+
+    def _get_ranges(self, bucket: str, key: str, etag: str | None, lpath: str, size: int) -> None:
+        """Fetch one big object as byte ranges of ``_PART`` bytes, each streamed to its offset of ``lpath``.
+
+        The ranges of every object of the pull share one pool of ``_PARTS_IN_FLIGHT`` threads, so
+        the memory a pull holds is bounded whatever the objects' sizes: at most one ``_CHUNK`` per
+        download in flight. Each range asks for the ETag the listing gave (``IfMatch``), so an object
+        replaced meanwhile fails the download (and its retry starts over) instead of mixing versions.
+        On any error or interrupt the other ranges stop at their next read and are awaited.
+        """
+        import concurrent.futures
+        import threading
+
+        with self._lock:
+            if self._parts is None:
+                self._parts = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=min(_PARTS_IN_FLIGHT, self.max_threads), thread_name_prefix="s3-range")
+        stop = threading.Event()
+        fd = os.open(lpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            os.ftruncate(fd, size)
+            futures = [self._parts.submit(self._get_range, bucket, key, etag, fd, start, min(start + _PART, size) - 1, stop)
+                       for start in range(0, size, _PART)]  # fmt: skip
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                stop.set()
+                for future in futures:
+                    future.cancel()
+                concurrent.futures.wait(futures)
+                raise
+        finally:
+            os.close(fd)
+
+    def _get_range(self, bucket: str, key: str, etag: str | None, fd: int, first: int, last: int,
+                   stop: t.Any) -> None:  # fmt: skip
+        if stop.is_set():
+            return
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={first}-{last}",
+                                            **({"IfMatch": etag} if etag else {}))  # fmt: skip
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                raise StepError(f"{bucket}/{key} changed while it was being pulled (its ETag is no longer the "
+                                "listing's); nothing was written", hint="run the pull again") from None  # fmt: skip
+            from s3fs.errors import translate_boto_error
+
+            raise translate_boto_error(exc) from exc
+        body = answer["Body"]
+        offset = first
+        try:
+            while offset <= last and not stop.is_set():
+                chunk = body.read(min(_CHUNK, last + 1 - offset))
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    written = os.pwrite(fd, view, offset)
+                    view, offset = view[written:], offset + written
+        finally:
+            body.close()
+        if offset != last + 1 and not stop.is_set():
+            # raised as a transient error: the connection ended early
+            raise OSError(f"{bucket}/{key}: byte range {first}-{last} ended after {offset - first} bytes")
 
 
 def _keep_text(value: t.Any) -> t.Any:

@@ -163,26 +163,75 @@ def test_credentials_from_a_profile_or_the_environment_same_results(moto_s3: S3S
     assert out.result == {"directory": f"{bucket}/proj/flows"}
 
 
-def test_objects_above_the_ranged_size_go_to_s3fs(moto_s3: S3Server, bucket: str, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    """s3fs fetches big objects in parallel byte ranges: the botocore path hands those to it (here: above 1 MiB)."""
+def test_big_objects_stream_in_bounded_ranges(moto_s3: S3Server, bucket: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Memory bounded by the reads, not the objects: above ``_RANGED_ABOVE`` an object comes as byte
+    ranges of ``_PART`` bytes, at most ``_PARTS_IN_FLIGHT`` at a time, each body read at most
+    ``_CHUNK`` bytes; the files are the same as s3fs's (which, on its path, fetches one range at a time)."""
+    import threading
+
+    import botocore.response
     import s3fs
 
     monkeypatch.setattr(_blob_s3, "_RANGED_ABOVE", 1 << 20)
-    monkeypatch.setattr(s3fs.S3FileSystem, "default_block_size", 1 << 20)  # so s3fs really uses ranges
-    fetched: list[str] = []
-    real_get = s3fs.S3FileSystem._get_file
+    monkeypatch.setattr(_blob_s3, "_PART", 1 << 20, raising=False)
+    monkeypatch.setattr(_blob_s3, "_PARTS_IN_FLIGHT", 2, raising=False)
+    monkeypatch.setattr(_blob_s3, "_CHUNK", 256 << 10)
+    monkeypatch.setattr(s3fs.S3FileSystem, "default_block_size", 1 << 20)  # s3fs would fetch 1 MiB ranges
+    reads: list[int] = []
+    ranges: list[tuple[int, int]] = []
+    in_flight = [0, 0]  # now, most
+    lock = threading.Lock()
+    real_read, real_range = botocore.response.StreamingBody.read, getattr(_blob_s3.S3Reader, "_get_range", None)
 
-    async def spy(self: t.Any, rpath: str, lpath: str, **kwargs: t.Any) -> t.Any:
-        fetched.append(rpath)
-        return await real_get(self, rpath, lpath, **kwargs)
+    def read_spy(self: t.Any, amt: int | None = None) -> bytes:
+        data = real_read(self, amt)
+        reads.append(len(data))
+        return data
 
-    monkeypatch.setattr(s3fs.S3FileSystem, "_get_file", spy)
+    def range_spy(self: t.Any, bucket: str, key: str, etag: t.Any, fd: int, first: int, last: int, stop: t.Any) -> None:
+        with lock:
+            ranges.append((first, last))
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight)
+        try:
+            real_range(self, bucket, key, etag, fd, first, last, stop)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    async def no_parallel_ranges(*args: t.Any, **kwargs: t.Any) -> None:
+        raise AssertionError("s3fs held ranges in memory")
+
+    monkeypatch.setattr(botocore.response.StreamingBody, "read", read_spy)
+    monkeypatch.setattr(_blob_s3.S3Reader, "_get_range", range_spy, raising=False)
+    monkeypatch.setattr(s3fs.S3FileSystem, "_download_file_part_concurrent", no_parallel_ranges)
     out = both_ways(lambda: blob.pull_from_blob_storage(f"s3://{bucket}/proj", directory="code", **moto_s3.s3fs_options()),
                     tmp_path, monkeypatch)  # fmt: skip
     assert out.files["code/big.bin"] == OBJECTS["proj/big.bin"]
-    assert fetched.count(f"{bucket}/proj/big.bin") == 2  # once per path: s3fs, then botocore handing it over
-    assert len(fetched) == 6 + 1
+    size = len(OBJECTS["proj/big.bin"])
+    assert sorted(ranges) == [(0, (1 << 20) - 1), (1 << 20, (2 << 20) - 1), (2 << 20, (3 << 20) - 1), (3 << 20, size - 1)]
+    assert in_flight[1] <= 2
+    assert max(reads) <= 256 << 10 and sum(reads) == sum(len(body) for body in OBJECTS.values()) - len(b"outside the prefix")
+
+
+def test_an_object_replaced_during_a_ranged_download_fails_the_pull(moto_s3: S3Server, bucket: str, workdir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Each range asks for the listing's ETag: ranges of two versions are never mixed into one file."""
+    monkeypatch.setattr(_blob_s3, "_RANGED_ABOVE", 1 << 20)
+    monkeypatch.setattr(_blob_s3, "_PART", 1 << 20, raising=False)
+    real_ranges = getattr(_blob_s3.S3Reader, "_get_ranges", None)
+
+    def replace_first(self: t.Any, bucket_name: str, key: str, *args: t.Any) -> None:
+        moto_s3.boto3_client().put_object(Bucket=bucket_name, Key=key, Body=os.urandom(len(OBJECTS["proj/big.bin"])))
+        real_ranges(self, bucket_name, key, *args)
+
+    monkeypatch.setattr(_blob_s3.S3Reader, "_get_ranges", replace_first, raising=False)
+    with pytest.raises(StepError) as info:
+        blob.pull_from_blob_storage(f"s3://{bucket}/proj", directory="code", **moto_s3.s3fs_options())
+    assert str(info.value) == (f"{bucket}/proj/big.bin changed while it was being pulled (its ETag is no longer the "
+                               "listing's); nothing was written\nhint: run the pull again")  # fmt: skip
+    assert list(workdir.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- same errors
@@ -275,7 +324,7 @@ def test_reader_maps_options_as_s3fs_does(tmp_path: Path, monkeypatch: pytest.Mo
         {"profile": "p", "key": "", "secret": None},
     ]
     for options in forms:
-        reader, _root = _blob_s3.open_s3_reader("s3://b/f", dict(options), 32, lambda: None) or (None, None)
+        reader, _root = _blob_s3.open_s3_reader("s3://b/f", dict(options), 32) or (None, None)
         assert reader is not None, options
         ours = _captured_create_client(reader._create_client)
         fs, _root = _blob_io.open_filesystem("s3://b/f", dict(options), 32)
