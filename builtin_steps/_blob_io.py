@@ -11,9 +11,11 @@ Errors from fsspec backends are translated here into ``StepError``s that say wha
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -24,7 +26,7 @@ from urllib.parse import urlsplit
 from stepengine.step_api import StepError, atomic_directory, get_logger, home_directory, safe_join
 
 __all__ = ["BACKENDS", "DEFAULT_CONCURRENCY", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_FILES", "DEFAULT_RETRIES",
-           "open_filesystem", "pull", "push", "url_scheme"]  # fmt: skip
+           "STAGING_PREFIX", "is_own_temporary", "open_filesystem", "pull", "push", "url_scheme"]  # fmt: skip
 
 DEFAULT_CONCURRENCY = 32
 DEFAULT_RETRIES = 3
@@ -198,6 +200,8 @@ def _pull(fs: t.Any, root: str, url: str, target: Path, log: t.Any, started: flo
     target = target.absolute()
     cwd = Path.cwd().absolute()
     merge = target == cwd or target in cwd.parents
+    if merge:
+        _remove_stale_staging(target)
     manifest_file = _manifest_path(target)
     previous = _load_manifest(manifest_file, url)
     unchanged = {rel for rel, obj in objects.items() if _is_unchanged(previous.get(rel), obj, target / rel)}
@@ -208,16 +212,13 @@ def _pull(fs: t.Any, root: str, url: str, target: Path, log: t.Any, started: flo
         pass  # no download, no copy, no swap
     elif merge:
         _check_merge_conflicts(target, changed)
-        staging = Path(tempfile.mkdtemp(prefix=".stepengine-pull.", dir=target))
-        try:
+        with _staging_folder(target) as staging:
             jobs = _download_jobs(objects, staging, skip=unchanged)
             _transfer(fs, jobs, "get", concurrency, retries, url)
             # every object arrived: only now touch the working directory (renames, same file system)
             place = _Placer(target, create=True)
             for rel in changed:
                 os.replace(staging / rel, place(rel))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     else:
         with atomic_directory(target) as tmp:
             place = _Placer(tmp, create=True)
@@ -232,6 +233,81 @@ def _pull(fs: t.Any, root: str, url: str, target: Path, log: t.Any, started: flo
     log.info("pulled %s into %s: %d files, %d bytes, %d transferred, %d unchanged (%.2f s)", url, target,
              len(objects), total, transferred, len(unchanged), time.perf_counter() - started)  # fmt: skip
     return {"files": len(objects), "bytes": total, "transferred": transferred}
+
+
+# --------------------------------------------------------------------------- staging (merge pulls)
+#
+# A pull into the working directory downloads into a staging folder first. It lives inside the
+# target: the one place sure to be writable and on the same file system (the moves into place are
+# renames, so a failed pull leaves nothing half-done). A killed pull (SIGKILL, power loss) cannot
+# remove it, so: its owner holds an ``flock`` on it, which the kernel drops when the owner dies;
+# the next pull into the same directory removes every staging folder nobody holds (and no other);
+# and a push never uploads one, whatever the ignore file says (``is_own_temporary``).
+
+#: the name of every staging folder starts with this
+STAGING_PREFIX = ".stepengine-pull."
+#: names ``atomic_directory`` gives its temporary and previous directories: ``.<name>.<8 hex>.tmp|old``
+_ATOMIC_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.(?:tmp|old)")
+
+
+def is_own_temporary(name: str) -> bool:
+    """Whether a folder name is one of stepengine's staging or temporary folders (never pushed)."""
+    return name.startswith(STAGING_PREFIX) or _ATOMIC_TEMPORARY.fullmatch(name) is not None
+
+
+@contextlib.contextmanager
+def _staging_folder(target: Path) -> t.Iterator[Path]:
+    """A new staging folder in ``target``, locked by this process until the block ends, then removed."""
+    while True:
+        path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target))
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _lock(fd, wait=True)  # a concurrent pull may be removing it as stale: wait, then look again
+            if os.path.samestat(os.stat(path, follow_symlinks=False), os.fstat(fd)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield path
+    finally:
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)  # (releases the lock)
+
+
+def _remove_stale_staging(target: Path) -> None:
+    """Remove the staging folders in ``target`` that no live process holds (left by a killed pull)."""
+    try:
+        names = [entry.name for entry in os.scandir(target) if entry.name.startswith(STAGING_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        path = target / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue  # gone already, or not a folder (a symlink is never followed)
+        try:
+            if _lock(fd, wait=False):
+                get_logger().info("removing %s, left by a pull that did not finish", path)
+                shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+def _lock(fd: int, *, wait: bool) -> bool:
+    """Take an exclusive ``flock`` on ``fd``; ``False`` if another process holds it (``wait=False``)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): a staging folder is then never taken for stale
+        return wait
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _holds_exactly(target: Path, rels: t.Collection[str]) -> bool:
@@ -416,6 +492,7 @@ def push(url: str, options: dict[str, t.Any], directory: Path, ignore_file: str 
         here = Path(dirpath)
         rel_dir = here.relative_to(root_dir).as_posix()
         prefix = "" if rel_dir == "." else rel_dir + "/"
+        _skip_own_temporaries(dirnames, prefix)
         if spec is not None and not _negates(spec):
             # a folder no pattern can re-include is not walked at all
             dirnames[:] = [d for d in dirnames if not spec.match_file(prefix + d + "/")]
@@ -436,6 +513,13 @@ def push(url: str, options: dict[str, t.Any], directory: Path, ignore_file: str 
     get_logger().info("pushed %d files (%d bytes) from %s to %s (%.2f s)", len(jobs), total, directory, url,
                       time.perf_counter() - started)  # fmt: skip
     return len(jobs), total
+
+
+def _skip_own_temporaries(dirnames: list[str], prefix: str) -> None:
+    """Leave stepengine's own staging and temporary folders out of a push (a killed pull's leftovers)."""
+    for name in [d for d in dirnames if is_own_temporary(d)]:
+        get_logger().warning("not pushing %s%s/: a stepengine staging folder (a pull into it did not finish)", prefix, name)
+        dirnames.remove(name)
 
 
 def _ignore_spec(root_dir: Path, ignore_file: str | None) -> t.Any:

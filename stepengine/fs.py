@@ -39,7 +39,7 @@ def atomic_directory(target: str | os.PathLike[str], *, replace: bool = True) ->
     # (even inside mkdir) is cleaned up: tempfile.mkdtemp would not tell us the name in that case.
     tmp = target.parent / f".{target.name}.{os.urandom(4).hex()}.tmp"
     try:
-        os.mkdir(tmp, 0o700)
+        os.mkdir(tmp)  # the mode the umask gives, like any folder the user makes (not 0700)
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
