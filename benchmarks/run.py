@@ -246,6 +246,8 @@ class Scenario:
     note: str = ""
     #: report peak RSS instead of time
     rss: bool = False
+    #: report the runs of this earlier scenario (by key) instead of running again
+    same_runs_as: str | None = None
 
 
 @dataclasses.dataclass
@@ -369,7 +371,7 @@ def scenario_cold(ctx: Context) -> list[Scenario]:
             "file on a machine); `caches off` sets `STEPENGINE_NO_CACHE=1` (the engine before the caches).")  # fmt: skip
     return [
         Scenario("cold", "1. cold process, 1-step pull", commands, target=20.0, note=note, min_rounds=15),
-        Scenario("rss", "7. peak RSS, 1-step pull", dict(commands), target=3.0, rss=True,
+        Scenario("rss", "7. peak RSS, 1-step pull", dict(commands), target=3.0, rss=True, same_runs_as="cold",
                  note="Peak resident set size of the same runs (from `wait4`)."),
     ]
 
@@ -976,6 +978,11 @@ SCENARIOS: dict[str, t.Callable[..., list[Scenario]]] = {
 #: scenarios that start servers: they get an ExitStack that is closed once their scenarios have run
 NEEDS_STACK = {"s3", "git", "git-concurrent", "docker", "deploy"}
 
+from benchmarks import scale  # noqa: E402  (issue 16's scale scenarios; they use the helpers above)
+
+SCENARIOS.update(scale.SCENARIOS)
+NEEDS_STACK |= scale.NEEDS_STACK
+
 
 # --------------------------------------------------------------------------------------------------
 # Reporting
@@ -1180,8 +1187,8 @@ def run_all(scenarios: list[Scenario], results: list[Result], ctx: Context, roun
     for scenario in scenarios:
         _log(f"{scenario.title} ...")
         started = time.monotonic()
-        if scenario.rss:  # the same runs as the cold scenario
-            source = next(r for r in results if r.scenario.key == "cold")
+        if scenario.same_runs_as:
+            source = next(r for r in results if r.scenario.key == scenario.same_runs_as)
             result = Result(scenario, source.samples, source.error)
         else:
             result = run_scenario(scenario, rounds, ctx.tiny)

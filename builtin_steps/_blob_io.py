@@ -142,10 +142,13 @@ def open_filesystem(url: str, options: dict[str, t.Any], concurrency: int = DEFA
 
 #: S3 pulls list and download with botocore alone when their options allow it (``_blob_s3``)
 _S3_WITH_BOTOCORE = True
+#: file:// pulls walk and copy without fsspec when they have no options (``_blob_local``)
+_LOCAL_WITHOUT_FSSPEC = True
 
 
 def _open_for_pull(url: str, options: dict[str, t.Any], concurrency: int) -> tuple[t.Any, str]:
-    """What a pull lists and downloads with: botocore for plain S3 locations, else the fsspec file system."""
+    """What a pull lists and downloads with: botocore for plain S3 locations, a walk and copies for
+    plain ``file://`` ones, else the fsspec file system."""
     scheme = url_scheme(url)
     if _S3_WITH_BOTOCORE and BACKENDS.get(scheme, ("", ""))[0] == "s3fs":
         _require_backend(scheme, load=False)  # the same errors as without this path, nothing imported
@@ -155,6 +158,13 @@ def _open_for_pull(url: str, options: dict[str, t.Any], concurrency: int) -> tup
             opened = open_s3_reader(url, options, concurrency)
             if opened is not None:
                 return opened
+    if _LOCAL_WITHOUT_FSSPEC and scheme in ("file", "local"):
+        _require_backend(scheme, load=False)  # fsspec stays a requirement of file:// steps
+        from builtin_steps._blob_local import open_local_reader
+
+        opened = open_local_reader(url, options, concurrency)
+        if opened is not None:
+            return opened
     if BACKENDS.get(scheme, ("", ""))[0] == "s3fs":
         # s3fs fetches an object above 50 MiB as ranges held in memory, ten at a time (~1 GB for a
         # 1 GiB object); one range at a time, it streams the body to disk in 64 KiB reads instead
@@ -204,7 +214,7 @@ def _pull(fs: t.Any, root: str, url: str, target: Path, log: t.Any, started: flo
         _remove_stale_staging(target)
     manifest_file = _manifest_path(target)
     previous = _load_manifest(manifest_file, url)
-    unchanged = {rel for rel, obj in objects.items() if _is_unchanged(previous.get(rel), obj, target / rel)}
+    unchanged = {rel for rel, obj in objects.items() if _is_unchanged(previous.get(rel), obj, target, rel)}
 
     changed = sorted(objects.keys() - unchanged)
     up_to_date = not changed and (merge or _holds_exactly(target, objects.keys()))
@@ -393,22 +403,33 @@ class _Placer:
         self.root = root
         self.create = create
         self._folders: dict[str, Path] = {}
+        self._texts: dict[str, str] = {}
 
     def __call__(self, rel: str) -> Path:
         parent, _, name = rel.rpartition("/")
+        return self._folder(parent) / name
+
+    def text(self, rel: str) -> str:
+        """``str(self(rel))``, without a ``Path`` per file."""
+        parent, _, name = rel.rpartition("/")
+        self._folder(parent)
+        return f"{self._texts[parent]}{os.sep}{name}"
+
+    def _folder(self, parent: str) -> Path:
         folder = self._folders.get(parent)
         if folder is None:
             folder = safe_join(self.root, parent) if parent else self.root.resolve()
             if self.create:
                 folder.mkdir(parents=True, exist_ok=True)
             self._folders[parent] = folder
-        return folder / name
+            self._texts[parent] = str(folder).rstrip(os.sep)
+        return folder
 
 
 def _download_jobs(objects: dict[str, _Object], into: Path, *, skip: t.Container[str]) -> list[tuple[str, str, int]]:
     """(remote, local, size) for each object to fetch; the local folders are made here."""
     place = _Placer(into, create=True)
-    return [(obj.path, str(place(rel)), obj.size) for rel, obj in objects.items() if rel not in skip]
+    return [(obj.path, place.text(rel), obj.size) for rel, obj in objects.items() if rel not in skip]
 
 
 def _check_merge_conflicts(target: Path, rels: t.Iterable[str]) -> None:
@@ -448,11 +469,11 @@ def _load_manifest(path: Path, url: str) -> dict[str, t.Any]:
     return data.get("files", {}) if data.get("url") == url else {}
 
 
-def _is_unchanged(entry: dict[str, t.Any] | None, obj: _Object, local: Path) -> bool:
+def _is_unchanged(entry: dict[str, t.Any] | None, obj: _Object, target: Path, rel: str) -> bool:
     if not entry or not obj.fingerprint or entry.get("remote") != obj.fingerprint:
         return False
     try:
-        st = os.lstat(local)
+        st = os.lstat(os.path.join(target, rel))
     except OSError:
         return False
     return (st.st_size, st.st_mtime_ns, st.st_ino) == (obj.size, entry.get("mtime_ns"), entry.get("ino"))
@@ -462,7 +483,7 @@ def _save_manifest(path: Path, url: str, target: Path, objects: dict[str, _Objec
     files = {}
     for rel, obj in objects.items():
         try:
-            st = os.lstat(target / rel)
+            st = os.lstat(os.path.join(target, rel))
         except OSError:
             continue
         files[rel] = {"remote": obj.fingerprint, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
@@ -631,19 +652,43 @@ def _transfer_threads(fs: t.Any, jobs: list[tuple[str, str, int]], direction: st
 
         _retry_sync(attempt, retries)
 
-    from concurrent.futures import ThreadPoolExecutor
+    import threading
 
-    if len(jobs) == 1 or concurrency == 1:
+    workers = min(concurrency, len(jobs), getattr(fs, "max_threads", 16))
+    if workers <= 1:
         for job in jobs:
             one(job)
         return
-    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(jobs), getattr(fs, "max_threads", 16)))
+    # Worker threads take the next job from one shared iterator (a future per job costs more than
+    # copying a small local file). The first error stops the others after their current job.
+    pending = iter(jobs)  # (next() on a list iterator is atomic)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        for job in pending:
+            if stop.is_set():
+                return
+            try:
+                one(job)
+            except BaseException as exc:
+                errors.append(exc)
+                stop.set()
+                return
+
+    threads = [threading.Thread(target=work, name=f"blob-{direction}-{i}", daemon=True) for i in range(workers)]
+    for thread in threads:
+        thread.start()
     try:
-        for future in [pool.submit(one, job) for job in jobs]:
-            future.result()
+        for thread in threads:
+            thread.join()
     finally:
-        # on an error or interrupt, queued jobs are dropped; running ones finish before we return
-        pool.shutdown(wait=True, cancel_futures=True)
+        # on an error or interrupt, no new job starts; running ones finish before we return
+        stop.set()
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _retry_sync(call: t.Callable[[], t.Any], retries: int) -> t.Any:

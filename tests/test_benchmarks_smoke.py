@@ -72,4 +72,16 @@ def test_validate_scenario_times_both_sizes_and_derives_the_growth(tmp_path: Pat
     assert re.search(r"^\| 10\. validate, 20 deployments \| [\d.]+ ms ", text, re.MULTILINE), text
     assert re.search(r"^\| 10\. validate, 20 deployments \| stepengine, 2 deployments \| [\d.]+ ms ", text, re.MULTILINE), text
     assert re.search(r"^- validate, 20 deployments ÷ 2 deployments: [\d.]+× wall, [\d.]+× CPU", text, re.MULTILINE), text
+
+
+def test_scale_scenarios_run_tiny(tmp_path: Path) -> None:
+    """The issue-16 scale rows without servers (a file:// pull against cp -r; a list between steps) run and report."""
+    results = tmp_path / "RESULTS.md"
+    argv = _tiny_run("files,outputs", results, tmp_path)
+    argv[argv.index("stepengine")] = "stepengine,floor"
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    text = results.read_text(encoding="utf-8")
+    assert re.search(r"^\| 10\. file:// pull, 50 × 4 KiB \| cp -r \| [\d.]+ ms", text, re.MULTILINE), text
+    assert re.search(r"^\| 13\. peak RSS, a 0\.1 MB list between steps \| [\d.]+ MB", text, re.MULTILINE), text
     assert "FAILED" not in text
