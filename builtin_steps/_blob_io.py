@@ -539,7 +539,7 @@ def push(url: str, options: dict[str, t.Any], directory: Path, ignore_file: str 
 def _skip_own_temporaries(dirnames: list[str], prefix: str) -> None:
     """Leave stepengine's own staging and temporary folders out of a push (a killed pull's leftovers)."""
     for name in [d for d in dirnames if is_own_temporary(d)]:
-        get_logger().warning("not pushing %s%s/: a stepengine staging folder (a pull into it did not finish)", prefix, name)
+        get_logger().warning("not pushing %s%s/: a stepengine staging or temporary folder", prefix, name)
         dirnames.remove(name)
 
 
