@@ -5,7 +5,10 @@ bounded concurrency into a temporary sibling (or a staging folder when merging i
 directory) and swaps it in; a manifest of remote fingerprints and local stats lets a re-pull reuse
 unchanged files. ``push`` walks a directory with gitignore-style exclusions and uploads concurrently.
 An S3 pull whose options are the usual ones lists and downloads with botocore alone (``_blob_s3``:
-no s3fs/aiobotocore import, a thread pool of GETs); every other pull goes through fsspec.
+no s3fs/aiobotocore import, a thread pool of GETs, big objects as byte ranges streamed to disk); a
+``file://`` pull without options walks and copies without fsspec (``_blob_local``); every other
+pull goes through fsspec. A merge's staging folder is locked by its pull, removed by the next pull
+once nobody holds it, and never pushed.
 Errors from fsspec backends are translated here into ``StepError``s that say what to check.
 """
 

@@ -14,6 +14,9 @@ outputs and share one engine:
   with backoff on transient errors; permission and not-found errors fail at once; an S3 pull with the
   usual options (keys, endpoint, client/config arguments, profile, anon) lists and downloads with
   botocore directly, without importing s3fs, and gives the same files, outputs and errors;
+- downloads stream to disk in bounded memory, and files and folders get the modes the umask gives;
+- a pull killed mid-way (SIGKILL) leaves its staging folder, which the next pull into the same
+  directory removes and which a push never uploads;
 - caps on file count and total bytes are checked against the listing before any download;
 - a re-pull reuses files whose remote size + ETag/mtime and local size/mtime/inode are unchanged (a
   small manifest under ``$STEPENGINE_HOME/blob-manifests``), so it transfers nothing.
