@@ -463,9 +463,11 @@ def _output_problem(output: dict[t.Any, t.Any]) -> str | None:
                 if not isinstance(key, str):
                     where = f" in {format_path(path)}" if path else ""
                     return f"has a key that is not text: {key!r}{where}"
-            children = [(v, path + (k,)) for k, v in item.items()]
+            # only containers are walked into: a path tuple per string or number of a large list
+            # would cost ~240 bytes per item, held all at once (several times the data itself)
+            children = [(v, path + (k,)) for k, v in item.items() if isinstance(v, (dict, list, tuple))]
         elif isinstance(item, (list, tuple)):
-            children = [(v, path + (i,)) for i, v in enumerate(item)]
+            children = [(v, path + (i,)) for i, v in enumerate(item) if isinstance(v, (dict, list, tuple))]
         else:
             continue
         if id(item) in on_path:
