@@ -66,7 +66,7 @@ def scenario_files(ctx: Context) -> list[Scenario]:
                                                           ctx.base_env), work / "out-cp")  # fmt: skip
     note = (f"`pull_from_remote_storage` of a `file://` folder of {count} × 4 KiB files (100 folders) into an "
             "empty directory, against `cp -r` of the same folder; the target issue 16 sets is 1.3× `cp -r`.")  # fmt: skip
-    return [Scenario("files", f"11. file:// pull, {count} × 4 KiB", commands, note=note)]
+    return [Scenario("files", f"12. file:// pull, {count} × 4 KiB", commands, note=note)]
 
 
 def scenario_s3_many(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
@@ -92,7 +92,7 @@ def scenario_s3_many(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario
             [str(ctx.stepengine_python), "-c", run.S3_FLOOR], work, floor_env)  # fmt: skip
     note = (f"`pull_from_remote_storage` of {count} × 4 KiB objects from moto on 127.0.0.1 into an empty directory "
             "(no blob manifest), against the server floor of scenario 4; the target is 1.3× the floor.")  # fmt: skip
-    return [Scenario("s3-many", f"12. S3 pull, {count} × 4 KiB", commands, rounds=3, note=note)]
+    return [Scenario("s3-many", f"13. S3 pull, {count} × 4 KiB", commands, rounds=3, note=note)]
 
 
 def scenario_s3_gib(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
@@ -124,8 +124,8 @@ def scenario_s3_gib(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]
             "directory; the baseline row pulls one 4 KiB object. Issue 16's target: peak RSS at most 100 MB above "
             "the baseline. moto copies the whole object for every request, ranged or not.")  # fmt: skip
     return [
-        Scenario("s3-gib", f"13. S3 pull, 1 × {text}", commands, rounds=2, note=note),
-        Scenario("s3-gib-rss", f"13b. peak RSS, S3 pull of 1 × {text}", dict(commands), rss=True, same_runs_as="s3-gib",
+        Scenario("s3-gib", f"14. S3 pull, 1 × {text}", commands, rounds=2, note=note),
+        Scenario("s3-gib-rss", f"14b. peak RSS, S3 pull of 1 × {text}", dict(commands), rss=True, same_runs_as="s3-gib",
                  note="Peak resident set size of the same runs."),  # fmt: skip
     ]
 
@@ -164,7 +164,7 @@ def scenario_outputs(ctx: Context) -> list[Scenario]:
     note = (f"A step returns a list of {count} strings of {size} bytes ({megabytes:g} MB of text); the next step "
             "takes it as `items: '{{ make.items }}'` and returns its length. Peak RSS; the floor rows are Python "
             "building the same list, and doing nothing.")  # fmt: skip
-    return [Scenario("outputs", f"14. peak RSS, a {megabytes:g} MB list between steps", commands, rss=True,
+    return [Scenario("outputs", f"15. peak RSS, a {megabytes:g} MB list between steps", commands, rss=True,
                      rounds=3, note=note)]  # fmt: skip
 
 

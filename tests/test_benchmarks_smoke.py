@@ -82,6 +82,6 @@ def test_scale_scenarios_run_tiny(tmp_path: Path) -> None:
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr
     text = results.read_text(encoding="utf-8")
-    assert re.search(r"^\| 11\. file:// pull, 50 × 4 KiB \| cp -r \| [\d.]+ ms", text, re.MULTILINE), text
-    assert re.search(r"^\| 14\. peak RSS, a 0\.1 MB list between steps \| [\d.]+ MB", text, re.MULTILINE), text
+    assert re.search(r"^\| 12\. file:// pull, 50 × 4 KiB \| cp -r \| [\d.]+ ms", text, re.MULTILINE), text
+    assert re.search(r"^\| 15\. peak RSS, a 0\.1 MB list between steps \| [\d.]+ MB", text, re.MULTILINE), text
     assert "FAILED" not in text
