@@ -11,13 +11,23 @@ import click
 from stepengine.cli._options import parse_vars, var_option
 
 
-def parse_json_pairs(pairs: t.Sequence[str], option: str) -> dict[str, t.Any]:
-    """``key=value`` pairs; a value that parses as JSON is taken as JSON (``-v env='{"A": "1"}'``)."""
+def parse_json_pairs(pairs: t.Sequence[str], option: str, *, objects: bool = False) -> dict[str, t.Any]:
+    """``key=value`` pairs; a value that parses as JSON is taken as JSON (``-jv env='{"A": "1"}'``).
+    With ``objects``, an item may also be a whole JSON object (``-jv '{"env": {"A": "1"}}'``)."""
     result: dict[str, t.Any] = {}
     for pair in pairs:
+        if objects and pair.lstrip().startswith("{"):
+            try:
+                parsed = json.loads(pair)
+            except ValueError as exc:
+                raise click.BadParameter(f"{pair!r} is not a JSON object: {exc}", param_hint=option) from None
+            if not isinstance(parsed, dict):
+                raise click.BadParameter(f"{pair!r} is not a JSON object", param_hint=option)
+            result.update(parsed)
+            continue
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE" + (" or a JSON object" if objects else ""), param_hint=option)
         try:
             result[key] = json.loads(value)
         except ValueError:
@@ -25,16 +35,74 @@ def parse_json_pairs(pairs: t.Sequence[str], option: str) -> dict[str, t.Any]:
     return result
 
 
+def _parameters(params: t.Sequence[str], params_json: str | None) -> dict[str, t.Any] | None:
+    if params and params_json is not None:
+        raise click.UsageError("give parameters with --param or with --params, not both (as prefect deploy)")
+    if params_json is None:
+        return parse_json_pairs(params, "--param") or None
+    try:
+        parsed = json.loads(params_json)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--params") from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object of parameter names to values", param_hint="--params")
+    return parsed
+
+
+def _schedules(
+    cron: t.Sequence[str], interval: t.Sequence[float], rrule: t.Sequence[str], timezone: str | None, anchor_date: str | None
+) -> list[dict[str, t.Any]]:
+    """One schedule per --cron/--interval/--rrule, each checked now (a bad one fails before build runs)."""
+    if timezone is not None:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise click.BadParameter(f"{timezone!r} is not a time zone name (e.g. America/New_York)", param_hint="--timezone") from None
+    if anchor_date is not None:
+        import datetime
+
+        try:
+            datetime.datetime.fromisoformat(anchor_date)
+        except ValueError:
+            raise click.BadParameter(f"{anchor_date!r} is not an ISO 8601 date", param_hint="--anchor-date") from None
+    for expression in cron:
+        if len(expression.split()) not in (5, 6) and not expression.startswith("@"):
+            raise click.BadParameter(f"{expression!r} is not a cron expression (5 fields, e.g. '0 3 * * *')", param_hint="--cron")
+    for seconds in interval:
+        if not seconds > 0 or seconds == float("inf"):
+            raise click.BadParameter(f"{seconds} is not a positive number of seconds", param_hint="--interval")
+    for rule in rrule:
+        if "FREQ=" not in rule.upper():
+            raise click.BadParameter(f"{rule!r} is not an RRule (e.g. 'FREQ=DAILY;BYHOUR=3')", param_hint="--rrule")
+    return [
+        *({"cron": c} for c in cron),
+        *({"interval": int(i) if float(i).is_integer() else i} for i in interval),
+        *({"rrule": r} for r in rrule),
+    ]
+
+
 @click.command("deploy")
 @click.argument("entrypoint", required=False)
 @click.option("-f", "--flow", "flow_name", help="A flow registered with `stepengine flows register`, by name.")
 @click.option("-n", "--name", help="Deployment name (a name not in the file makes a new deployment).")
+@click.option("-d", "--description", help="Deployment description (default: the flow's docstring or description=).")
 @click.option("-p", "--pool", "work_pool", help="Work pool name.")
 @click.option("--work-queue", help="Work queue name.")
-@click.option("-v", "--job-variable", "job_variables", multiple=True, metavar="KEY=VALUE", help="Job variable, merged into the work pool's job_variables (repeatable; JSON values allowed).")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Flow parameter (repeatable; JSON values allowed).")
+@click.option("-jv", "-v", "--job-variable", "job_variables", multiple=True, metavar="KEY=VALUE", help="Job variable, merged into the work pool's job_variables: KEY=VALUE (a JSON value is taken as JSON) or a JSON object (repeatable).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Flow parameter (repeatable; JSON values allowed); checked against the flow's signature.")
+@click.option("--params", "params_json", metavar="JSON", help='Flow parameters as one JSON object, e.g. \'{"limit": 10}\' (instead of --param).')
+@click.option("--cron", multiple=True, help="Add a cron schedule, e.g. '0 3 * * *' (repeatable).")
+@click.option("--interval", multiple=True, type=float, metavar="SECONDS", help="Add an interval schedule (repeatable).")
+@click.option("--rrule", multiple=True, help="Add an RRule schedule, e.g. 'FREQ=DAILY;BYHOUR=3' (repeatable).")
+@click.option("--timezone", help="Time zone of every schedule, e.g. America/New_York.")
+@click.option("--anchor-date", help="Anchor date of the interval schedules (ISO 8601).")
 @click.option("--version", "version", help="Deployment version.")
-@click.option("--tag", "tags", multiple=True, help="Tag (repeatable; replaces the file's tags).")
+@click.option("-t", "--tag", "tags", multiple=True, help="Tag (repeatable; replaces the file's tags).")
+@click.option("--concurrency-limit", type=click.IntRange(min=1), help="Most runs of this deployment at once.")
+@click.option("--collision-strategy", type=click.Choice(["ENQUEUE", "CANCEL_NEW"]), help="What a run over the concurrency limit does (default ENQUEUE).")
+@click.option("--enforce-parameter-schema/--no-enforce-parameter-schema", default=None, help="Check parameters against the flow's signature (default: yes).")
 @click.option("--all", "deploy_all", is_flag=True, help="Deploy every deployment of the file.")
 @click.option("--prefect-file", "prefect_file", type=click.Path(dir_okay=False), default="prefect.yaml", show_default=True, help="The project file (deployment.yaml beside it is read too).")
 @click.option("--output", "output", type=click.Path(dir_okay=False, writable=True), help="Write the spec to this file instead of stdout.")
@@ -42,17 +110,27 @@ def parse_json_pairs(pairs: t.Sequence[str], option: str) -> dict[str, t.Any]:
 @var_option
 @click.option("--prefect-api-url", help="Also create or update the flow and deployment on this Prefect server (e.g. http://127.0.0.1:4200/api); blocks and variables are read from it too.")
 @click.option("--stores", metavar="ORDER", help="Stores to read blocks and variables from, first hit wins (default: $STEPENGINE_STORES or values,env,local,prefect).")
-@click.option("-q", "--quiet", "quiet", is_flag=True, help="Print only errors.")
+@click.option("-q", "--quiet", "quiet", is_flag=True, help="Print only errors (and the spec, on stdout, unless --output).")
 def command(
     entrypoint: str | None,
     flow_name: str | None,
     name: str | None,
+    description: str | None,
     work_pool: str | None,
     work_queue: str | None,
     job_variables: tuple[str, ...],
     params: tuple[str, ...],
+    params_json: str | None,
+    cron: tuple[str, ...],
+    interval: tuple[float, ...],
+    rrule: tuple[str, ...],
+    timezone: str | None,
+    anchor_date: str | None,
     version: str | None,
     tags: tuple[str, ...],
+    concurrency_limit: int | None,
+    collision_strategy: str | None,
+    enforce_parameter_schema: bool | None,
     deploy_all: bool,
     prefect_file: str,
     output: str | None,
@@ -65,7 +143,8 @@ def command(
     """Deploy ENTRYPOINT (path/to/file.py:function) or a deployment of prefect.yaml.
 
     Runs the build and push steps, then renders the deployment (work pool, job variables, schedules,
-    parameters and their schema, pull steps) with the step outputs, as JSON.
+    parameters and their schema, pull steps) with the step outputs, as JSON. The options are
+    `prefect deploy`'s (but -q is quiet here, not the work queue).
     """
     from stepengine.cli._output import EventPrinter, configure_logging
     from stepengine.project.deploy import DeployRequest, deploy_project
@@ -74,21 +153,33 @@ def command(
 
     if entrypoint and flow_name:
         raise click.UsageError("give an ENTRYPOINT or -f FLOW_NAME, not both")
+    if collision_strategy and concurrency_limit is None:
+        raise click.UsageError("--collision-strategy needs --concurrency-limit")
     configure_logging(quiet=quiet)
-    project = load_project(prefect_file)
-    for warning in project.config.warnings:
-        click.echo(warning, err=True)
+    limit: t.Any = concurrency_limit
+    if collision_strategy:
+        limit = {"limit": concurrency_limit, "collision_strategy": collision_strategy}
     request = DeployRequest(
         name=name,
         entrypoint=entrypoint,
         flow_name=flow_name,
         work_pool_name=work_pool,
         work_queue_name=work_queue,
-        job_variables=parse_json_pairs(job_variables, "-v") or None,
-        parameters=parse_json_pairs(params, "--param") or None,
+        job_variables=parse_json_pairs(job_variables, "--job-variable", objects=True) or None,
+        parameters=_parameters(params, params_json),
         version=version,
         tags=list(tags) or None,
+        description=description,
+        schedules=_schedules(cron, interval, rrule, timezone, anchor_date) or None,
+        enforce_parameter_schema=enforce_parameter_schema,
+        timezone=timezone,
+        anchor_date=anchor_date,
+        concurrency_limit=limit,
     )
+    project = load_project(prefect_file)
+    for warning in project.config.warnings:
+        if not quiet:
+            click.echo(warning, err=True)
     specs = deploy_project(
         project,
         request,
@@ -103,7 +194,8 @@ def command(
         for spec in specs:
             ids = register_deployment(spec, prefect_api_url)
             spec["id"], spec["flow_id"] = ids["deployment_id"], ids["flow_id"]
-            click.echo(f"registered deployment {spec['flow_name']}/{spec['name']} ({ids['deployment_id']})", err=True)
+            if not quiet:
+                click.echo(f"registered deployment {spec['flow_name']}/{spec['name']} ({ids['deployment_id']})", err=True)
     result: t.Any = specs if deploy_all else specs[0]
     # The spec is data for a program (execute --spec, a worker): written as it is, never masked.
     # deploy_project refused any spec holding a secret value; secrets stay placeholders.
@@ -111,6 +203,7 @@ def command(
     if output:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text)
-        click.echo(f"wrote {output}", err=True)
+        if not quiet:
+            click.echo(f"wrote {output}", err=True)
     else:
         sys.stdout.write(text)

@@ -47,9 +47,15 @@ class DeployRequest(t.NamedTuple):
     version: str | None = None
     tags: t.Sequence[str] | None = None
     description: str | None = None
+    #: added to the entry's schedules (as ``prefect deploy --cron/--interval/--rrule`` does)
     schedules: t.Sequence[t.Mapping[str, t.Any]] | None = None
     enforce_parameter_schema: bool | None = None
     paused: bool | None = None
+    #: set on every schedule (``--timezone``), on every interval schedule (``--anchor-date``)
+    timezone: str | None = None
+    anchor_date: str | None = None
+    #: ``--concurrency-limit`` (an int, or ``{"limit": N, "collision_strategy": ...}``)
+    concurrency_limit: int | t.Mapping[str, t.Any] | None = None
 
 
 @contextlib.contextmanager
@@ -87,14 +93,28 @@ def _chosen(project: Project, request: DeployRequest, deploy_all: bool) -> list[
 
 def _apply(entry: dict[str, t.Any], request: DeployRequest, project_dir: Path) -> dict[str, t.Any]:
     entry = dict(entry)
-    for key in ("entrypoint", "version", "description", "paused", "enforce_parameter_schema"):
+    for key in ("entrypoint", "version", "description", "paused", "enforce_parameter_schema", "concurrency_limit"):
         value = getattr(request, key)
         if value is not None:
-            entry[key] = value
+            entry[key] = dict(value) if isinstance(value, t.Mapping) else value
     if request.tags is not None:
         entry["tags"] = list(request.tags)
-    if request.schedules is not None:
-        entry["schedules"] = [dict(s) for s in request.schedules]
+    if request.schedules:
+        existing = entry.get("schedules")
+        if existing is None and entry.get("schedule"):
+            existing = [entry["schedule"]]
+        entry["schedules"] = [*(dict(s) for s in existing or ()), *(dict(s) for s in request.schedules)]
+        entry.pop("schedule", None)
+    if request.timezone is not None or request.anchor_date is not None:
+        schedules = []
+        for item in entry.get("schedules") or ([entry["schedule"]] if entry.get("schedule") else []):
+            item = dict(item)
+            if request.timezone is not None:
+                item["timezone"] = request.timezone
+            if request.anchor_date is not None and item.get("interval") is not None:
+                item["anchor_date"] = request.anchor_date
+            schedules.append(item)
+        entry["schedules"] = schedules
         entry.pop("schedule", None)
     if request.flow_name is not None and request.entrypoint is None:
         from stepengine.project.flows import registered_entrypoint
@@ -369,6 +389,14 @@ def check_parameters(spec: t.Mapping[str, t.Any], *, require_all: bool, paramete
     values = dict(spec.get("parameters") or {}) if parameters is None else dict(parameters)
     validator = jsonschema.Draft202012Validator(schema)
     problems = []
+    known = list((schema.get("properties") or {}).keys())
+    if "properties" in schema:
+        from stepengine._suggest import did_you_mean
+
+        for name in values:
+            if name not in known:
+                have = f" (it has: {', '.join(known)})" if known else " (it has none)"
+                problems.append(f"  {name}: the flow has no parameter {name!r}" + (did_you_mean(name, known) or have))
     for error in sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path)):
         where = ".".join(str(p) for p in error.absolute_path)
         problems.append(f"  {where}: {error.message}" if where else f"  {error.message}")

@@ -76,7 +76,27 @@ module = importlib.util.module_from_spec(spec)
 sys.modules[module_name] = module
 spec.loader.exec_module(module)
 function = getattr(module, name)
-result = function(**parameters)
+# parameters by name, as Prefect passes them: *args and **kwargs are parameters holding a list/object
+args, kwargs = [], dict(parameters)
+try:
+    signature = inspect.signature(getattr(function, "fn", function))
+except (TypeError, ValueError):
+    signature = None
+if signature is not None:
+    declared = list(signature.parameters.values())
+    positional = [p for p in declared if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    for p in declared:
+        if p.kind is p.VAR_KEYWORD and p.name in kwargs:
+            extra = kwargs.pop(p.name)
+            kwargs.update(extra)
+        elif p.kind is p.VAR_POSITIONAL and p.name in kwargs:
+            extra = list(kwargs.pop(p.name))
+            args = [kwargs.pop(q.name) if q.name in kwargs else q.default for q in positional] + extra
+    if not args:
+        for p in positional:
+            if p.kind is p.POSITIONAL_ONLY and p.name in kwargs:
+                args.append(kwargs.pop(p.name))
+result = function(*args, **kwargs)
 if inspect.isawaitable(result):
     result = asyncio.run(result)
 """

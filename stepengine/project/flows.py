@@ -323,9 +323,22 @@ def parameter_schema(node: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, 
     positional = [*args.posonlyargs, *args.args]
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
     pairs = list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults))
+    if args.vararg is not None:  # as Prefect: *args is an array parameter, **kwargs an object one
+        pairs.insert(len(positional), (args.vararg, None))
+    if args.kwarg is not None:
+        pairs.append((args.kwarg, None))
     properties: dict[str, t.Any] = {}
     required = []
     for position, (arg, default_node) in enumerate(pairs):
+        if arg is args.vararg or arg is args.kwarg:
+            item = _annotation_schema(arg.annotation)
+            schema = {"title": arg.arg, "position": position, "default": [] if arg is args.vararg else {}}
+            if arg is args.vararg:
+                schema.update(type="array", items=item)
+            else:
+                schema.update(type="object", additionalProperties=item or True)
+            properties[arg.arg] = schema
+            continue
         schema: dict[str, t.Any] = {"title": arg.arg, "position": position}
         schema.update(_annotation_schema(arg.annotation))
         default = _default(default_node)

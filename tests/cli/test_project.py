@@ -263,3 +263,69 @@ def test_deploy_refuses_to_write_a_secret_it_cannot_keep_as_a_placeholder(tmp_pa
         "the placeholder and the worker (or `stepengine execute`) resolves it at run time",
     ]
     assert not out.exists()
+
+
+def test_deploy_takes_prefect_deploys_options(tmp_path: Path) -> None:
+    """issue 15: --cron/--interval/--rrule/--timezone/--anchor-date, -d, -t, --params, -jv (KEY=VALUE
+    or a JSON object), --concurrency-limit/--collision-strategy, as `prefect deploy` spells them;
+    schedules are added to the file's; -q prints nothing but the spec."""
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "hello.py").write_text(FLOW)
+    (tmp_path / "prefect.yaml").write_text(
+        "deployments:\n  - name: x\n    entrypoint: flows/hello.py:hello\n    schedules:\n      - cron: '0 1 * * *'\n"
+    )
+    result = stepengine(
+        "deploy", "-n", "x", "-p", "pool", "-d", "nightly hello", "-t", "a", "-t", "b",
+        "--cron", "0 3 * * *", "--interval", "3600", "--rrule", "FREQ=DAILY;BYHOUR=4",
+        "--timezone", "Europe/Paris", "--anchor-date", "2026-01-01T00:00:00",
+        "--params", '{"who": "you"}', "-jv", "image=org/app:1", "-jv", '{"env": {"A": "1"}}',
+        "--concurrency-limit", "2", "--collision-strategy", "CANCEL_NEW", "-q", cwd=tmp_path,
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (0, "")
+    spec = json.loads(result.stdout)
+    assert (spec["description"], spec["tags"], spec["parameters"], spec["job_variables"]) == (
+        "nightly hello", ["a", "b"], {"who": "you"}, {"image": "org/app:1", "env": {"A": "1"}},
+    )  # fmt: skip
+    assert spec["concurrency_limit"] == {"limit": 2, "collision_strategy": "CANCEL_NEW"}
+    assert [s["schedule"] for s in spec["schedules"]] == [
+        {"cron": "0 1 * * *", "timezone": "Europe/Paris"},
+        {"cron": "0 3 * * *", "timezone": "Europe/Paris"},
+        {"interval": 3600, "timezone": "Europe/Paris", "anchor_date": "2026-01-01T00:00:00"},
+        {"rrule": "FREQ=DAILY;BYHOUR=4", "timezone": "Europe/Paris"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--param", "uri=x"], "error:   uri: the flow has no parameter 'uri' (it has: who)"),
+        (["--param", "wh=x"], "error:   wh: the flow has no parameter 'wh' (did you mean 'who'?)"),
+        (["--params", '{"who": 3}'], "error:   who: 3 is not of type 'string'"),
+    ],
+)
+def test_deploy_checks_parameters_against_the_signature(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "hello.py").write_text(FLOW)
+    (tmp_path / "prefect.yaml").write_text("deployments: []\n")
+    result = stepengine("deploy", "flows/hello.py:hello", "-n", "x", "-p", "pool", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: deployment 'x': parameters do not match the flow's signature (flows/hello.py:hello):", message,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cron", "bad"], "Error: Invalid value for --cron: 'bad' is not a cron expression (5 fields, e.g. '0 3 * * *')"),
+        (["--timezone", "Mars/Base"], "Error: Invalid value for --timezone: 'Mars/Base' is not a time zone name (e.g. America/New_York)"),
+        (["--param", "who=a", "--params", "{}"], "Error: give parameters with --param or with --params, not both (as prefect deploy)"),
+        (["-jv", "[1]"], "Error: Invalid value for --job-variable: '[1]' is not KEY=VALUE or a JSON object"),
+    ],
+)
+def test_deploy_refuses_bad_options_before_anything_runs(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "prefect.yaml").write_text("build:\n  - prefect.deployments.steps.run_shell_script:\n      script: touch built\n")
+    result = stepengine("deploy", "flows/hello.py:hello", "-n", "x", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == message
+    assert not (tmp_path / "built").exists()

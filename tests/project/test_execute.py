@@ -194,3 +194,12 @@ def test_a_venv_made_by_the_pull_steps_is_looked_for_after_them(tmp_path: Path) 
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     result = _stepengine("execute", "--spec", str(tmp_path / "spec.json"), "-q", cwd=tmp_path)
     assert (result.returncode, result.stdout) == (0, f"prefix {tmp_path / 'proj' / '.venv'}\n"), result.stderr
+
+
+def test_star_args_and_star_kwargs_parameters(tmp_path: Path) -> None:
+    """As Prefect: ``*args`` and ``**kwargs`` are parameters holding a list and an object."""
+    spec = _local_spec(tmp_path, "def main(a, /, b=1, *rest: int, **options):\n    print(a, b, rest, options)\n",
+                       parameters={"a": 0, "rest": [5, 6], "options": {"x": 1}})  # fmt: skip
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    result = _stepengine("execute", "--spec", str(tmp_path / "spec.json"), "-q", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "0 1 (5, 6) {'x': 1}\n"), result.stderr

@@ -169,3 +169,17 @@ def test_version_is_the_decorators_or_the_files_md5(tmp_path: Path) -> None:
     a, b = find_flows(tmp_path / "v.py", root=tmp_path)
     assert (a.version, b.version) == ("2.1", hashlib.md5(source.encode()).hexdigest())
     assert flow_at("v.py:b", root=tmp_path).version == b.version
+
+
+def test_star_args_and_star_kwargs_are_parameters_as_in_prefect(tmp_path: Path) -> None:
+    """The schema Prefect 3.9's ``parameter_schema`` gives for this signature (without its empty
+    ``definitions``): ``*args`` an array after the positional ones, ``**kwargs`` an object last."""
+    (tmp_path / "f.py").write_text("def f(a: int, *args: str, b=2, **kwargs):\n    pass\n")
+    assert flow_at("f.py:f", root=tmp_path).parameters == {
+        "title": "Parameters", "type": "object", "required": ["a"], "properties": {
+            "a": {"position": 0, "title": "a", "type": "integer"},
+            "args": {"default": [], "items": {"type": "string"}, "position": 1, "title": "args", "type": "array"},
+            "b": {"default": 2, "position": 2, "title": "b"},
+            "kwargs": {"additionalProperties": True, "default": {}, "position": 3, "title": "kwargs", "type": "object"},
+        },
+    }  # fmt: skip
