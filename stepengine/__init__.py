@@ -22,7 +22,7 @@ from stepengine.errors import (
     YAMLSyntaxError,
 )
 from stepengine.events import Event
-from stepengine.project.source import from_source
+from stepengine.project.source import build_from_flow, from_source
 from stepengine.registry import Registry, StepFunction
 from stepengine.resolvers import ChainResolver, FileResolver, InMemoryResolver, Resolver
 
@@ -50,6 +50,7 @@ __all__ = [
     "TemplateError",
     "ValidationError",
     "YAMLSyntaxError",
+    "build_from_flow",
     "from_source",
     "load",
     "loads",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import typing as t
 
@@ -176,7 +177,12 @@ def command(
         anchor_date=anchor_date,
         concurrency_limit=limit,
     )
-    project = load_project(prefect_file)
+    if prefect_file == "prefect.yaml" and not os.path.exists(prefect_file):
+        from stepengine.project.layout import empty_project
+
+        project = empty_project()  # as prefect deploy: the command line gives the deployment
+    else:
+        project = load_project(prefect_file)
     for warning in project.config.warnings:
         if not quiet:
             click.echo(warning, err=True)
@@ -187,6 +193,7 @@ def command(
         values=parse_vars(variables),
         resolver=default_resolver(values_file=values_file, prefect_api_url=prefect_api_url, order=stores),
         on_event=EventPrinter(quiet=quiet),
+        record=True,
     )
     if prefect_api_url:
         from stepengine.project.prefect_api import register_deployment

@@ -10,7 +10,7 @@ from stepengine.cli.deploy import parse_json_pairs
 
 @click.command("execute")
 @click.argument("file", type=click.Path(dir_okay=False), default="prefect.yaml")
-@click.option("-d", "--deployment", "-n", "--name", "deployment", help="Deployment name (default: the only one).")
+@click.option("-d", "--deployment", "-n", "--name", "deployment", help="Deployment name, or FLOW/NAME: one `deploy` recorded in .prefect/deployments.json, else one of FILE (default: the only one).")
 @click.option("--spec", "spec_file", type=click.Path(dir_okay=False, exists=True), help="Run a spec written by `stepengine deploy --output` instead of FILE.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Flow parameter (repeatable; JSON values allowed).")
 @click.option("--python", "python", help="Interpreter to run the flow in (default: job_variables python/venv/conda_prefix, else this one).")
@@ -33,18 +33,19 @@ def command(
     """Run a deployment's pull steps in a fresh directory, then its flow; exit with the flow's code."""
     import stepengine
     from stepengine.cli._output import EventPrinter, configure_logging
-    from stepengine.project.execute import execute_spec, load_spec
+    from stepengine.project.execute import execute_spec, load_spec_with_source
     from stepengine.stores import default_resolver
 
     configure_logging(quiet=quiet)
     try:
         if spec_file:
-            spec = load_spec(spec_file)
+            spec, source = load_spec_with_source(spec_file)
         else:
-            from stepengine.project.deploy import DeployRequest, deploy_project
-            from stepengine.project.layout import load_project
+            from stepengine.project.execute import find_deployment
 
-            (spec,) = deploy_project(load_project(file), DeployRequest(name=deployment), run_build_push=False)
+            spec, warning, source = find_deployment(file, deployment)
+            if warning and not quiet:
+                click.echo(f"warning: {warning}", err=True)
         code = execute_spec(
             spec,
             parameters=parse_json_pairs(params, "--param"),
@@ -52,12 +53,25 @@ def command(
             resolver=default_resolver(values_file=values_file, prefect_api_url=prefect_api_url, order=stores),
             on_event=EventPrinter(quiet=quiet),
             keep_directory=keep,
+            source=source,
         )
     except stepengine.ValidationError as exc:
         if not spec_file and any("no earlier step has that id" in issue.message for issue in exc.issues):
-            # pull steps that use build/push outputs need a spec rendered by deploy
-            exc.hint = "run `stepengine deploy --output spec.json` first, then `stepengine execute --spec spec.json`"
+            # pull steps that use build/push outputs need the spec deploy rendered (and recorded)
+            name = deployment or spec_name_hint(file)
+            exc.hint = f"deploy it first (`stepengine deploy -n {name}`): execute -d then runs the deployed spec"
         raise
     if code:
         click.echo(f"flow {spec.get('flow_name') or spec['entrypoint']} failed (exit code {code})", err=True)
     raise click.exceptions.Exit(code)
+
+
+def spec_name_hint(file: str) -> str:
+    """The deployment's name for a hint: the file's only deployment, else NAME."""
+    try:
+        from stepengine.project.layout import load_project
+
+        names = [d.name for d in load_project(file).config.deployments]
+    except Exception:  # only a hint: never let it hide the error being reported
+        return "NAME"
+    return names[0] if len(names) == 1 else "NAME"

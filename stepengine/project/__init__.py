@@ -3,6 +3,7 @@
 ``recipes`` (templates for ``init``) → ``init`` (prepare a directory) → ``flows`` (find ``@flow``
 functions by reading the source) → ``layout`` (prefect.yaml, or the older prefect.yaml +
 deployment.yaml) → ``deploy`` (run build/push, render the deployment spec) → ``prefect_api``
-(register it on a Prefect server) ; ``source`` (``from_source(...).deploy(...)``, the Python form of
-deploy) ; ``execute`` (what a process worker does: pull, then run the flow).
+(register it on a Prefect server) → ``records`` (what deploy leaves in ``.prefect/deployments.json``) ;
+``source`` (``from_source(...).deploy(...)``, the Python form of deploy) ; ``execute`` (what a process
+worker does: pull, then run the flow).
 """

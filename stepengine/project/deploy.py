@@ -28,7 +28,7 @@ from stepengine.config import Config, Step
 from stepengine.errors import ConfigError, TemplateError
 from stepengine.project.layout import Project
 
-__all__ = ["DeployRequest", "deploy_project", "refuse_secrets", "render_spec", "step_to_yaml"]
+__all__ = ["DeployRequest", "deploy_project", "record_project", "refuse_secrets", "render_spec", "step_to_yaml"]
 
 #: the pull a deployment gets when its file has no pull section at all
 DEFAULT_PULL = "prefect.deployments.steps.set_working_directory"
@@ -87,13 +87,17 @@ def _chosen(project: Project, request: DeployRequest, deploy_all: bool) -> list[
     names = ", ".join(d.name for d in deployments if d.name is not None)
     raise ConfigError(
         "which deployment? give its name with -n NAME" + (f" (this project has: {names})" if names else ""),
-        hint="or deploy them all with --all",
+        hint="or deploy them all with --all" if names else None,
     )
 
 
 def _apply(entry: dict[str, t.Any], request: DeployRequest, project_dir: Path) -> dict[str, t.Any]:
     entry = dict(entry)
-    for key in ("entrypoint", "version", "description", "paused", "enforce_parameter_schema", "concurrency_limit"):
+    if request.entrypoint is not None:
+        from stepengine.project.flows import resolve_entrypoint
+
+        entry["entrypoint"] = resolve_entrypoint(request.entrypoint, root=project_dir)
+    for key in ("version", "description", "paused", "enforce_parameter_schema", "concurrency_limit"):
         value = getattr(request, key)
         if value is not None:
             entry[key] = dict(value) if isinstance(value, t.Mapping) else value
@@ -254,8 +258,11 @@ def deploy_project(
     on_event: t.Any = None,
     steps: t.Mapping[str, t.Callable[..., t.Any]] | None = None,
     flow_source: t.Callable[[str], t.Any] | None = None,
+    record: bool = False,
 ) -> list[dict[str, t.Any]]:
     """Deploy the chosen deployments of ``project``; returns one resolved spec per deployment.
+
+    :param record: leave the specs in the project for ``execute -d NAME`` (``record_project``).
 
     :param run_build_push: ``False`` skips build and push (``execute`` renders the pull steps only).
     :param flow_source: called with the entrypoint when its file is not in the project directory
@@ -268,11 +275,28 @@ def deploy_project(
         from stepengine.registry import Registry
 
         check_config(project.config, Registry(steps), values=values or ())
-    return [
+    specs = [
         render_spec(project, index, _apply(entry, request, project.directory), run_build_push=run_build_push,
                     values=values, resolver=resolver, on_event=on_event, steps=steps, flow_source=flow_source)
         for index, entry in _chosen(project, request, deploy_all)
     ]  # fmt: skip
+    if record:
+        record_project(project, specs)
+    return specs
+
+
+def record_project(project: Project, specs: t.Sequence[t.Mapping[str, t.Any]]) -> None:
+    """What ``prefect deploy`` leaves on its server, left in the project: the specs in
+    ``.prefect/deployments.json`` (for ``execute -d NAME``) and their flows in ``.prefect/flows.json``
+    (for ``deploy -f FLOW``), as Prefect 2.10's deploy registered the flow itself."""
+    from stepengine.project.flows import flow_at, record_flows
+    from stepengine.project.records import record_deployments, source_digest
+
+    local = [s for s in specs if (project.directory / str(s["entrypoint"]).rpartition(":")[0]).is_file()]
+    if local:
+        record_flows([flow_at(str(s["entrypoint"]), root=project.directory) for s in local], root=project.directory)
+    files = [Path(project.config.file) if project.config.file else None, project.deployment_file]
+    record_deployments(project.directory, specs, source_digest(files))
 
 
 def render_spec(

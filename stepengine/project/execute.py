@@ -26,7 +26,10 @@ from pathlib import Path
 
 from stepengine.errors import ConfigError
 
-__all__ = ["choose_python", "execute_spec", "load_spec", "resolve_placeholders"]
+__all__ = [
+    "SpecSource", "choose_python", "execute_spec", "find_deployment", "load_spec", "load_spec_with_source",
+    "resolve_placeholders",
+]  # fmt: skip
 
 #: the child's program: import the entrypoint's file (never as __main__), call the function. When
 #: the interpreter has no Prefect, a minimal stand-in module lets ``@flow``/``@task`` code run as the
@@ -104,17 +107,94 @@ if inspect.isawaitable(result):
 
 def load_spec(path: str | os.PathLike[str]) -> dict[str, t.Any]:
     """A spec written by ``stepengine deploy --output`` (one object, or a list holding one)."""
+    return load_spec_with_source(path)[0]
+
+
+def load_spec_with_source(path: str | os.PathLike[str]) -> tuple[dict[str, t.Any], SpecSource]:
+    """``load_spec``, and where the spec sits in the file (for located errors)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read a deployment spec: {exc}") from None
+    prefix: tuple[t.Any, ...] = ()
     if isinstance(data, list):
         if len(data) != 1:
             raise ConfigError(f"{path}: holds {len(data)} deployments; execute runs one")
-        data = data[0]
+        data, prefix = data[0], (0,)
     if not isinstance(data, dict) or not data.get("entrypoint"):
         raise ConfigError(f"{path}: not a deployment spec (no entrypoint)")
-    return data
+    return data, SpecSource(os.fspath(path), prefix)
+
+
+def find_deployment(
+    file: str | os.PathLike[str], name: str | None
+) -> tuple[dict[str, t.Any], str | None, SpecSource | None]:
+    """The spec ``execute -d NAME`` runs, a warning (or None), and where the spec was read from.
+
+    A deployment that ``deploy`` recorded in the project (``.prefect/deployments.json``) is run as
+    it was deployed (build outputs, command-line options), as a worker runs what the server holds;
+    one only in ``prefect.yaml`` is rendered from the file (pull steps only). ``name`` may be
+    ``FLOW/NAME``; without it, the project must have exactly one deployment.
+    """
+    from stepengine.project.layout import load_project
+    from stepengine.project.records import load_records, source_digest
+
+    path = Path(file)
+    project = load_project(path) if path.is_file() or path.is_dir() else None
+    directory = project.directory if project is not None else (path if path.is_dir() else path.parent).resolve()
+    records = load_records(directory)
+    in_file = {d.name: i for i, d in enumerate(project.config.deployments)} if project is not None else {}
+    if name is None:
+        names = sorted({r.spec.get("name") for r in records.values()} | set(in_file), key=str)
+        if len(names) != 1:
+            listing = ", ".join(map(str, names))
+            raise ConfigError(
+                "which deployment? give its name with -d NAME" + (f" (this project has: {listing})" if names else ""),
+                hint=None if names else f"deploy one first: stepengine deploy path/to/file.py:function -n NAME "
+                f"(nothing recorded in {directory / '.prefect' / 'deployments.json'}"
+                + (f" and no deployments in {project.config.file})" if project is not None else ")"),
+            )
+        name = str(names[0])
+    short = name.rpartition("/")[2]
+    matches = [r for k, r in records.items() if k == name or r.spec.get("name") == name]
+    if len(matches) > 1:
+        raise ConfigError(
+            f"{len(matches)} deployments are named {name!r}: {', '.join(r.key for r in matches)}",
+            hint=f"name one as FLOW/NAME: stepengine execute -d {matches[0].key}",
+        )
+    if matches:
+        record = matches[0]
+        warning = None
+        if project is not None and record.source_digest is not None:
+            files = [Path(project.config.file) if project.config.file else None, project.deployment_file]
+            if source_digest(files) != record.source_digest:
+                warning = (
+                    f"{project.config.file} changed since deployment {record.key!r} was deployed; running it as "
+                    f"deployed (run `stepengine deploy -n {short}` again to use the changes)"
+                )
+        return dict(record.spec), warning, SpecSource(str(record.path), (record.key, "spec"))
+    if short in in_file and project is not None:
+        from stepengine.project.deploy import DeployRequest, deploy_project
+
+        index = in_file[short]
+        if not project.config.deployments[index].data.get("entrypoint"):
+            where = ":".join(str(x) for x in project.locate(index) if x is not None)
+            raise ConfigError(
+                f"deployment {short!r} ({where}) has no entrypoint and was never deployed",
+                hint=f"deploy it first: stepengine deploy path/to/file.py:function -n {short}",
+            )
+        (spec,) = deploy_project(project, DeployRequest(name=short), run_build_push=False)
+        return spec, None, None  # its pull steps were checked against prefect.yaml already
+    from stepengine._suggest import did_you_mean
+
+    known = sorted({str(r.spec.get("name")) for r in records.values()} | set(in_file))
+    raise ConfigError(
+        f"no deployment named {name!r}" + did_you_mean(short, known),
+        hint=(f"this project has: {', '.join(known)}" if known else "this project has none")
+        + f" (deployed: {directory / '.prefect' / 'deployments.json'}"
+        + (f"; in {project.config.file}" if project is not None else "")
+        + "); deploy one with `stepengine deploy path/to/file.py:function -n NAME`",
+    )
 
 
 def choose_python(spec: t.Mapping[str, t.Any], python: str | None = None, *, base: str | None = None) -> str:
@@ -148,15 +228,35 @@ def choose_python(spec: t.Mapping[str, t.Any], python: str | None = None, *, bas
     return candidate
 
 
-def _pull_config(spec: t.Mapping[str, t.Any], source: str | None = None) -> t.Any:
-    """The pull steps of ``spec`` as a ``Config``; messages name ``source`` (without a line: the
-    steps did not come from a file) when given, else ``<deployment spec>``."""
+class SpecSource(t.NamedTuple):
+    """Where a spec was read from, so that errors in its pull steps name the file, line and column."""
+
+    file: str
+    #: the spec's path inside the file: ``()``, ``(0,)`` for a list, ``("flow/name", "spec")`` for a record
+    prefix: tuple[t.Any, ...] = ()
+
+
+def _pull_config(spec: t.Mapping[str, t.Any], source: SpecSource | str | None = None) -> t.Any:
+    """The pull steps of ``spec`` as a ``Config``. Messages name the spec's file, line and column when
+    ``source`` says where it was read from; a text ``source`` names where it came from (no line: the
+    steps did not come from a file); else the deployment."""
     from stepengine.config import build_config
-    from stepengine.loader import Document
+    from stepengine.loader import Document, load_document
     from stepengine.schema import check_document
 
-    data = {"pull": list(spec.get("pull_steps") or [])}
-    document = Document(data, {(): (1, 1)}, "<deployment spec>") if source is None else Document(data, {}, source)
+    label = f"deployment {spec.get('name')!r} (its spec)"
+    positions: dict[tuple[t.Any, ...], tuple[int, int]] = {}
+    if isinstance(source, str):
+        label = source
+    elif source is not None:
+        try:
+            located = load_document(source.file)
+        except ConfigError:  # changed or removed since: errors then name the deployment only
+            located = None
+        if located is not None:
+            label, start = source.file, (*source.prefix, "pull_steps")
+            positions = {("pull", *path[len(start) :]): at for path, at in located.positions.items() if path[: len(start)] == start}
+    document = Document({"pull": list(spec.get("pull_steps") or [])}, positions, label)
     errors = [i for i in check_document(document) if i.severity == "error"]
     if errors:
         from stepengine.errors import ValidationError
@@ -176,6 +276,7 @@ def execute_spec(
     stdout: t.Any = None,
     stderr: t.Any = None,
     keep_directory: bool = False,
+    source: SpecSource | None = None,
 ) -> int:
     """Pull, then run the flow. Returns the flow process's exit code (0: the flow succeeded).
 
@@ -188,7 +289,7 @@ def execute_spec(
 
     with using_masker(Masker(parent=current_masker())) as masker:
         masker.add(env_secrets())
-        return _execute(spec, parameters, python, resolver, on_event, steps, stdout, stderr, keep_directory, masker)
+        return _execute(spec, parameters, python, resolver, on_event, steps, stdout, stderr, keep_directory, masker, source)
 
 
 def _execute(
@@ -202,6 +303,7 @@ def _execute(
     stderr: t.Any,
     keep_directory: bool,
     masker: t.Any,
+    source: SpecSource | None,
 ) -> int:
     import stepengine
     from stepengine.project.deploy import check_parameters
@@ -212,7 +314,7 @@ def _execute(
         check_parameters(spec, require_all=True, parameters=values)
     if python:
         choose_python(spec, python)  # an interpreter given on the command line exists before the pull
-    config = _pull_config(spec)
+    config = _pull_config(spec, source)
     # a process worker's job variables: env (for the pull steps and the flow), working_dir
     job_env = {str(k): "" if v is None else str(v) for k, v in (variables.get("env") or {}).items()}
     if variables.get("working_dir"):

@@ -18,7 +18,10 @@ from pathlib import Path
 
 from stepengine.errors import ConfigError
 
-__all__ = ["FlowInfo", "find_flows", "flow_at", "load_registry", "parameter_schema", "register_flows"]
+__all__ = [
+    "FlowInfo", "find_flows", "flow_at", "load_registry", "parameter_schema", "record_flows", "register_flows",
+    "resolve_entrypoint",
+]  # fmt: skip
 
 FLOWS_FILE = Path(".prefect") / "flows.json"
 _SKIP_DIRS = {".git", ".venv", "venv", "env", "__pycache__", "node_modules", ".prefect", ".tox", "site-packages"}
@@ -374,6 +377,12 @@ def load_registry(root: str | os.PathLike[str] = ".") -> dict[str, dict[str, t.A
 def register_flows(path: str | os.PathLike[str], *, root: str | os.PathLike[str] = ".") -> list[FlowInfo]:
     """Find the flows under ``path`` and record them in ``<root>/.prefect/flows.json`` (atomically)."""
     flows = find_flows(path, root=root)
+    record_flows(flows, root=root)
+    return flows
+
+
+def record_flows(flows: t.Iterable[FlowInfo], *, root: str | os.PathLike[str] = ".") -> None:
+    """Add or replace these flows' records in ``<root>/.prefect/flows.json`` (atomically)."""
     registry = load_registry(root)
     for flow in flows:
         registry[flow.name] = flow.to_json()
@@ -382,7 +391,29 @@ def register_flows(path: str | os.PathLike[str], *, root: str | os.PathLike[str]
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     staging.write_text(json.dumps(dict(sorted(registry.items())), indent=2) + "\n", encoding="utf-8")
     os.replace(staging, target)
-    return flows
+
+
+def resolve_entrypoint(text: str, *, root: str | os.PathLike[str] = ".") -> str:
+    """An entrypoint as ``deploy`` takes it, made relative to ``root``: ``path/file.py:function``
+    (``./`` and absolute paths inside ``root`` allowed), or a file or directory holding exactly one
+    ``@flow`` (``stepengine deploy ./``)."""
+    base = Path(root)
+    file_part, sep, function = text.rpartition(":")
+    if sep and file_part and function and not Path(text).exists():
+        return f"{_relative(base / file_part, base)}:{function}"
+    target = base / text
+    if not target.exists():
+        raise ConfigError(f"entrypoint {text!r} is not path/to/file.py:function, nor a file or directory")
+    flows = find_flows(target, root=base)
+    if len(flows) == 1:
+        return flows[0].entrypoint
+    if not flows:
+        raise ConfigError(f"{text}: no @flow functions found", hint="name the function: path/to/file.py:function")
+    listing = ", ".join(f"{f.name} ({f.entrypoint})" for f in flows)
+    raise ConfigError(
+        f"{text}: {len(flows)} flows found: {listing}",
+        hint=f"name one: stepengine deploy {flows[0].entrypoint} -n NAME",
+    )
 
 
 def registered_entrypoint(flow_name: str, *, root: str | os.PathLike[str] = ".") -> str:

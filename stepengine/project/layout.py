@@ -16,7 +16,7 @@ from stepengine.config import Config
 from stepengine.errors import ConfigError
 from stepengine.loader import Document
 
-__all__ = ["Project", "load_project"]
+__all__ = ["Project", "empty_project", "load_project"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,3 +55,12 @@ def load_project(path: str | os.PathLike[str] = ".", *, strict: bool = False) ->
     layout = load_layout(file, strict=strict)
     second = Path(layout.deployment_file) if layout.deployment_file else None
     return Project(file.parent.resolve(), layout.config, second, layout.documents)
+
+
+def empty_project(directory: str | os.PathLike[str] = ".") -> Project:
+    """A directory without prefect.yaml, as ``prefect deploy`` takes it: no steps, no deployments
+    (the deployment comes from the command line; its pull is the directory itself)."""
+    from stepengine.config import build_config
+
+    path = Path(directory).resolve()
+    return Project(path, build_config(Document({}, {(): (1, 1)}, str(path / "prefect.yaml"))), None, ())

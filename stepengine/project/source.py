@@ -2,8 +2,9 @@
 
 A code location becomes the pull steps a worker needs:
 
-- a local directory → ``set_working_directory`` to it;
-- a git URL (``https://…``, ``git@host:path``, ``ssh://``, ``git://``, ``file://…``, ``….git``), or a
+- a local directory (a path, ``file://…`` or ``local://…``, as Prefect's local storage) →
+  ``set_working_directory`` to it;
+- a git URL (``https://…``, ``git@host:path``, ``ssh://``, ``git://``, ``….git``, ``file://….git``), or a
   repository object with ``url`` (and ``branch``, ``credentials`` / ``access_token``) →
   ``git_clone`` + ``set_working_directory`` into the clone (entrypoints are relative to its root);
 - an fsspec URL (``s3://``, ``gs://``, ``gcs://``, ``az://``, ``abfs://``…), or a storage object with
@@ -24,7 +25,9 @@ from stepengine.errors import ConfigError
 __all__ = ["FlowSource", "build_from_flow", "from_source"]
 
 _STORAGE_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory")
-_GIT_SCHEMES = ("http", "https", "ssh", "git", "git+ssh", "file")
+_GIT_SCHEMES = ("http", "https", "ssh", "git", "git+ssh")
+#: as Prefect: ``file://`` and ``local://`` name a local directory (a git repository when the path ends in .git)
+_LOCAL_SCHEMES = ("file", "local")
 
 
 def _is_git_url(text: str) -> bool:
@@ -73,7 +76,9 @@ def _pull_steps(source: t.Any) -> tuple[list[dict[str, t.Any]], str | None]:
             {"prefect.deployments.steps.pull_from_remote_storage": {"id": "pull_code", "url": source}},
             {"prefect.deployments.steps.set_working_directory": {"directory": "{{ pull_code.directory }}"}},
         ], None
-    if scheme in _GIT_SCHEMES or _is_git_url(source):
+    if scheme in _LOCAL_SCHEMES and not source.rstrip("/").endswith(".git"):
+        source = _local_path(source)
+    elif scheme in _GIT_SCHEMES or scheme in _LOCAL_SCHEMES or _is_git_url(source):
         return _clone_steps({"id": "clone", "repository": source}), None
     from pathlib import Path
 
@@ -84,6 +89,16 @@ def _pull_steps(source: t.Any) -> tuple[list[dict[str, t.Any]], str | None]:
         )
     directory = str(path.resolve())
     return [{"prefect.deployments.steps.set_working_directory": {"directory": directory}}], directory
+
+
+def _local_path(url: str) -> str:
+    """``file:///srv/app`` → ``/srv/app`` (``file://localhost/…`` too; percent-escapes decoded)."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):  # file://relative/dir, as Prefect reads it: all after ://
+        return unquote(url.split("://", 1)[1])
+    return unquote(parts.path)
 
 
 def _clone_steps(clone: dict[str, t.Any]) -> list[dict[str, t.Any]]:
@@ -151,6 +166,7 @@ class FlowSource:
         build_directory: str | os.PathLike[str] | None = None,
         prefect_api_url: str | None = None,
         register: bool = True,
+        record: bool | None = None,
         resolver: t.Any = None,
         on_event: t.Any = None,
         steps: t.Mapping[str, t.Callable[..., t.Any]] | None = None,
@@ -164,6 +180,9 @@ class FlowSource:
         local source directory, else the current one); ``push=True`` pushes the image (with
         ``push_credentials``: a mapping or a block placeholder). The image goes into
         ``job_variables.image``.
+
+        ``record`` leaves the spec in the project's ``.prefect/deployments.json`` for
+        ``stepengine execute -d NAME`` (default: when the source is a local directory).
 
         Example::
 
@@ -225,6 +244,7 @@ class FlowSource:
         (spec,) = deploy_project(
             project, request, resolver=resolver, on_event=on_event, steps=steps,
             flow_source=None if self.local_directory else self._fetch_flow,
+            record=self.local_directory is not None if record is None else record,
         )  # fmt: skip
         url = prefect_api_url or os.environ.get("PREFECT_API_URL")
         if url and register:

@@ -145,7 +145,7 @@ def test_execute_needs_a_spec_when_pull_uses_build_outputs(tmp_path: Path) -> No
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "hello.py").write_text(FLOW)
     (tmp_path / "prefect.yaml").write_text(
-        "build:\n  - prefect.deployments.steps.run_shell_script:\n      id: b\n      script: echo sub\n"
+        "build:\n  - prefect.deployments.steps.run_shell_script:\n      id: b\n      script: pwd\n"
         "pull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: \"{{ b.stdout }}\"\n"
         "deployments:\n  - name: x\n    entrypoint: flows/hello.py:hello\n"
     )
@@ -156,8 +156,12 @@ def test_execute_needs_a_spec_when_pull_uses_build_outputs(tmp_path: Path) -> No
             "error: prefect.yaml:7:7: pull[0] (set_working_directory): {{ b.stdout }} refers to 'b', but no earlier "
             "step has that id (pull[0].\"prefect.deployments.steps.set_working_directory\".directory)"
         ),
-        "hint: run `stepengine deploy --output spec.json` first, then `stepengine execute --spec spec.json`",
+        "hint: deploy it first (`stepengine deploy -n x`): execute -d then runs the deployed spec",
     ]
+    deployed = stepengine("deploy", "-n", "x", "-q", cwd=tmp_path)
+    assert deployed.returncode == 0, deployed.stderr
+    executed = stepengine("execute", "-n", "x", "-q", cwd=tmp_path)
+    assert (executed.returncode, executed.stdout) == (0, "hello world\n"), executed.stderr
 
 
 def test_init_prompts_for_missing_fields_on_a_tty(tmp_path: Path) -> None:
@@ -329,3 +333,81 @@ def test_deploy_refuses_bad_options_before_anything_runs(tmp_path: Path, args: l
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == message
     assert not (tmp_path / "built").exists()
+
+
+def test_the_tutorials_deploy_then_execute_by_name(tmp_path: Path) -> None:
+    """issue 15: `deploy ./ -n NAME -p POOL` with no prefect.yaml (the flow found in the directory and
+    registered, as Prefect's deploy does), then `execute -d NAME` runs what was deployed."""
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "hello.py").write_text(FLOW)
+    deployed = stepengine("deploy", "./", "-n", "nightly", "-p", "pool", "--param", "who=you", "-q", cwd=tmp_path)
+    assert deployed.returncode == 0, deployed.stderr
+    assert json.loads(deployed.stdout)["entrypoint"] == "flows/hello.py:hello"
+    assert stepengine("flows", "ls", cwd=tmp_path).stdout == "hello  flows/hello.py:hello  (who)\n"
+    recorded = json.loads((tmp_path / ".prefect" / "deployments.json").read_text())
+    assert list(recorded) == ["hello/nightly"]
+    assert recorded["hello/nightly"]["spec"] == json.loads(deployed.stdout)
+    executed = stepengine("execute", "-d", "nightly", "-q", cwd=tmp_path)
+    assert (executed.returncode, executed.stdout, executed.stderr) == (0, "hello you\n", "")
+    # by flow name now that deploy registered it; ./path:function is taken relative to the project
+    again = stepengine("deploy", "-f", "hello", "-n", "other", "-q", "--output", "o.json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    dotted = stepengine("deploy", "./flows/hello.py:hello", "-n", "third", "-q", cwd=tmp_path)
+    assert json.loads(dotted.stdout)["entrypoint"] == "flows/hello.py:hello"
+    assert sorted(json.loads((tmp_path / ".prefect" / "deployments.json").read_text())) == [
+        "hello/nightly", "hello/other", "hello/third",
+    ]  # fmt: skip
+    assert stepengine("execute", "-d", "hello/other", "-q", cwd=tmp_path).stdout == "hello world\n"
+    (tmp_path / "flows" / "bye.py").write_text(FLOW.replace("hello", "bye"))
+    two = stepengine("deploy", "./", "-n", "x", cwd=tmp_path)
+    assert two.returncode == 2
+    assert two.stderr.splitlines() == [
+        "error: ./: 2 flows found: bye (flows/bye.py:bye), hello (flows/hello.py:hello)",
+        "hint: name one: stepengine deploy flows/bye.py:bye -n NAME",
+    ]
+
+
+def test_execute_tells_an_unknown_name_from_one_without_an_entrypoint(tmp_path: Path) -> None:
+    """issue 15: distinct messages (the same 'has no entrypoint' was given for both), no hint naming
+    an option execute does not have (--all), and a warning when prefect.yaml changed since deploy."""
+    project = tmp_path / "proj"
+    (project / "flows").mkdir(parents=True)
+    (project / "flows" / "hello.py").write_text(FLOW)
+    assert stepengine("init", cwd=project).returncode == 0  # one deployment 'proj', entrypoint: null
+    assert stepengine("deploy", "flows/hello.py:hello", "-n", "nightly", "-q", cwd=project).returncode == 0
+    unknown = stepengine("execute", "-d", "nightlly", cwd=project)
+    assert unknown.returncode == 2
+    assert unknown.stderr.splitlines() == [
+        "error: no deployment named 'nightlly' (did you mean 'nightly'?)",
+        f"hint: this project has: nightly, proj (deployed: {project / '.prefect' / 'deployments.json'}; in "
+        "prefect.yaml); deploy one with `stepengine deploy path/to/file.py:function -n NAME`",
+    ]
+    empty = stepengine("execute", "-d", "proj", cwd=project)
+    assert (empty.returncode, empty.stderr.splitlines()) == (2, [
+        "error: deployment 'proj' (prefect.yaml:22:5) has no entrypoint and was never deployed",
+        "hint: deploy it first: stepengine deploy path/to/file.py:function -n proj",
+    ])  # fmt: skip
+    which = stepengine("execute", cwd=project)
+    assert (which.returncode, which.stderr) == (2, "error: which deployment? give its name with -d NAME (this project has: nightly, proj)\n")
+    with (project / "prefect.yaml").open("a") as handle:
+        handle.write("# edited\n")
+    changed = stepengine("execute", "-d", "nightly", cwd=project)
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stderr.splitlines()[0] == (
+        "warning: prefect.yaml changed since deployment 'hello/nightly' was deployed; running it as "
+        "deployed (run `stepengine deploy -n nightly` again to use the changes)"
+    )
+
+
+def test_execute_errors_point_into_the_spec_file(tmp_path: Path) -> None:
+    """issue 15: a bad pull step of a spec is located in the spec file (not '<deployment spec>:1:1:')."""
+    (tmp_path / "spec.json").write_text(
+        '{"name": "x", "entrypoint": "f.py:main", "pull_steps": [\n'
+        '  {"prefect.deployments.steps.set_working_directory": {"directory": "."}},\n'
+        '  {"prefect.deployments.steps.git_clone": {"repository": "r", "brnch": "main"}}\n]}\n'
+    )
+    result = stepengine("execute", "--spec", "spec.json", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith(
+        "error: spec.json:3:63: pull[1] (git_clone): unknown argument 'brnch' (did you mean 'branch'?)"
+    )

@@ -326,3 +326,26 @@ def test_two_file_layout_errors_point_at_deployment_yaml(tmp_path: Path) -> None
     with pytest.raises(TemplateError) as info:
         deploy_project(load_project(tmp_path))
     assert str(info.value).startswith(f"{tmp_path / 'deployment.yaml'}:3:3: deployment 'one' → description: ")
+
+
+def _record_one(root: str, i: int) -> None:
+    from stepengine.project.records import record_deployments
+
+    record_deployments(root, [{"flow_name": "f", "name": f"d{i}", "entrypoint": "a.py:f"}], None)
+
+
+def test_concurrent_deploys_keep_every_record(tmp_path: Path) -> None:
+    """Eight processes recording at once: the lock keeps each record (no lost read-modify-write)."""
+    import multiprocessing
+
+    from stepengine.project.records import find_records, load_records
+
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_record_one, args=(str(tmp_path), i)) for i in range(8)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert sorted(load_records(tmp_path)) == [f"f/d{i}" for i in range(8)]
+    assert [r.key for r in find_records(tmp_path, "d3")] == ["f/d3"]
+    assert sorted(p.name for p in (tmp_path / ".prefect").iterdir()) == ["deployments.json"]

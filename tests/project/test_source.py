@@ -174,3 +174,29 @@ def test_a_function_object_as_entrypoint_and_build_from_flow(tmp_path: Path) -> 
     with pytest.raises(ConfigError) as info:
         stepengine.from_source("https://git.example/x.git", function)
     assert str(info.value) == "from_source: with a remote source, give the entrypoint as path/file.py:function"
+
+
+def test_file_urls_are_local_storage_as_in_prefect(tmp_path: Path) -> None:
+    """issue 15: ``from_source("file:///…")`` and ``build_from_flow(storage="file://…")`` are the local
+    directory (Prefect's LocalStorage), not a git clone that fails at run time; the spec runs."""
+    import json
+    import subprocess
+    import sys
+
+    project = tmp_path / "my project"
+    (project / "flows").mkdir(parents=True)
+    (project / "flows" / "report.py").write_text(FLOW + "    print('report for', day, pages)\n")
+    url = project.as_uri()  # file:///…/my%20project
+    spec = stepengine.from_source(url, "flows/report.py:build_report").deploy("n", "pool", parameters={"day": "mon"})
+    assert spec["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(project)}}]
+    older = stepengine.build_from_flow(None, "n", work_pool_name="pool", storage=url, entrypoint="flows/report.py:build_report",
+                                       parameters={"day": "mon"})  # fmt: skip
+    assert older == spec
+    assert FlowSource("local://" + str(project), "a.py:f").pull_steps == spec["pull_steps"]
+    assert FlowSource("file:///srv/repo.git", "a.py:f").pull_steps[0] == {
+        "prefect.deployments.steps.git_clone": {"id": "clone", "repository": "file:///srv/repo.git"}
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    executed = subprocess.run([sys.executable, "-m", "stepengine", "execute", "--spec", str(tmp_path / "spec.json"), "-q"],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)  # fmt: skip
+    assert (executed.returncode, executed.stdout) == (0, "report for mon 3\n"), executed.stderr
