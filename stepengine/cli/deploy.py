@@ -177,6 +177,28 @@ def command(
         anchor_date=anchor_date,
         concurrency_limit=limit,
     )
+    resolver = default_resolver(values_file=values_file, prefect_api_url=prefect_api_url, order=stores)
+    if entrypoint and entrypoint.endswith(".py") and os.path.isfile(entrypoint):
+        from stepengine.project.script import deploys_itself, run_script
+
+        if deploys_itself(entrypoint):
+            given = [option for option, value in (
+                ("-n", name), ("-p", work_pool), ("--work-queue", work_queue), ("-jv", job_variables),
+                ("--param", params or params_json), ("-d", description), ("-t", tags), ("--version", version),
+                ("--cron/--interval/--rrule", cron or interval or rrule), ("--all", deploy_all),
+            ) if value]  # fmt: skip
+            if given:
+                raise click.UsageError(
+                    f"{entrypoint} deploys itself (its __main__ block calls .deploy): {', '.join(given)} cannot be "
+                    "given with it; change the call in the file, or deploy one flow with FILE.py:function"
+                )
+            specs, warnings = run_script(entrypoint, resolver=resolver, on_event=EventPrinter(quiet=quiet),
+                                         prefect_api_url=prefect_api_url)  # fmt: skip
+            for warning in warnings:
+                if not quiet:
+                    click.echo(f"warning: {warning}", err=True)
+            _emit(specs[0] if len(specs) == 1 else specs, output, quiet)
+            return
     if prefect_file == "prefect.yaml" and not os.path.exists(prefect_file):
         from stepengine.project.layout import empty_project
 
@@ -191,7 +213,7 @@ def command(
         request,
         deploy_all=deploy_all,
         values=parse_vars(variables),
-        resolver=default_resolver(values_file=values_file, prefect_api_url=prefect_api_url, order=stores),
+        resolver=resolver,
         on_event=EventPrinter(quiet=quiet),
         record=True,
     )
@@ -203,9 +225,12 @@ def command(
             spec["id"], spec["flow_id"] = ids["deployment_id"], ids["flow_id"]
             if not quiet:
                 click.echo(f"registered deployment {spec['flow_name']}/{spec['name']} ({ids['deployment_id']})", err=True)
-    result: t.Any = specs if deploy_all else specs[0]
-    # The spec is data for a program (execute --spec, a worker): written as it is, never masked.
-    # deploy_project refused any spec holding a secret value; secrets stay placeholders.
+    _emit(specs if deploy_all else specs[0], output, quiet)
+
+
+def _emit(result: t.Any, output: str | None, quiet: bool) -> None:
+    """The spec(s) as JSON: data for a program (execute --spec, a worker), written as they are and
+    never masked (deploy refused any spec holding a secret value; secrets stay placeholders)."""
     text = json.dumps(result, indent=2, default=str) + "\n"
     if output:
         with open(output, "w", encoding="utf-8") as handle:

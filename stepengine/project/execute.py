@@ -32,43 +32,15 @@ __all__ = [
 ]  # fmt: skip
 
 #: the child's program: import the entrypoint's file (never as __main__), call the function. When
-#: the interpreter has no Prefect, a minimal stand-in module lets ``@flow``/``@task`` code run as the
-#: plain functions it decorates (``.fn``, ``.submit(...).result()``, ``.map``, ``get_run_logger``).
+#: the interpreter has no Prefect, stepengine's stand-in ``prefect`` package (``STAND_IN``, passed as
+#: the second argument) lets ``@flow``/``@task`` code run as the plain functions it decorates.
 _CHILD = r"""
-import asyncio, importlib.util, inspect, json, os, sys, types
+import asyncio, importlib.util, inspect, json, os, sys
 try:
     import prefect
 except ImportError:
-    import logging
-    shim = types.ModuleType("prefect")
-    shim.__stepengine_stand_in__ = True
-
-    class _Done:
-        def __init__(self, value):
-            self._value = value
-        def result(self, *args, **kwargs):
-            return self._value
-        def wait(self, *args, **kwargs):
-            return None
-
-    def _decorator(kind):
-        def decorate(fn=None, **options):
-            if fn is None:
-                return lambda f: decorate(f, **options)
-            fn.fn = fn
-            fn.name = options.get("name") or fn.__name__
-            fn.with_options = lambda **more: fn
-            fn.submit = lambda *a, **k: _Done(fn(*a, **k))
-            fn.map = lambda *iterables, **k: [_Done(fn(*a, **k)) for a in zip(*iterables)]
-            return fn
-        decorate.__name__ = kind
-        return decorate
-
-    shim.flow = _decorator("flow")
-    shim.task = _decorator("task")
-    shim.get_run_logger = lambda *a, **k: logging.getLogger("prefect.flow_runs")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(message)s")
-    sys.modules["prefect"] = shim
+    sys.path.append(sys.argv[2])
+    import prefect
 entrypoint = sys.argv[1]
 path, _, name = entrypoint.rpartition(":")
 parameters = json.loads(os.environ.pop("STEPENGINE_FLOW_PARAMETERS", "{}"))
@@ -103,6 +75,35 @@ result = function(*args, **kwargs)
 if inspect.isawaitable(result):
     result = asyncio.run(result)
 """
+
+
+#: stepengine's stand-in ``prefect`` package lives here (``STAND_IN / "prefect"``)
+STAND_IN = Path(__file__).resolve().parent / "_stand_in"
+
+
+def _flow_run_info(spec: t.Mapping[str, t.Any], parameters: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """What the stand-in's ``prefect.runtime`` reports about this run."""
+    import datetime
+    import secrets
+    import uuid
+
+    run_id = str(uuid.uuid4())
+    return {
+        "id": run_id,
+        "name": f"stepengine-{secrets.token_hex(4)}",
+        "flow_name": spec.get("flow_name"),
+        "parameters": dict(parameters),
+        "tags": list(spec.get("tags") or []),
+        "scheduled_start_time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "job_variables": {},  # not repeated: they may hold resolved secrets
+        "deployment": {
+            "id": spec.get("id"),
+            "name": spec.get("name"),
+            "version": spec.get("version"),
+            "flow_run_id": run_id,
+            "parameters": dict(spec.get("parameters") or {}),
+        },
+    }
 
 
 def load_spec(path: str | os.PathLike[str]) -> dict[str, t.Any]:
@@ -344,7 +345,9 @@ def _execute(
         env.pop("PYTHONHOME", None)
         if python is None and interpreter != sys.executable:
             env.pop("VIRTUAL_ENV", None)
-        code = _run_flow([interpreter, "-c", _CHILD, str(spec["entrypoint"])], flow_directory, env, stdout, stderr)
+        env["STEPENGINE_FLOW_RUN"] = json.dumps(_flow_run_info(spec, values), default=str)
+        argv = [interpreter, "-c", _CHILD, str(spec["entrypoint"]), str(STAND_IN)]
+        code = _run_flow(argv, flow_directory, env, stdout, stderr)
         return code if code >= 0 else 128 - code  # killed by a signal: the shell's convention
     finally:
         if owned:

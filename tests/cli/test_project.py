@@ -411,3 +411,48 @@ def test_execute_errors_point_into_the_spec_file(tmp_path: Path) -> None:
     assert result.stderr.splitlines()[0].startswith(
         "error: spec.json:3:63: pull[1] (git_clone): unknown argument 'brnch' (did you mean 'branch'?)"
     )
+
+
+SELF_DEPLOYING = '''
+import os
+
+from prefect import flow
+from prefect.deployments import Deployment
+
+
+@flow(name="etl")
+def etl(limit: int = 3):
+    """Extract, transform, load."""
+    print("etl", limit, os.environ.get("STAGE"))
+
+
+if __name__ == "__main__":
+    etl.from_source(source=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), entrypoint="flows/etl.py:etl").deploy(
+        name="nightly", work_pool_name="process", parameters={"limit": 2}, cron="0 3 * * *",
+        job_variables={"env": {"STAGE": "prod"}}, print_next_steps=False,
+    )
+    Deployment.build_from_flow(etl, "older", work_pool_name="process", apply=True)
+'''
+
+
+def test_a_flow_file_that_deploys_itself(tmp_path: Path) -> None:
+    """issue 15: the seed's pattern (flow + ``if __name__ == "__main__": flow.from_source(...).deploy(...)``
+    in one file, also Prefect 2's ``Deployment.build_from_flow(...).apply()``) deploys without Prefect
+    through `stepengine deploy FILE.py`; execute -d then runs each deployment."""
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "etl.py").write_text(SELF_DEPLOYING)
+    deployed = stepengine("deploy", "flows/etl.py", cwd=tmp_path)
+    assert deployed.returncode == 0, deployed.stderr
+    assert "warning: deploy 'nightly': print_next_steps= is not used by stepengine (ignored)" in deployed.stderr
+    specs = json.loads(deployed.stdout)
+    assert [(s["name"], s["flow_name"], s["entrypoint"], s["parameters"]) for s in specs] == [
+        ("nightly", "etl", "flows/etl.py:etl", {"limit": 2}), ("older", "etl", "flows/etl.py:etl", {}),
+    ]  # fmt: skip
+    assert specs[0]["schedules"] == [{"schedule": {"cron": "0 3 * * *"}, "active": True}]
+    assert stepengine("execute", "-d", "nightly", "-q", cwd=tmp_path).stdout == "etl 2 prod\n"
+    assert stepengine("execute", "-d", "etl/older", "-q", cwd=tmp_path).stdout == "etl 3 None\n"
+    refused = stepengine("deploy", "flows/etl.py", "-n", "x", "-p", "pool", cwd=tmp_path)
+    assert (refused.returncode, refused.stderr.splitlines()[-1]) == (2, (
+        "Error: flows/etl.py deploys itself (its __main__ block calls .deploy): -n, -p cannot be given with it; "
+        "change the call in the file, or deploy one flow with FILE.py:function"
+    ))  # fmt: skip

@@ -163,7 +163,7 @@ def test_a_prefect_flow_runs_without_prefect_installed(tmp_path: Path, capfd: py
     assert execute_spec(spec) == 0
     captured = capfd.readouterr()
     assert captured.out == "[0, 2, 4] 10 2\n"
-    assert captured.err.rstrip().endswith("| INFO | starting")
+    assert captured.err.rstrip().endswith("| INFO    | prefect.flow_runs - starting")
 
 
 def test_job_variables_env_and_working_dir(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
@@ -203,3 +203,50 @@ def test_star_args_and_star_kwargs_parameters(tmp_path: Path) -> None:
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     result = _stepengine("execute", "--spec", str(tmp_path / "spec.json"), "-q", cwd=tmp_path)
     assert (result.returncode, result.stdout) == (0, "0 1 (5, 6) {'x': 1}\n"), result.stderr
+
+
+STAND_IN_FLOW = """
+from prefect import flow, task, unmapped
+from prefect.artifacts import create_markdown_artifact
+from prefect.context import get_run_context
+from prefect.futures import wait
+from prefect.logging import get_run_logger
+from prefect.runtime import deployment, flow_run
+
+
+@task
+def scale(x, k=2):
+    return k * x
+
+
+@flow(name="numbers")
+def main(n: int = 3):
+    get_run_logger().info("flow %s, deployment %s, parameters %s", flow_run.flow_name, deployment.name, flow_run.parameters)
+    futures = scale.map(range(n), k=unmapped(10))
+    wait(futures)
+    print([f.result() for f in futures], get_run_context().flow_run.parameters)
+    create_markdown_artifact("# done", key="report")
+    if n == 0:
+        import prefect.blocks.system  # not in the stand-in
+"""
+
+
+def test_the_stand_in_has_prefects_common_submodules(tmp_path: Path) -> None:
+    """issue 15: without Prefect, ``prefect.logging``, ``.runtime``, ``.artifacts``, ``.context``,
+    ``.futures`` work; any other ``prefect.*`` import fails with a hint, not a bare ModuleNotFoundError."""
+    spec = _local_spec(tmp_path, STAND_IN_FLOW, parameters={"n": 2})
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    result = _stepengine("execute", "--spec", str(tmp_path / "spec.json"), "-q", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "[0, 10] {'n': 2}\n"), result.stderr
+    logged = [line.split(" | ", 2)[2] for line in result.stderr.splitlines()]
+    assert logged == [
+        "prefect.flow_runs - flow numbers, deployment proj, parameters {'n': 2}",
+        "prefect.flow_runs - markdown artifact 'report': # done",
+    ]
+    missing = _stepengine("execute", "--spec", str(tmp_path / "spec.json"), "-q", "--param", "n=0", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert (
+        "ModuleNotFoundError: No module named 'prefect.blocks': Prefect is not installed where this flow runs, "
+        "and stepengine's stand-in prefect module provides only prefect.artifacts, "
+    ) in missing.stderr
+    assert "(install prefect in the flow's interpreter: job_variables.venv / python, or `stepengine execute --python`)" in missing.stderr

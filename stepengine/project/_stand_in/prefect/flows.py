@@ -1,0 +1,78 @@
+"""``@flow`` of the stand-in: the function, and Prefect's deployment methods through stepengine."""
+
+import functools
+import os
+
+
+class Flow:
+    """A decorated function; calling it calls the function."""
+
+    def __init__(self, fn, name=None, description=None, version=None, **options):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name = name or fn.__name__.replace("_", "-")
+        self.description = description or fn.__doc__
+        self.version = version
+        self.options = options
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def with_options(self, **options):
+        merged = {"name": self.name, "description": self.description, "version": self.version, **self.options}
+        merged.update(options)
+        return Flow(self.fn, **merged)
+
+    # -- deployments: the Python forms of `stepengine deploy` ---------------------------------
+
+    @classmethod
+    def from_source(cls, source, entrypoint):
+        """``flow.from_source(source, "path/file.py:function")``: ``.deploy(...)`` renders it."""
+        return _Deployable(source, entrypoint)
+
+    def deploy(self, name, work_pool_name=None, **options):
+        """``flow.deploy(...)`` without ``from_source``: the code stays where it is (this directory)."""
+        return _Deployable(os.getcwd(), self).deploy(name, work_pool_name, **options)
+
+    def serve(self, *args, **kwargs):
+        serve()
+
+    def to_deployment(self, *args, **kwargs):
+        raise RuntimeError(
+            "Flow.to_deployment: not in stepengine's stand-in prefect module; use flow.deploy(...) or "
+            "flow.from_source(...).deploy(...)"
+        )
+
+
+class _Deployable:
+    def __init__(self, source, entrypoint):
+        self.source = source
+        self.entrypoint = entrypoint
+
+    def deploy(self, name, work_pool_name=None, **options):
+        try:
+            from stepengine.project.script import deploy_from_script
+        except ImportError:
+            raise RuntimeError(
+                ".deploy(): stepengine is not importable in this interpreter; run the file with "
+                "`stepengine deploy FILE.py`"
+            ) from None
+        return deploy_from_script(self.source, self.entrypoint, name, work_pool_name, options)
+
+
+def flow(__fn=None, **options):
+    """``@flow`` or ``@flow(name=..., log_prints=...)``: options are accepted (name, description and
+    version are kept; the others ignored)."""
+    if __fn is None:
+        return lambda fn: Flow(fn, **options)
+    return Flow(__fn, **options)
+
+
+def serve(*args, **kwargs):
+    raise RuntimeError(
+        "serve: stepengine does not serve flows (no server, no scheduler); deploy with "
+        "`stepengine deploy` and run with `stepengine execute -d NAME`, or install prefect"
+    )
+
+
+__all__ = ["Flow", "flow", "serve"]

@@ -1,0 +1,52 @@
+"""Futures of the stand-in: a task's ``submit`` runs it at once; the future holds the outcome."""
+
+
+class PrefectFuture:
+    """The outcome of a submitted task (it has already run)."""
+
+    def __init__(self, value=None, error=None):
+        self._value = value
+        self._error = error
+
+    def result(self, timeout=None, raise_on_failure=True):
+        if self._error is not None and raise_on_failure:
+            raise self._error
+        return self._error if self._error is not None else self._value
+
+    def wait(self, timeout=None):
+        return None
+
+
+class unmapped:  # noqa: N801 - Prefect's name
+    """An argument passed whole to every call of ``task.map``."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class allow_failure:  # noqa: N801 - Prefect's name
+    """Accepted and unwrapped (the stand-in has no upstream states)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def resolve(value):
+    """A future or wrapper as an argument: its value (as Prefect passes results downstream)."""
+    if isinstance(value, PrefectFuture):
+        return value.result()
+    if isinstance(value, (unmapped, allow_failure)):
+        return resolve(value.value)
+    return value
+
+
+def wait(futures, timeout=None):
+    """Every future is already done."""
+    return futures
+
+
+def as_completed(futures, timeout=None):
+    return iter(list(futures))
+
+
+__all__ = ["PrefectFuture", "allow_failure", "as_completed", "resolve", "unmapped", "wait"]

@@ -1,0 +1,42 @@
+"""Loggers of the stand-in: standard ``logging`` loggers, printed as Prefect prints them."""
+
+import contextlib
+import logging
+import sys
+
+_FORMAT = "%(asctime)s.%(msecs)03d | %(levelname)-7s | %(name)s - %(message)s"
+_configured = []
+
+
+def _configure():
+    if not _configured:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(_FORMAT, "%H:%M:%S"))
+        root = logging.getLogger("prefect")
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        root.propagate = False
+        _configured.append(handler)
+
+
+def get_logger(name=None):
+    _configure()
+    return logging.getLogger("prefect" if not name else "prefect." + name)
+
+
+def get_run_logger(context=None, **kwargs):
+    return get_logger("flow_runs")
+
+
+@contextlib.contextmanager
+def disable_run_logger():
+    logger = get_logger("flow_runs")
+    previous = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = previous
+
+
+__all__ = ["disable_run_logger", "get_logger", "get_run_logger"]
