@@ -395,3 +395,32 @@ def test_json_log_format_keeps_stderr_json_when_a_step_writes_to_the_terminal(tm
     messages = {(e["kind"], e.get("message")) for e in events}
     for message in ("to stdout", "to stderr", "raw fd 2", "a warning"):
         assert ("log", message) in messages, events
+
+
+def test_a_resumed_run_is_never_fed_a_masked_output(tmp_path: Path) -> None:
+    """issue 14.10's sibling: --save-outputs masks secrets (nothing but the store writes one to disk),
+    so --load-outputs leaves those values out and names them, instead of feeding *** to a step."""
+    (tmp_path / "mysteps.py").write_text("def give(value):\n    return {'stdout': value}\n")
+    (tmp_path / "prefect.yaml").write_text(
+        "build:\n"
+        "  - mysteps.give: {id: a, value: '{{ prefect.blocks.secret.token }}'}\n"
+        "  - prefect.deployments.steps.run_shell_script: {id: c, script: echo plain}\n"
+        "  - prefect.deployments.steps.run_shell_script: {id: b, script: 'echo got {{ a.stdout }} {{ c.stdout }}'}\n"
+    )
+    (tmp_path / "values.yaml").write_text(json.dumps({"blocks": {"secret": {"token": SECRET}}}))
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    assert _run(tmp_path, "--only", "a", "--save-outputs", "out.json", env=env).returncode == 0
+    assert _run(tmp_path, "--only", "c", "--save-outputs", "out2.json", env=env).returncode == 0
+    saved = json.loads((tmp_path / "out.json").read_text())
+    assert (saved["a"]["stdout"], saved["$masked"]) == ("***", ["a.stdout", "stdout"])  # outputs are merged flat too
+    merged = {**saved, **json.loads((tmp_path / "out2.json").read_text())}
+    (tmp_path / "both.json").write_text(json.dumps(merged))
+    result = _run(tmp_path, "--from-step", "b", "--load-outputs", "both.json", env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        "warning: both.json: a.stdout held a secret and was saved masked; it is left out "
+        "(give it with --var a.stdout=… if a step needs it)"
+    )
+    assert "***" not in result.stdout
+    fed = _run(tmp_path, "--from-step", "b", "--load-outputs", "both.json", "--var", f"a.stdout={SECRET}", env=env)
+    assert fed.returncode == 0, fed.stderr

@@ -159,6 +159,14 @@ def _values(load_outputs: str | None, variables: t.Sequence[str]) -> dict[str, t
             raise ConfigError(f"cannot read outputs file: {exc}", file=load_outputs) from None
         if not isinstance(data, dict):
             raise ConfigError("an outputs file must hold a JSON object", file=load_outputs)
+        # Values saved masked are never fed back as "***": they are left out, and named.
+        masked = data.pop(MASKED_KEY, None)
+        for path in masked if isinstance(masked, list) else ():
+            if _drop(data, str(path).split(".")):
+                echo(
+                    f"warning: {load_outputs}: {path} held a secret and was saved masked; it is left out "
+                    f"(give it with --var {path}=… if a step needs it)"
+                )
         values.update(data)
     for text in variables:
         pair = split_var(text)
@@ -210,8 +218,31 @@ def _reporting(printer: t.Any, *, save_outputs: str | None) -> t.Iterator[dict[s
                 sys.stderr.write(f"error: {exc}\n")
 
 
+#: in a --save-outputs file: the dotted paths of the values that were masked (--load-outputs leaves them out)
+MASKED_KEY = "$masked"
+
+
+def _drop(data: t.Any, parts: list[str]) -> bool:
+    """Remove ``a.b.c`` from nested dicts; whether it was there."""
+    for part in parts[:-1]:
+        if not isinstance(data, dict) or not isinstance(data.get(part), dict):
+            return False
+        data = data[part]
+    return isinstance(data, dict) and data.pop(parts[-1], None) is not None
+
+
+def _masked_paths(value: t.Any, masked: t.Any, path: str = "") -> t.Iterator[str]:
+    if isinstance(value, dict) and isinstance(masked, dict) and list(value) == list(masked):
+        for (key, item), other in zip(value.items(), masked.values()):
+            yield from _masked_paths(item, other, f"{path}.{key}" if path else str(key))
+    elif value != masked and path:
+        yield path
+
+
 def _save(path: str, outputs: dict[str, t.Any]) -> None:
-    """Write the outputs (secrets masked) atomically: a temporary sibling, then a rename."""
+    """Write the outputs (secrets masked) atomically: a temporary sibling, then a rename. The file is
+    data for a later ``--load-outputs``: the masked values are listed under ``$masked``, so that they
+    are left out there instead of being fed back as ``***``."""
     import json
     import os
     import tempfile
@@ -219,6 +250,9 @@ def _save(path: str, outputs: dict[str, t.Any]) -> None:
     from stepengine.masking import current_masker
 
     masked = current_masker().mask_data(outputs)
+    changed = sorted(_masked_paths(outputs, masked))
+    if changed:
+        masked = {**masked, MASKED_KEY: changed}
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".outputs-", dir=directory)
