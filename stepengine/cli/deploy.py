@@ -194,9 +194,10 @@ def command(
                 )
             specs, warnings = run_script(entrypoint, resolver=resolver, on_event=EventPrinter(quiet=quiet),
                                          prefect_api_url=prefect_api_url)  # fmt: skip
-            for warning in warnings:
-                if not quiet:
+            if not quiet:
+                for warning in warnings:
                     click.echo(f"warning: {warning}", err=True)
+                _tell_how_to_run(specs, os.getcwd())
             _emit(specs[0] if len(specs) == 1 else specs, output, quiet)
             return
     if prefect_file == "prefect.yaml" and not os.path.exists(prefect_file):
@@ -225,7 +226,18 @@ def command(
             spec["id"], spec["flow_id"] = ids["deployment_id"], ids["flow_id"]
             if not quiet:
                 click.echo(f"registered deployment {spec['flow_name']}/{spec['name']} ({ids['deployment_id']})", err=True)
+    if not quiet:
+        _tell_how_to_run(specs, str(project.directory))
     _emit(specs if deploy_all else specs[0], output, quiet)
+
+
+def _tell_how_to_run(specs: t.Sequence[t.Mapping[str, t.Any]], directory: str) -> None:
+    where = "" if os.path.samefile(directory, os.getcwd()) else f" {directory}"
+    for spec in specs:
+        click.echo(
+            f"deployment {spec['flow_name']}/{spec['name']} recorded; run it with: stepengine execute{where} -d {spec['name']}",
+            err=True,
+        )
 
 
 def _emit(result: t.Any, output: str | None, quiet: bool) -> None:

@@ -358,6 +358,8 @@ def test_the_tutorials_deploy_then_execute_by_name(tmp_path: Path) -> None:
         "hello/nightly", "hello/other", "hello/third",
     ]  # fmt: skip
     assert stepengine("execute", "-d", "hello/other", "-q", cwd=tmp_path).stdout == "hello world\n"
+    told = stepengine("deploy", "flows/hello.py:hello", "-n", "fourth", cwd=tmp_path)
+    assert told.stderr == "deployment hello/fourth recorded; run it with: stepengine execute -d fourth\n"
     (tmp_path / "flows" / "bye.py").write_text(FLOW.replace("hello", "bye"))
     two = stepengine("deploy", "./", "-n", "x", cwd=tmp_path)
     assert two.returncode == 2
