@@ -4,6 +4,7 @@
 functions by reading the source) → ``layout`` (prefect.yaml, or the older prefect.yaml +
 deployment.yaml) → ``deploy`` (run build/push, render the deployment spec) → ``prefect_api``
 (register it on a Prefect server) → ``records`` (what deploy leaves in ``.prefect/deployments.json``) ;
-``source`` (``from_source(...).deploy(...)``, the Python form of deploy) ; ``execute`` (what a process
-worker does: pull, then run the flow).
+``source`` (``from_source(...).deploy(...)``, the Python form of deploy) ; ``script`` (a flow file
+that deploys itself, run with the stand-in ``prefect`` of ``_stand_in/``) ; ``execute`` (what a
+process worker does: pull, then run the flow, with that stand-in when Prefect is not installed).
 """

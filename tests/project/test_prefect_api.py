@@ -214,3 +214,40 @@ def test_execute_runs_a_real_prefect_flow_in_prefects_venv(tmp_path: Path, prefe
     flow_id = _get(f"{server.api_url}/flows/name/really-prefect")["id"]  # type: ignore[attr-defined]
     states = sorted(r["state"]["type"] for r in runs if r["flow_id"] == flow_id)
     assert states == ["COMPLETED", "FAILED"]
+
+
+@pytest.mark.slow
+def test_deploy_options_give_the_same_server_record_as_prefect_deploy(tmp_path: Path, prefect_server: object) -> None:
+    """issue 15: `prefect deploy`'s options (schedules with time zone and anchor, description, tags,
+    --params, --job-variable, concurrency) given to both CLIs leave the same deployment on the server."""
+    server = prefect_server
+    api = server.api_url  # type: ignore[attr-defined]
+    server.run("prefect", "work-pool", "create", "opt-pool", "--type", "process", "--overwrite")  # type: ignore[attr-defined]
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "f.py").write_text(COMPARED_FLOW)
+    (tmp_path / "prefect.yaml").write_text(
+        f"name: proj\npull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: {tmp_path}\n"
+    )
+    options = [
+        "flows/f.py:f", "-p", "opt-pool", "--cron", "0 3 * * *", "--interval", "3600", "--rrule", "FREQ=DAILY;BYHOUR=4",
+        "--timezone", "Europe/Paris", "--anchor-date", "2026-01-01T00:00:00", "-d", "described", "-t", "a", "-t", "b",
+        "--params", '{"source": "s", "limit": 5}', "--job-variable", "image=org/app:1",
+        "--concurrency-limit", "2", "--collision-strategy", "CANCEL_NEW",
+    ]  # fmt: skip
+    records = {}
+    for engine in ("prefect", "stepengine"):
+        if engine == "prefect":
+            argv = [str(server.venv / "bin" / "prefect"), "--no-prompt", "deploy", "-n", "opt-by-prefect", *options]  # type: ignore[attr-defined]
+        else:
+            argv = [shutil.which("stepengine") or "stepengine", "deploy", "-n", "opt-by-stepengine", *options, "--prefect-api-url", api, "-q"]
+        result = subprocess.run(argv, cwd=tmp_path, env=server.env(), capture_output=True, text=True, check=False, timeout=120)  # type: ignore[attr-defined]
+        assert result.returncode == 0, result.stdout + result.stderr
+        records[engine] = _get(f"{api}/deployments/name/compared/opt-by-{engine}")
+    ignored = {"id", "name", "created", "updated", "created_by", "updated_by", "last_polled", "status",
+               "work_queue_id", "schedules", "global_concurrency_limit"}  # fmt: skip
+    prefect, ours = ({k: v for k, v in r.items() if k not in ignored} for r in (records["prefect"], records["stepengine"]))
+    assert ours == prefect
+    assert [(s["schedule"], s["active"]) for s in records["stepengine"]["schedules"]] == [
+        (s["schedule"], s["active"]) for s in records["prefect"]["schedules"]
+    ]
+    assert (records["stepengine"]["global_concurrency_limit"] or {}).get("limit") == 2
