@@ -141,9 +141,16 @@ def find_deployment(
     from stepengine.project.records import load_records, source_digest
 
     path = Path(file)
-    project = load_project(path) if path.is_file() or path.is_dir() else None
-    directory = project.directory if project is not None else (path if path.is_dir() else path.parent).resolve()
+    directory = (path if path.is_dir() else path.parent).resolve()
     records = load_records(directory)
+    project = None
+    if path.is_file() or (path / "prefect.yaml").is_file():
+        try:
+            project = load_project(path)
+        except ConfigError:
+            # a recorded deployment runs as it was deployed: a broken prefect.yaml does not stop it
+            if name is None or not any(k == name or r.spec.get("name") == name for k, r in records.items()):
+                raise
     in_file = {d.name: i for i, d in enumerate(project.config.deployments)} if project is not None else {}
     if name is None:
         names = sorted({r.spec.get("name") for r in records.values()} | set(in_file), key=str)
