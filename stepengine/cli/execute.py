@@ -41,7 +41,7 @@ def command(
         if spec_file:
             spec, source = load_spec_with_source(spec_file)
         else:
-            from stepengine.project.execute import find_deployment
+            from stepengine.project.records import find_deployment
 
             spec, warning, source = find_deployment(file, deployment)
             if warning and not quiet:

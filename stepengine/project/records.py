@@ -1,4 +1,4 @@
-"""Deployment records: what ``deploy`` leaves in the project for ``execute -d NAME`` to run.
+"""Deployment records: what ``deploy`` leaves in the project, and how ``execute -d NAME`` finds one.
 
 Prefect keeps a deployment on its server; stepengine keeps the rendered spec in the project's
 ``.prefect/deployments.json`` (beside ``flows.json``; ``.prefectignore`` keeps both out of pushes),
@@ -18,7 +18,9 @@ from pathlib import Path
 
 from stepengine.errors import ConfigError
 
-__all__ = ["RECORDS_FILE", "Record", "find_records", "load_records", "record_deployments", "source_digest"]
+__all__ = [
+    "RECORDS_FILE", "Record", "find_deployment", "find_records", "load_records", "record_deployments", "source_digest",
+]  # fmt: skip
 
 RECORDS_FILE = Path(".prefect") / "deployments.json"
 
@@ -91,3 +93,81 @@ def record_deployments(root: str | os.PathLike[str], specs: t.Iterable[t.Mapping
         staging.write_text(json.dumps(dict(sorted(records.items())), indent=2, default=str) + "\n", encoding="utf-8")
         os.replace(staging, path)
     return path
+
+
+def find_deployment(
+    file: str | os.PathLike[str], name: str | None
+) -> tuple[dict[str, t.Any], str | None, t.Any]:
+    """The spec ``execute -d NAME`` runs, a warning (or None), and where the spec was read from.
+
+    A deployment that ``deploy`` recorded in the project (``.prefect/deployments.json``) is run as
+    it was deployed (build outputs, command-line options), as a worker runs what the server holds;
+    one only in ``prefect.yaml`` is rendered from the file (pull steps only). ``name`` may be
+    ``FLOW/NAME``; without it, the project must have exactly one deployment.
+    """
+    from stepengine.project.execute import SpecSource
+    from stepengine.project.layout import load_project
+
+    path = Path(file)
+    directory = (path if path.is_dir() else path.parent).resolve()
+    records = load_records(directory)
+    project = None
+    if path.is_file() or (path / "prefect.yaml").is_file():
+        try:
+            project = load_project(path)
+        except ConfigError:
+            # a recorded deployment runs as it was deployed: a broken prefect.yaml does not stop it
+            if name is None or not any(k == name or r.spec.get("name") == name for k, r in records.items()):
+                raise
+    in_file = {d.name: i for i, d in enumerate(project.config.deployments)} if project is not None else {}
+    if name is None:
+        names = sorted({r.spec.get("name") for r in records.values()} | set(in_file), key=str)
+        if len(names) != 1:
+            listing = ", ".join(map(str, names))
+            raise ConfigError(
+                "which deployment? give its name with -d NAME" + (f" (this project has: {listing})" if names else ""),
+                hint=None if names else f"deploy one first: stepengine deploy path/to/file.py:function -n NAME "
+                f"(nothing recorded in {directory / '.prefect' / 'deployments.json'}"
+                + (f" and no deployments in {project.config.file})" if project is not None else ")"),
+            )
+        name = str(names[0])
+    short = name.rpartition("/")[2]
+    matches = [r for k, r in records.items() if k == name or r.spec.get("name") == name]
+    if len(matches) > 1:
+        raise ConfigError(
+            f"{len(matches)} deployments are named {name!r}: {', '.join(r.key for r in matches)}",
+            hint=f"name one as FLOW/NAME: stepengine execute -d {matches[0].key}",
+        )
+    if matches:
+        record = matches[0]
+        warning = None
+        if project is not None and record.source_digest is not None:
+            files = [Path(project.config.file) if project.config.file else None, project.deployment_file]
+            if source_digest(files) != record.source_digest:
+                warning = (
+                    f"{project.config.file} changed since deployment {record.key!r} was deployed; running it as "
+                    f"deployed (run `stepengine deploy -n {short}` again to use the changes)"
+                )
+        return dict(record.spec), warning, SpecSource(str(record.path), (record.key, "spec"))
+    if short in in_file and project is not None:
+        from stepengine.project.deploy import DeployRequest, deploy_project
+
+        index = in_file[short]
+        if not project.config.deployments[index].data.get("entrypoint"):
+            where = ":".join(str(x) for x in project.locate(index) if x is not None)
+            raise ConfigError(
+                f"deployment {short!r} ({where}) has no entrypoint and was never deployed",
+                hint=f"deploy it first: stepengine deploy path/to/file.py:function -n {short}",
+            )
+        (spec,) = deploy_project(project, DeployRequest(name=short), run_build_push=False)
+        return spec, None, None  # its pull steps were checked against prefect.yaml already
+    from stepengine._suggest import did_you_mean
+
+    known = sorted({str(r.spec.get("name")) for r in records.values()} | set(in_file))
+    raise ConfigError(
+        f"no deployment named {name!r}" + did_you_mean(short, known),
+        hint=(f"this project has: {', '.join(known)}" if known else "this project has none")
+        + f" (deployed: {directory / '.prefect' / 'deployments.json'}"
+        + (f"; in {project.config.file}" if project is not None else "")
+        + "); deploy one with `stepengine deploy path/to/file.py:function -n NAME`",
+    )
