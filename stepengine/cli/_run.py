@@ -163,6 +163,8 @@ def _values(load_outputs: str | None, variables: t.Sequence[str]) -> dict[str, t
         masked = data.pop(MASKED_KEY, None)
         for path in masked if isinstance(masked, list) else ():
             if _drop(data, str(path).split(".")):
+                from stepengine.cli._errors import echo
+
                 echo(
                     f"warning: {load_outputs}: {path} held a secret and was saved masked; it is left out "
                     f"(give it with --var {path}=… if a step needs it)"
