@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 import typing as t
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +41,13 @@ if str(ROOT) not in sys.path:
 FLOW = "from prefect import flow\n\n\n@flow\ndef hello():\n    return 42\n"
 
 
+
+
 def _api(api_url: str, method: str, path: str, payload: t.Any = None) -> t.Any:
-    data = None if payload is None else json.dumps(payload).encode()
-    for attempt in range(6):
-        request = urllib.request.Request(api_url + path, data=data, method=method, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                body = response.read()
-            return json.loads(body) if body else None
-        except urllib.error.HTTPError as exc:  # SQLite busy under load: retry as Prefect's client does
-            if exc.code != 503 or attempt == 5:
-                raise
-            time.sleep(1 + attempt)
+    """One REST call through stepengine's own Prefect client (it retries a busy server's 429/502/503)."""
+    from stepengine.project.prefect_api import api_request
+
+    return api_request(api_url, method, path, payload)
 
 
 def _stamp(text: str) -> float:

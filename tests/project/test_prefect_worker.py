@@ -16,12 +16,11 @@ import subprocess
 import sys
 import time
 import typing as t
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from stepengine.project.prefect_api import api_request as _api
 from stepengine.project.prefect_api import register_deployment
 from tests.fixtures._servers import stop
 from tests.fixtures.git_server import create_bare_repo
@@ -43,19 +42,6 @@ BAD_TOKEN = "wrong-token-5d1e77"
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
 
-def _api(api_url: str, method: str, path: str, payload: t.Any = None) -> t.Any:
-    """One REST call; a 503 (the server's SQLite busy under load) is retried, as Prefect's client does."""
-    data = None if payload is None else json.dumps(payload).encode()
-    for attempt in range(6):
-        request = urllib.request.Request(api_url + path, data=data, method=method, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                body = response.read()
-            return json.loads(body) if body else None
-        except urllib.error.HTTPError as exc:
-            if exc.code != 503 or attempt == 5:
-                raise
-            time.sleep(1 + attempt)
 
 
 def pool_command(python: str, peer_python: Path) -> str:
