@@ -164,7 +164,6 @@ def git_clone(
                         # cwd, not a path argument: a git left behind by an interrupt cannot re-create tmp
                         git.run(["init", "--quiet"], tmp)
                         _checkout(git, tmp, branch, commit_sha, directories, include_submodules, cache, new=True)
-                        _honour_umask(tmp)
                         claim(tmp, destination, git.url)
     except BaseException as exc:
         _stop_stragglers(git.marker)
@@ -389,20 +388,6 @@ def _remove_leftovers(destination: Path) -> None:
                 if os.path.lexists(path / ".git") or not any(path.iterdir()):
                     shutil.rmtree(path, ignore_errors=True)
                     get_logger().info("removed %s, left by an interrupted clone", path.name)
-
-
-def _honour_umask(directory: Path) -> None:
-    """A checkout gets the permissions the umask gives a new directory (``atomic_directory`` makes
-    its temporary directory 0700, private while it is being built)."""
-    umask = None
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                umask = int(line.split()[1], 8)
-    if umask is None:  # not Linux: the only portable way to read it sets it (briefly)
-        umask = os.umask(0o077)
-        os.umask(umask)
-    os.chmod(directory, 0o777 & ~umask)
 
 
 # --------------------------------------------------------------------------------------------------
