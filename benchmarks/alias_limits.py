@@ -46,7 +46,8 @@ def merges(deployments: int) -> str:
         "definitions:",
         "  defaults: &defaults",
         "    work_pool: {name: pool, job_variables: {image: org/app, env: {"
-        + ", ".join(f"VAR_{i}: '{i}'" for i in range(100)) + "}}}",
+        + ", ".join(f"VAR_{i}: '{i}'" for i in range(100))
+        + "}}}",
         "    schedules: [{cron: '0 * * * *'}]",
         "  pull: &pull",
         "    - set_working_directory: {directory: /srv/app}",
@@ -54,7 +55,12 @@ def merges(deployments: int) -> str:
         "deployments:",
     ]
     for index in range(deployments):
-        lines += [f"  - name: d{index}", "    <<: *defaults", f"    entrypoint: flows/f.py:f{index}", "    pull: *pull"]
+        lines += [
+            f"  - name: d{index}",
+            "    <<: *defaults",
+            f"    entrypoint: flows/f.py:f{index}",
+            "    pull: *pull",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -80,7 +86,7 @@ def accepted(text: str) -> bool:
     return True
 
 
-def largest(make: "callable", low: int, high: int) -> int:
+def largest(make: callable, low: int, high: int) -> int:
     """The largest n in [low, high) with make(n) accepted (accepted is monotonic in n)."""
     while high - low > 1:
         middle = (low + high) // 2
@@ -95,8 +101,12 @@ def measure(python: str, path: Path, home: Path) -> tuple[float, int, int]:
     """(seconds, peak RSS in KiB, exit code) of one ``stepengine validate``."""
     env = {**os.environ, "STEPENGINE_HOME": str(home), "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
-    child = subprocess.Popen([python, "-m", "stepengine", "validate", str(path)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [python, "-m", "stepengine", "validate", str(path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _, status, usage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -125,16 +135,25 @@ def main(argv: list[str] | None = None) -> int:
         print(MAX_ALIAS_NODES)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        limit = subprocess.run([args.python, "-m", "benchmarks.alias_limits", "--make", tmp], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        files = {name: Path(tmp, name + ".yaml").read_text(encoding="utf-8")
-                 for name in ("nested-at-limit", "merge-at-limit", "nested-9-levels", "no-alias-1mb")}
+        limit = subprocess.run(
+            [args.python, "-m", "benchmarks.alias_limits", "--make", tmp],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        files = {
+            name: Path(tmp, name + ".yaml").read_text(encoding="utf-8")
+            for name in ("nested-at-limit", "merge-at-limit", "nested-9-levels", "no-alias-1mb")
+        }
         return _report(args, int(limit), files, tmp)
 
 
 def _report(args: argparse.Namespace, limit: int, files: dict[str, str], tmp: str) -> int:
     print(f"MAX_ALIAS_NODES = {limit:,}; {args.rounds} rounds, median (max)\n")
-    print("| file | bytes | exit | cold: time | cold: peak RSS | cached: time | cached: peak RSS | parse cache |")
+    print(
+        "| file | bytes | exit | cold: time | cold: peak RSS | cached: time | cached: peak RSS | parse cache |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, text in files.items():
         path = Path(tmp, name + ".yaml")
@@ -150,8 +169,10 @@ def _report(args: argparse.Namespace, limit: int, files: dict[str, str], tmp: st
                 codes.add(code)
             entries = home / "cache" / "parsed-documents"
             cache = sum(f.stat().st_size for f in entries.iterdir()) if entries.is_dir() else 0
-        print(f"| {name} | {len(text.encode()):,} | {'/'.join(map(str, sorted(codes)))} | {_cell(cold, 0)} | "
-              f"{_cell(cold, 1)} | {_cell(warm, 0)} | {_cell(warm, 1)} | {cache / 1e6:.1f} MB |")
+        print(
+            f"| {name} | {len(text.encode()):,} | {'/'.join(map(str, sorted(codes)))} | {_cell(cold, 0)} | "
+            f"{_cell(cold, 1)} | {_cell(warm, 0)} | {_cell(warm, 1)} | {cache / 1e6:.1f} MB |"
+        )
     return 0
 
 

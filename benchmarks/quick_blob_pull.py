@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from builtin_steps import _blob_io, blob  # noqa: E402
-from tests.fixtures.moto_server import start_moto_server  # noqa: E402
+from builtin_steps import _blob_io, blob
+from tests.fixtures.moto_server import start_moto_server
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -102,18 +102,26 @@ def main() -> None:
             stepengine(True)
             stepengine(False)
             shutil.rmtree(work / "plain", ignore_errors=True)
-            results.setdefault("s3fs get(recursive) [Prefect remote-storage way]", []).append(timed(plain_s3fs, server.pid))
+            results.setdefault("s3fs get(recursive) [Prefect remote-storage way]", []).append(
+                timed(plain_s3fs, server.pid)
+            )
             shutil.rmtree(work / "seq", ignore_errors=True)
-            results.setdefault("boto3 sequential [prefect_aws pull_from_s3 way]", []).append(timed(sequential_boto3, server.pid))
+            results.setdefault("boto3 sequential [prefect_aws pull_from_s3 way]", []).append(
+                timed(sequential_boto3, server.pid)
+            )
     _blob_io._S3_WITH_BOTOCORE = True
     shutil.rmtree(work, ignore_errors=True)
-    print(f"{args.objects} objects x {args.size} B, moto on 127.0.0.1 (credential checks: {args.auth}), "
-          f"concurrency {args.concurrency}, median of {args.runs} runs, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"{args.objects} objects x {args.size} B, moto on 127.0.0.1 (credential checks: {args.auth}), "
+        f"concurrency {args.concurrency}, median of {args.runs} runs, load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"  {'':52s} {'wall':>8s} {'own CPU':>8s} {'moto CPU':>9s}")
     for name, values in results.items():
         wall, cpu, server_cpu = (statistics.median(v[i] for v in values) for i in range(3))
-        print(f"  {name:52s} {wall:7.3f}s {cpu:7.3f}s {server_cpu:8.3f}s   (wall min {min(v[0] for v in values):.3f}, "
-              f"max {max(v[0] for v in values):.3f})")  # fmt: skip
+        print(
+            f"  {name:52s} {wall:7.3f}s {cpu:7.3f}s {server_cpu:8.3f}s   (wall min {min(v[0] for v in values):.3f}, "
+            f"max {max(v[0] for v in values):.3f})"
+        )
 
 
 if __name__ == "__main__":

@@ -83,7 +83,10 @@ def _uv() -> list[str]:
     uv = shutil.which("uv")
     if uv:
         return [uv]
-    if subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True, check=False).returncode != 0:
+    if (
+        subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True, check=False).returncode
+        != 0
+    ):
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "uv"], check=True)
     return [sys.executable, "-m", "uv"]
 
@@ -112,8 +115,19 @@ def ensure_prefect_venv() -> Path:
         uv = _uv()
         if not python.exists():
             subprocess.run([*uv, "venv", "-q", "--seed", "--python", sys.executable, str(venv)], check=True)
-        subprocess.run([*uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python),
-                        *PREFECT_REQUIREMENTS], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                *uv,
+                "pip",
+                "install",
+                "-q",
+                "--compile-bytecode",
+                "--python",
+                str(python),
+                *PREFECT_REQUIREMENTS,
+            ],
+            check=True,
+        )
     _compile(python)
     return python
 
@@ -134,8 +148,12 @@ def _pip_running_in(venv: Path) -> bool:
 
 def _compile(python: Path) -> None:
     """Make sure every module of the venv has bytecode (``PYTHONDONTWRITEBYTECODE`` is set here)."""
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     subprocess.run([str(python), "-m", "compileall", "-q", "-j", "0", site], capture_output=True, check=False)
 
 
@@ -167,8 +185,21 @@ def _checkout_venv(name: str, requirements: list[str]) -> Path:
         if not python.exists():
             subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
         _log(f"installing this checkout into .bench/{name} ...")
-        subprocess.run([*uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python),
-                        "--reinstall-package", "stepengine", *requirements], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                *uv,
+                "pip",
+                "install",
+                "-q",
+                "--compile-bytecode",
+                "--python",
+                str(python),
+                "--reinstall-package",
+                "stepengine",
+                *requirements,
+            ],
+            check=True,
+        )
     # entry-point listings are not cached while site-packages changed in the last 2 s
     time.sleep(2.1)
     return python
@@ -263,7 +294,7 @@ def run_scenario(scenario: Scenario, rounds: int, tiny: bool = False) -> Result:
         rounds = max(rounds, scenario.min_rounds)
     samples: dict[str, list[Sample]] = {label: [] for label in scenario.commands}
     try:
-        for label, factory in scenario.commands.items():
+        for _label, factory in scenario.commands.items():
             measure(factory())  # warm-up, untimed
         for _ in range(rounds):
             for label, factory in scenario.commands.items():  # A B A B ...
@@ -299,23 +330,55 @@ class Context:
         path.mkdir(parents=True)
         return path
 
-    def stepengine_program(self, python: Path | None = None, *, script: bool = False,
-                           env: dict[str, str] | None = None) -> list[str]:  # fmt: skip
+    def stepengine_program(
+        self, python: Path | None = None, *, script: bool = False, env: dict[str, str] | None = None
+    ) -> list[str]:
         """How to start the CLI: the venv's ``stepengine`` script if it has stepengine installed (the
         benchmark venvs, or ``script=True``), else ``python -c`` (the pip scenario's fresh venvs)."""
         python = python or self.stepengine_python
         path = python.parent / "stepengine"
-        if path.exists() and (script or python == self.stepengine_python) and not (env or {}).get("PYTHONPATH"):
+        if (
+            path.exists()
+            and (script or python == self.stepengine_python)
+            and not (env or {}).get("PYTHONPATH")
+        ):
             return [str(path)]
-        return [str(python), "-c", "import sys; from stepengine.cli import main; sys.argv[0] = 'stepengine'; main()"]
+        return [
+            str(python),
+            "-c",
+            "import sys; from stepengine.cli import main; sys.argv[0] = 'stepengine'; main()",
+        ]
 
-    def stepengine(self, yaml_file: Path, section: str, cwd: Path, home: Path, *, python: Path | None = None,
-                   env: dict[str, str] | None = None, script: bool = False) -> Command:  # fmt: skip
-        argv = [*self.stepengine_program(python, script=script, env=env), "run", str(yaml_file), "--section", section, "-q"]
+    def stepengine(
+        self,
+        yaml_file: Path,
+        section: str,
+        cwd: Path,
+        home: Path,
+        *,
+        python: Path | None = None,
+        env: dict[str, str] | None = None,
+        script: bool = False,
+    ) -> Command:
+        argv = [
+            *self.stepengine_program(python, script=script, env=env),
+            "run",
+            str(yaml_file),
+            "--section",
+            section,
+            "-q",
+        ]
         return Command(argv, cwd, {**self.base_env, "STEPENGINE_HOME": str(home), **(env or {})})
 
-    def prefect(self, yaml_file: Path, section: str, cwd: Path, *, python: Path | None = None,
-                env: dict[str, str] | None = None) -> Command:  # fmt: skip
+    def prefect(
+        self,
+        yaml_file: Path,
+        section: str,
+        cwd: Path,
+        *,
+        python: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Command:
         assert self.prefect_python is not None
         home = self.work / "prefect-home"
         home.mkdir(exist_ok=True)
@@ -329,8 +392,9 @@ class Context:
         }
         return Command(argv, cwd, {**self.base_env, **prefect_env, **(env or {})})
 
-    def pair(self, make_stepengine: t.Callable[[], Command], make_prefect: t.Callable[[], Command]
-             ) -> dict[str, t.Callable[[], Command]]:  # fmt: skip
+    def pair(
+        self, make_stepengine: t.Callable[[], Command], make_prefect: t.Callable[[], Command]
+    ) -> dict[str, t.Callable[[], Command]]:
         out: dict[str, t.Callable[[], Command]] = {}
         if "stepengine" in self.engines:
             out["stepengine"] = make_stepengine
@@ -347,8 +411,10 @@ def _write(path: Path, text: str) -> Path:
 
 def scenario_cold(ctx: Context) -> list[Scenario]:
     work = ctx.fresh_dir("cold")
-    yaml_file = _write(work / "prefect.yaml", "pull:\n  - prefect.deployments.steps.set_working_directory:\n"
-                                              "      directory: .\n")  # fmt: skip
+    yaml_file = _write(
+        work / "prefect.yaml",
+        "pull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: .\n",
+    )
     home = work / "home"
     empty_home = work / "empty-home"
 
@@ -357,22 +423,37 @@ def scenario_cold(ctx: Context) -> list[Scenario]:
         command.before = lambda: shutil.rmtree(empty_home, ignore_errors=True)
         return command
 
-    commands = ctx.pair(lambda: ctx.stepengine(yaml_file, "pull", work, home), lambda: ctx.prefect(yaml_file, "pull", work))
+    commands = ctx.pair(
+        lambda: ctx.stepengine(yaml_file, "pull", work, home), lambda: ctx.prefect(yaml_file, "pull", work)
+    )
     if "stepengine" in ctx.engines:
         commands["stepengine, empty cache"] = cold_cache
-        commands["stepengine, caches off"] = lambda: ctx.stepengine(yaml_file, "pull", work, home, env={"STEPENGINE_NO_CACHE": "1"})
+        commands["stepengine, caches off"] = lambda: ctx.stepengine(
+            yaml_file, "pull", work, home, env={"STEPENGINE_NO_CACHE": "1"}
+        )
     if "floor" in ctx.engines:
         python = str(ctx.stepengine_python)
         commands["python -c pass"] = lambda: Command([python, "-c", "pass"], work, ctx.base_env)
-        commands["python -c 'import click, yaml'"] = lambda: Command([python, "-c", "import click, yaml"], work, ctx.base_env)
-    note = ("A new process runs a 1-step pull (`set_working_directory`): stepengine's CLI "
-            "(`stepengine run --section pull -q`) against `run_steps` in a fresh Prefect process. "
-            "`stepengine, empty cache` starts with an empty `STEPENGINE_HOME` every time (first run of a "
-            "file on a machine); `caches off` sets `STEPENGINE_NO_CACHE=1` (the engine before the caches).")  # fmt: skip
+        commands["python -c 'import click, yaml'"] = lambda: Command(
+            [python, "-c", "import click, yaml"], work, ctx.base_env
+        )
+    note = (
+        "A new process runs a 1-step pull (`set_working_directory`): stepengine's CLI "
+        "(`stepengine run --section pull -q`) against `run_steps` in a fresh Prefect process. "
+        "`stepengine, empty cache` starts with an empty `STEPENGINE_HOME` every time (first run of a "
+        "file on a machine); `caches off` sets `STEPENGINE_NO_CACHE=1` (the engine before the caches)."
+    )
     return [
         Scenario("cold", "1. cold process, 1-step pull", commands, target=20.0, note=note, min_rounds=15),
-        Scenario("rss", "7. peak RSS, 1-step pull", dict(commands), target=3.0, rss=True, same_runs_as="cold",
-                 note="Peak resident set size of the same runs (from `wait4`)."),
+        Scenario(
+            "rss",
+            "7. peak RSS, 1-step pull",
+            dict(commands),
+            target=3.0,
+            rss=True,
+            same_runs_as="cold",
+            note="Peak resident set size of the same runs (from `wait4`).",
+        ),
     ]
 
 
@@ -389,20 +470,32 @@ def scenario_chain(ctx: Context) -> list[Scenario]:
         lambda: ctx.stepengine(yaml_file, "pull", work, home, env=env),
         lambda: ctx.prefect(yaml_file, "pull", work, env=env),
     )
-    note = (f"{steps} steps `benchsteps.chain` (a module on `PYTHONPATH`), each templating the previous "
-            "step's output (`'{{ s41.n }}'`); whole process, so startup is included.")  # fmt: skip
-    return [Scenario("chain", f"2. {steps} chained trivial steps", commands, target=10.0, rounds=3, note=note)]
+    note = (
+        f"{steps} steps `benchsteps.chain` (a module on `PYTHONPATH`), each templating the previous "
+        "step's output (`'{{ s41.n }}'`); whole process, so startup is included."
+    )
+    return [
+        Scenario("chain", f"2. {steps} chained trivial steps", commands, target=10.0, rounds=3, note=note)
+    ]
 
 
 def scenario_shell(ctx: Context) -> list[Scenario]:
     work = ctx.fresh_dir("shell")
     n = 3 if ctx.tiny else 20
     script = "\n".join(f"        echo line {i}" for i in range(n))
-    yaml_file = _write(work / "prefect.yaml", "pull:\n  - prefect.deployments.steps.run_shell_script:\n"
-                                              f"      script: |\n{script}\n")  # fmt: skip
+    yaml_file = _write(
+        work / "prefect.yaml",
+        f"pull:\n  - prefect.deployments.steps.run_shell_script:\n      script: |\n{script}\n",
+    )
     home = work / "home"
-    commands = ctx.pair(lambda: ctx.stepengine(yaml_file, "pull", work, home), lambda: ctx.prefect(yaml_file, "pull", work))
-    return [Scenario("shell", f"3. run_shell_script, {n} lines", commands, note="One process per line in both engines.")]
+    commands = ctx.pair(
+        lambda: ctx.stepengine(yaml_file, "pull", work, home), lambda: ctx.prefect(yaml_file, "pull", work)
+    )
+    return [
+        Scenario(
+            "shell", f"3. run_shell_script, {n} lines", commands, note="One process per line in both engines."
+        )
+    ]
 
 
 #: the least work a client can do for the S3 pull: botocore lists and presigns (no request goes
@@ -461,20 +554,25 @@ def scenario_s3(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
     work = ctx.fresh_dir("s3")
 
     def pull_file(name: str, prefix: str) -> Path:
-        step = ("pull:\n  - prefect.deployments.steps.pull_from_remote_storage:\n"
-                f"      url: s3://bench/{prefix}\n"
-                f"      key: {server.key}\n      secret: {server.secret}\n"
-                f"      client_kwargs:\n        endpoint_url: {server.endpoint_url}\n")  # fmt: skip
+        step = (
+            "pull:\n  - prefect.deployments.steps.pull_from_remote_storage:\n"
+            f"      url: s3://bench/{prefix}\n"
+            f"      key: {server.key}\n      secret: {server.secret}\n"
+            f"      client_kwargs:\n        endpoint_url: {server.endpoint_url}\n"
+        )
         return _write(work / name, step)
 
     yaml_file = pull_file("prefect.yaml", "code")
     big_file = pull_file("prefect-big.yaml", "big")
     env = {"AWS_EC2_METADATA_DISABLED": "true"}
 
-    def fresh(engine: str, keep: bool, source: Path = yaml_file, label: str = "", empty_home: bool = False
-              ) -> t.Callable[[], Command]:  # fmt: skip
+    def fresh(
+        engine: str, keep: bool, source: Path = yaml_file, label: str = "", empty_home: bool = False
+    ) -> t.Callable[[], Command]:
         target = work / f"{engine}-{'again' if keep else 'first'}{label}{'-empty-home' if empty_home else ''}"
-        home = work / f"home-{engine}-{'again' if keep else 'first'}{label}{'-empty-home' if empty_home else ''}"
+        home = (
+            work / f"home-{engine}-{'again' if keep else 'first'}{label}{'-empty-home' if empty_home else ''}"
+        )
 
         def make() -> Command:
             if not keep:
@@ -493,17 +591,27 @@ def scenario_s3(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
     if "stepengine" in ctx.engines:
         first["stepengine, empty STEPENGINE_HOME"] = fresh("stepengine", False, empty_home=True)
     if "floor" in ctx.engines:
-        floor_env = {**ctx.base_env, **env, "FLOOR_ENDPOINT": server.endpoint_url, "FLOOR_BUCKET": "bench",
-                     "FLOOR_PREFIX": "code/", "FLOOR_KEY": server.key, "FLOOR_SECRET": server.secret}
+        floor_env = {
+            **ctx.base_env,
+            **env,
+            "FLOOR_ENDPOINT": server.endpoint_url,
+            "FLOOR_BUCKET": "bench",
+            "FLOOR_PREFIX": "code/",
+            "FLOOR_KEY": server.key,
+            "FLOOR_SECRET": server.secret,
+        }
         first["floor: botocore list + presign, http.client GETs, 4 threads"] = lambda: Command(
-            [str(ctx.stepengine_python), "-c", S3_FLOOR], work, floor_env)  # fmt: skip
+            [str(ctx.stepengine_python), "-c", S3_FLOOR], work, floor_env
+        )
     again = ctx.pair(fresh("stepengine", True), fresh("prefect", True))
     big = ctx.pair(fresh("stepengine", False, big_file, "-big"), fresh("prefect", False, big_file, "-big"))
-    note = (f"`pull_from_remote_storage` of {count} × 4 KiB objects from moto S3 on 127.0.0.1 into an empty "
-            "directory (stepengine keeps its engine caches, not its blob manifest; `empty STEPENGINE_HOME` "
-            "drops both). The `floor` row does the least a client can: botocore lists and presigns, plain "
-            "`http.client` GETs on 4 keep-alive connections, bodies read and dropped, nothing written; "
-            "moto's own time per request bounds every engine.")  # fmt: skip
+    note = (
+        f"`pull_from_remote_storage` of {count} × 4 KiB objects from moto S3 on 127.0.0.1 into an empty "
+        "directory (stepengine keeps its engine caches, not its blob manifest; `empty STEPENGINE_HOME` "
+        "drops both). The `floor` row does the least a client can: botocore lists and presigns, plain "
+        "`http.client` GETs on 4 keep-alive connections, bodies read and dropped, nothing written; "
+        "moto's own time per request bounds every engine."
+    )
     note2 = "The same pull again into the directory of the previous run (stepengine keeps a manifest and skips unchanged objects)."
     mib = big_size / (1024 * 1024)
     size_text = f"{mib:g} MiB" if mib >= 1 else f"{big_size // 1024} KiB"
@@ -526,7 +634,9 @@ def scenario_git(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
     server = stack.enter_context(start_git_server(root))
     url = server.url("public/app.git")
     work = ctx.work / "git"
-    yaml_file = _write(work / "prefect.yaml", f"pull:\n  - prefect.deployments.steps.git_clone:\n      repository: {url}\n")
+    yaml_file = _write(
+        work / "prefect.yaml", f"pull:\n  - prefect.deployments.steps.git_clone:\n      repository: {url}\n"
+    )
     no_cache_file = _write(work / "no-cache.yaml", yaml_file.read_text() + "      cache: false\n")
     env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
 
@@ -560,14 +670,18 @@ def scenario_git(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
     if "floor" in ctx.engines:
         first["git clone --depth 1"] = make("floor", False)
         second["git clone --depth 1"] = make("floor", False)
-    note = (f"`git_clone` of a {files}-file repository from the loopback smart-HTTP server into an empty "
-            "directory, with an empty `STEPENGINE_HOME` (no object cache). `stepengine, cache: false` is "
-            "the same file plus `cache: false` (a stepengine-only argument: no shared object cache, the objects "
-            "are fetched straight into the checkout).")  # fmt: skip
-    note2 = ("A second clone into another empty directory on the same machine (a worker's next run): "
-             "stepengine's object cache under `STEPENGINE_HOME` is warm; Prefect clones again. "
-             "`stepengine, re-run into the same directory` runs the file again where its previous run "
-             "left the checkout (nothing new upstream), with the cache warm.")  # fmt: skip
+    note = (
+        f"`git_clone` of a {files}-file repository from the loopback smart-HTTP server into an empty "
+        "directory, with an empty `STEPENGINE_HOME` (no object cache). `stepengine, cache: false` is "
+        "the same file plus `cache: false` (a stepengine-only argument: no shared object cache, the objects "
+        "are fetched straight into the checkout)."
+    )
+    note2 = (
+        "A second clone into another empty directory on the same machine (a worker's next run): "
+        "stepengine's object cache under `STEPENGINE_HOME` is warm; Prefect clones again. "
+        "`stepengine, re-run into the same directory` runs the file again where its previous run "
+        "left the checkout (nothing new upstream), with the cache warm."
+    )
     return [
         Scenario("git", f"5a. git clone, {files} files, first", first, note=note),
         Scenario("git-again", "5b. git clone, second", second, target=5.0, note=note2),
@@ -597,7 +711,9 @@ def scenario_git_concurrent(ctx: Context, stack: contextlib.ExitStack) -> list[S
     server = stack.enter_context(start_git_server(root))
     url = server.url("public/big.git")
     work = ctx.work / "git-concurrent"
-    yaml_file = _write(work / "prefect.yaml", f"pull:\n  - prefect.deployments.steps.git_clone:\n      repository: {url}\n")
+    yaml_file = _write(
+        work / "prefect.yaml", f"pull:\n  - prefect.deployments.steps.git_clone:\n      repository: {url}\n"
+    )
     env = {**ctx.base_env, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
 
     def make(engine: str, count: int) -> t.Callable[[], Command]:
@@ -630,13 +746,22 @@ def scenario_git_concurrent(ctx: Context, stack: contextlib.ExitStack) -> list[S
             commands["stepengine, cold cache"] = make("stepengine, cold cache", count)
         if "floor" in ctx.engines:
             commands["git clone --depth 1"] = make("git clone --depth 1", count)
-        note = (f"{count} processes started at once, each cloning the same {files}-file repository from the "
-                "loopback smart-HTTP server into its own empty directory (wall time until the last one ends; "
-                "runs/s under Derived). `stepengine`: one `STEPENGINE_HOME` shared by all, its object cache warm "
-                "(the warm-up run fills it); `stepengine, cold cache`: that home emptied before each run, so "
-                "the processes race to fill it; `git clone --depth 1`: plain git, no cache.")  # fmt: skip
-        scenarios.append(Scenario(f"git-concurrent-{count}", f"12. {count} concurrent git clones, {files} files",
-                                  commands, rounds=3, note=note))  # fmt: skip
+        note = (
+            f"{count} processes started at once, each cloning the same {files}-file repository from the "
+            "loopback smart-HTTP server into its own empty directory (wall time until the last one ends; "
+            "runs/s under Derived). `stepengine`: one `STEPENGINE_HOME` shared by all, its object cache warm "
+            "(the warm-up run fills it); `stepengine, cold cache`: that home emptied before each run, so "
+            "the processes race to fill it; `git clone --depth 1`: plain git, no cache."
+        )
+        scenarios.append(
+            Scenario(
+                f"git-concurrent-{count}",
+                f"12. {count} concurrent git clones, {files} files",
+                commands,
+                rounds=3,
+                note=note,
+            )
+        )
     return scenarios
 
 
@@ -666,20 +791,31 @@ def scenario_pip(ctx: Context) -> list[Scenario]:
     for name in names:
         _wheel(wheels, name)
     _write(work / "requirements.txt", f"--no-index\n--find-links {wheels}\n" + "\n".join(names) + "\n")
-    yaml_file = _write(work / "prefect.yaml", "pull:\n  - prefect.deployments.steps.pip_install_requirements:\n"
-                                              f"      directory: {work}\n")  # fmt: skip
+    yaml_file = _write(
+        work / "prefect.yaml",
+        f"pull:\n  - prefect.deployments.steps.pip_install_requirements:\n      directory: {work}\n",
+    )
     uv_file = _write(work / "uv.yaml", yaml_file.read_text() + "      installer: uv\n")
     pip_file = _write(work / "pip.yaml", yaml_file.read_text() + "      installer: pip\n")
     uv = _uv()
-    pip_env = {"PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-               "PIP_NO_INPUT": "1", "PIP_ROOT_USER_ACTION": "ignore"}  # fmt: skip
+    pip_env = {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_FIND_LINKS": "",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INPUT": "1",
+        "PIP_ROOT_USER_ACTION": "ignore",
+    }
 
     def site_packages(python: Path) -> str:
         """The engine interpreter's import path beyond the standard library (.pth entries included)."""
-        code = ("import os, sys, sysconfig; std = {sysconfig.get_paths()[k] for k in ('stdlib', 'platstdlib')}; "
-                "print(os.pathsep.join(p for p in sys.path[1:] if p and p not in std and 'lib-dynload' not in p "
-                "and not p.endswith('.zip')))")  # fmt: skip
-        return subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        code = (
+            "import os, sys, sysconfig; std = {sysconfig.get_paths()[k] for k in ('stdlib', 'platstdlib')}; "
+            "print(os.pathsep.join(p for p in sys.path[1:] if p and p not in std and 'lib-dynload' not in p "
+            "and not p.endswith('.zip')))"
+        )
+        return subprocess.run(
+            [str(python), "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     def make(engine: str) -> t.Callable[[], Command]:
         venv = work / f"venv-{engine}"
@@ -691,8 +827,11 @@ def scenario_pip(ctx: Context) -> list[Scenario]:
         def factory() -> Command:
             python = _venv_python(venv)
             if engine == "uv pip install":
-                command = Command([*uv, "pip", "install", "-q", "--python", str(python), "-r", "requirements.txt"],
-                                  work, {**ctx.base_env, **pip_env})  # fmt: skip
+                command = Command(
+                    [*uv, "pip", "install", "-q", "--python", str(python), "-r", "requirements.txt"],
+                    work,
+                    {**ctx.base_env, **pip_env},
+                )
             elif engine.startswith("stepengine"):
                 env = {**pip_env, "PYTHONPATH": site_packages(ctx.stepengine_python)}
                 source = uv_file if "uv" in engine else pip_file if "installer: pip" in engine else yaml_file
@@ -713,13 +852,15 @@ def scenario_pip(ctx: Context) -> list[Scenario]:
         commands["stepengine, installer: uv"] = make("stepengine, installer: uv")
     if "floor" in ctx.engines:
         commands["uv pip install"] = make("uv pip install")
-    note = (f"`pip_install_requirements` of {count} local wheels (`--no-index --find-links`) into a fresh "
-            "venv per run (the engine runs with that venv's interpreter and its own packages on "
-            "`PYTHONPATH`, since both steps install into the running interpreter). Prefect runs "
-            "`python -m pip`; stepengine's default `installer: auto` runs uv, byte-compiling as pip does, "
-            "when every pip setting in effect (pip.conf, `PIP_*`) has a uv equivalent, pip otherwise. `stepengine, installer: pip` is the same file plus `installer: pip` "
-            "(Prefect's way, also `STEPENGINE_PIP_INSTALLER=pip`); `stepengine, installer: uv` plus "
-            "`installer: uv` (uv with its own settings, no byte-compiling).")  # fmt: skip
+    note = (
+        f"`pip_install_requirements` of {count} local wheels (`--no-index --find-links`) into a fresh "
+        "venv per run (the engine runs with that venv's interpreter and its own packages on "
+        "`PYTHONPATH`, since both steps install into the running interpreter). Prefect runs "
+        "`python -m pip`; stepengine's default `installer: auto` runs uv, byte-compiling as pip does, "
+        "when every pip setting in effect (pip.conf, `PIP_*`) has a uv equivalent, pip otherwise. `stepengine, installer: pip` is the same file plus `installer: pip` "
+        "(Prefect's way, also `STEPENGINE_PIP_INSTALLER=pip`); `stepengine, installer: uv` plus "
+        "`installer: uv` (uv with its own settings, no byte-compiling)."
+    )
     return [Scenario("pip", f"6. pip_install_requirements, {count} wheels", commands, target=5.0, note=note)]
 
 
@@ -771,7 +912,11 @@ def scenario_docker(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]
             python = ensure_stepengine_docker_venv()
         if not _works(python, "import docker"):
             raise Skip(f"the docker SDK (stepengine's `docker` extra) is not installed for {python}")
-    if "prefect" in ctx.engines and ctx.prefect_python and not _works(ctx.prefect_python, "import prefect_docker"):
+    if (
+        "prefect" in ctx.engines
+        and ctx.prefect_python
+        and not _works(ctx.prefect_python, "import prefect_docker")
+    ):
         raise Skip("prefect-docker is not installed in the Prefect venv")
     try:  # dockerd with --bridge=none --iptables=false ...; the registry on 127.0.0.1; both stopped by PID
         engine = stack.enter_context(start_docker_engine())
@@ -787,8 +932,12 @@ def scenario_docker(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]
         folder.mkdir()
         shutil.copy2(BUSYBOX, folder / "busybox")
         _write(folder / "Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\n")
-        text = DOCKER_STEPS.format(registry=registry.address, engine=engine_name, username=registry.username,
-                                   password=registry.password)  # fmt: skip
+        text = DOCKER_STEPS.format(
+            registry=registry.address,
+            engine=engine_name,
+            username=registry.username,
+            password=registry.password,
+        )
         return _write(folder / "prefect.yaml", text)
 
     def local_engine(command: Command) -> Command:
@@ -799,18 +948,22 @@ def scenario_docker(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]
 
     ours, theirs = project("stepengine"), project("prefect")
     commands = ctx.pair(
-        lambda: local_engine(ctx.stepengine(ours, "build", ours.parent, home, python=python, env=env, script=True)),
+        lambda: local_engine(
+            ctx.stepengine(ours, "build", ours.parent, home, python=python, env=env, script=True)
+        ),
         lambda: local_engine(ctx.prefect(theirs, "build", theirs.parent, env=env)),
     )
-    note = ("`build_docker_image` (a `FROM scratch` image holding a static busybox; `network_mode: none`, "
-            "`pull: false`) then `push_docker_image` with credentials, against a private dockerd "
-            "(`--bridge=none --iptables=false`) and a registry with htpasswd auth on 127.0.0.1, both from "
-            "`tests/fixtures/docker_engine.py`. Each engine builds and pushes its own repository; after the "
-            "untimed warm-up every build hits the layer cache and every push finds its layers in the "
-            "registry, so what is measured is what each engine adds around the same Docker calls "
-            "(imports, client set-up, reading the build and push streams). stepengine runs from "
-            "`.bench/stepengine-docker-venv` (this checkout plus the `docker` extra), Prefect with "
-            "prefect-docker.")  # fmt: skip
+    note = (
+        "`build_docker_image` (a `FROM scratch` image holding a static busybox; `network_mode: none`, "
+        "`pull: false`) then `push_docker_image` with credentials, against a private dockerd "
+        "(`--bridge=none --iptables=false`) and a registry with htpasswd auth on 127.0.0.1, both from "
+        "`tests/fixtures/docker_engine.py`. Each engine builds and pushes its own repository; after the "
+        "untimed warm-up every build hits the layer cache and every push finds its layers in the "
+        "registry, so what is measured is what each engine adds around the same Docker calls "
+        "(imports, client set-up, reading the build and push streams). stepengine runs from "
+        "`.bench/stepengine-docker-venv` (this checkout plus the `docker` extra), Prefect with "
+        "prefect-docker."
+    )
     return [Scenario("docker", "8. docker build + push", commands, note=note)]
 
 
@@ -837,34 +990,76 @@ def scenario_deploy(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]
     port = free_port()
     server = PrefectServer(f"http://127.0.0.1:{port}/api", server_home, venv)
     prefect_settings = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_CLI_PROMPT": "false"}
-    server_env = {**ctx.base_env, **prefect_settings, "PREFECT_HOME": str(server_home), "PREFECT_API_URL": server.api_url,
-                  "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_API_HOST": "127.0.0.1"}  # fmt: skip
+    server_env = {
+        **ctx.base_env,
+        **prefect_settings,
+        "PREFECT_HOME": str(server_home),
+        "PREFECT_API_URL": server.api_url,
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+    }
     _log(f"  starting a Prefect server on 127.0.0.1:{port} (untimed) ...")
     with open(server_home / "server.log", "wb") as log:
-        proc = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui",
-                                 "--no-services"], env=server_env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [
+                str(prefect),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-ui",
+                "--no-services",
+            ],
+            env=server_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     stack.callback(stop, proc)
     _wait_healthy(server.api_url, proc, server_home / "server.log")
     # Prefect's CLI as a client: its own PREFECT_HOME (not the server's database directory)
-    client_env = {**ctx.base_env, **prefect_settings, "PREFECT_HOME": str(work / "prefect-home"),
-                  "PREFECT_API_URL": server.api_url}  # fmt: skip
-    subprocess.run([str(prefect), "work-pool", "create", "pool", "--type", "process"], env=client_env,
-                   capture_output=True, check=True, timeout=120)  # fmt: skip
+    client_env = {
+        **ctx.base_env,
+        **prefect_settings,
+        "PREFECT_HOME": str(work / "prefect-home"),
+        "PREFECT_API_URL": server.api_url,
+    }
+    subprocess.run(
+        [str(prefect), "work-pool", "create", "pool", "--type", "process"],
+        env=client_env,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
     project = work / "project"
     _write(project / "flows" / "f.py", DEPLOY_FLOW)
     version = _versions(venv / "bin" / "python", ["prefect"]).removeprefix("prefect ")
-    _write(project / "prefect.yaml", f"name: project\nprefect-version: {version}\n"
-                                     "pull:\n  - prefect.deployments.steps.set_working_directory:\n"
-                                     f"      directory: {project}\n"
-                                     "deployments:\n  - name: d\n    entrypoint: flows/f.py:f\n"
-                                     "    work_pool:\n      name: pool\n")  # fmt: skip
+    _write(
+        project / "prefect.yaml",
+        f"name: project\nprefect-version: {version}\n"
+        "pull:\n  - prefect.deployments.steps.set_working_directory:\n"
+        f"      directory: {project}\n"
+        "deployments:\n  - name: d\n    entrypoint: flows/f.py:f\n"
+        "    work_pool:\n      name: pool\n",
+    )
     home = work / "stepengine-home"
     spec = work / "spec.json"
 
     def ours() -> Command:
-        argv = [*ctx.stepengine_program(), "deploy", "-n", "d", "--prefect-api-url", server.api_url, "-q",
-                "--output", str(spec)]  # fmt: skip
+        argv = [
+            *ctx.stepengine_program(),
+            "deploy",
+            "-n",
+            "d",
+            "--prefect-api-url",
+            server.api_url,
+            "-q",
+            "--output",
+            str(spec),
+        ]
         return Command(argv, project, {**ctx.base_env, "STEPENGINE_HOME": str(home)})
 
     def theirs() -> Command:
@@ -872,25 +1067,38 @@ def scenario_deploy(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]
         return Command([str(program), "--no-prompt", "deploy", "-n", "d"], project, client_env)
 
     commands = ctx.pair(ours, theirs)
-    note = ("`stepengine deploy -n d --prefect-api-url URL` against `prefect --no-prompt deploy -n d` in the same "
-            "one-flow project (`flows/f.py:f` with two parameters, a `process` work pool, one pull step), "
-            "both talking to one Prefect server (`prefect server start --no-ui --no-services` from the "
-            "Prefect venv, on 127.0.0.1, its database in a temporary `PREFECT_HOME`; started once, untimed, "
-            "by `tests/fixtures/prefect_server.py`'s recipe). Every run reads prefect.yaml, renders the "
-            "deployment (parameter schema from the flow's signature) and creates or updates the flow and the "
-            "deployment on the server; after the warm-up each run is an update of the same deployment.")  # fmt: skip
+    note = (
+        "`stepengine deploy -n d --prefect-api-url URL` against `prefect --no-prompt deploy -n d` in the same "
+        "one-flow project (`flows/f.py:f` with two parameters, a `process` work pool, one pull step), "
+        "both talking to one Prefect server (`prefect server start --no-ui --no-services` from the "
+        "Prefect venv, on 127.0.0.1, its database in a temporary `PREFECT_HOME`; started once, untimed, "
+        "by `tests/fixtures/prefect_server.py`'s recipe). Every run reads prefect.yaml, renders the "
+        "deployment (parameter schema from the flow's signature) and creates or updates the flow and the "
+        "deployment on the server; after the warm-up each run is an update of the same deployment."
+    )
     return [Scenario("deploy", "9. deploy to a Prefect server", commands, note=note)]
 
 
 def _deployments_file(path: Path, count: int) -> Path:
     """``count`` deployments, each overriding pull with a clone and a templated chdir (issue 16)."""
-    lines = ["pull:", "  - prefect.deployments.steps.set_working_directory:", "      directory: .", "deployments:"]
+    lines = [
+        "pull:",
+        "  - prefect.deployments.steps.set_working_directory:",
+        "      directory: .",
+        "deployments:",
+    ]
     for i in range(count):
-        lines += [f"  - name: dep-{i}", f"    entrypoint: flows.py:flow_{i % 7}", "    work_pool: {name: pool}",
-                  "    pull:", "      - prefect.deployments.steps.git_clone:", "          id: clone",
-                  f"          repository: https://git.example/org/r{i}.git",
-                  "      - prefect.deployments.steps.set_working_directory:",
-                  "          directory: '{{ clone.directory }}'"]  # fmt: skip
+        lines += [
+            f"  - name: dep-{i}",
+            f"    entrypoint: flows.py:flow_{i % 7}",
+            "    work_pool: {name: pool}",
+            "    pull:",
+            "      - prefect.deployments.steps.git_clone:",
+            "          id: clone",
+            f"          repository: https://git.example/org/r{i}.git",
+            "      - prefect.deployments.steps.set_working_directory:",
+            "          directory: '{{ clone.directory }}'",
+        ]
     return _write(path, "\n".join(lines) + "\n")
 
 
@@ -903,11 +1111,16 @@ def scenario_validate(ctx: Context) -> list[Scenario]:
     def validate(n: int) -> t.Callable[[], Command]:
         return lambda: Command([*ctx.stepengine_program(), "validate", str(files[n])], work, env)
 
-    commands = {"stepengine": validate(big), f"stepengine, {small:,} deployments": validate(small)} \
-        if "stepengine" in ctx.engines else {}  # fmt: skip
-    note = (f"`stepengine validate` of a file with {big:,} deployments, each overriding pull with a git_clone "
-            "and a templated set_working_directory (every step of every deployment checked), warm caches; "
-            f"and of {small:,}. Prefect has no such verb.")  # fmt: skip
+    commands = (
+        {"stepengine": validate(big), f"stepengine, {small:,} deployments": validate(small)}
+        if "stepengine" in ctx.engines
+        else {}
+    )
+    note = (
+        f"`stepengine validate` of a file with {big:,} deployments, each overriding pull with a git_clone "
+        "and a templated set_working_directory (every step of every deployment checked), warm caches; "
+        f"and of {small:,}. Prefect has no such verb."
+    )
     return [Scenario("validate", f"10. validate, {big:,} deployments", commands, note=note)]
 
 
@@ -921,12 +1134,18 @@ def scenario_masking(ctx: Context) -> list[Scenario]:
     words = ["build", "step", "layer", "cache", "download", "GET", "200", "ok", "src/app.py", "wheel", "done"]
     lines, total = [], 0
     while total < size:
-        line = f"{total:09d} " + " ".join(rng.choice(words) for _ in range(10)) + f" {rng.getrandbits(64):016x}\n"
+        line = (
+            f"{total:09d} "
+            + " ".join(rng.choice(words) for _ in range(10))
+            + f" {rng.getrandbits(64):016x}\n"
+        )
         lines.append(line)
         total += len(line)
     data = _write(work / "data.txt", "".join(lines))
-    yaml_file = _write(work / "prefect.yaml", "pull:\n  - prefect.deployments.steps.run_shell_script:\n"
-                                              f"      script: cat {data}\n")  # fmt: skip
+    yaml_file = _write(
+        work / "prefect.yaml",
+        f"pull:\n  - prefect.deployments.steps.run_shell_script:\n      script: cat {data}\n",
+    )
     home = work / "home"
 
     def with_secrets(n: int) -> t.Callable[[], Command]:
@@ -938,7 +1157,13 @@ def scenario_masking(ctx: Context) -> list[Scenario]:
         env = {**secrets, "STEPENGINE_SECRET_ENV": ",".join(names)} if n else {}
 
         def make() -> Command:
-            argv = [*ctx.stepengine_program(), "run", str(yaml_file), "--section", "pull"]  # not -q: output printed
+            argv = [
+                *ctx.stepengine_program(),
+                "run",
+                str(yaml_file),
+                "--section",
+                "pull",
+            ]  # not -q: output printed
             return Command(argv, work, {**ctx.base_env, "STEPENGINE_HOME": str(home), **env})
 
         return make
@@ -951,15 +1176,27 @@ def scenario_masking(ctx: Context) -> list[Scenario]:
             commands[f"stepengine, {label}"] = with_secrets(n)
     if "floor" in ctx.engines:
         commands["cat | python (line copy)"] = lambda: Command(
-            ["/bin/sh", "-c", f'cat "$0" | "$1" -c "$2"', str(data), python, copy_lines], work, ctx.base_env)
+            ["/bin/sh", "-c", 'cat "$0" | "$1" -c "$2"', str(data), python, copy_lines], work, ctx.base_env
+        )
         commands["python -c pass"] = lambda: Command([python, "-c", "pass"], work, ctx.base_env)
-    note = (f"A shell step `cat`s a {size / 1e6:g} MB file of log lines (stepengine's CLI, output printed to "
-            "/dev/null) while the run knows 0 to 1,000 secrets (environment variables named in "
-            "`STEPENGINE_SECRET_ENV`, each masked in all its forms: raw, base64 at every alignment, URL-, form- and JSON-escaped, 8 for these values). The ratio is no secret ÷ 1,000 secrets "
-            "(target ≥ 0.5: within 2×). Floor: the same file through `cat | python` copying line by line; "
-            "subtract `python -c pass` and the engine's start-up for the throughput.")  # fmt: skip
-    return [Scenario("masking", f"11. masked output, {size / 1e6:g} MB", commands,
-                     pair=("stepengine, no secret", "stepengine, 1,000 secrets"), target=0.5, note=note, rounds=5)]
+    note = (
+        f"A shell step `cat`s a {size / 1e6:g} MB file of log lines (stepengine's CLI, output printed to "
+        "/dev/null) while the run knows 0 to 1,000 secrets (environment variables named in "
+        "`STEPENGINE_SECRET_ENV`, each masked in all its forms: raw, base64 at every alignment, URL-, form- and JSON-escaped, 8 for these values). The ratio is no secret ÷ 1,000 secrets "
+        "(target ≥ 0.5: within 2×). Floor: the same file through `cat | python` copying line by line; "
+        "subtract `python -c pass` and the engine's start-up for the throughput."
+    )
+    return [
+        Scenario(
+            "masking",
+            f"11. masked output, {size / 1e6:g} MB",
+            commands,
+            pair=("stepengine, no secret", "stepengine, 1,000 secrets"),
+            target=0.5,
+            note=note,
+            rounds=5,
+        )
+    ]
 
 
 SCENARIOS: dict[str, t.Callable[..., list[Scenario]]] = {
@@ -1049,7 +1286,9 @@ def machine() -> list[str]:
 def _versions(python: Path | None, names: list[str]) -> str:
     if python is None:
         return "not used"
-    code = "import importlib.metadata as m, sys; print(', '.join(f'{n} {m.version(n)}' for n in sys.argv[1:]))"
+    code = (
+        "import importlib.metadata as m, sys; print(', '.join(f'{n} {m.version(n)}' for n in sys.argv[1:]))"
+    )
     out = subprocess.run([str(python), "-c", code, *names], capture_output=True, text=True, check=False)
     return out.stdout.strip() or out.stderr.strip()[-200:]
 
@@ -1060,8 +1299,10 @@ def report(results: list[Result], skipped: dict[str, str], ctx: Context, rounds:
     lines += [
         f"- stepengine venv: {_versions(ctx.stepengine_python, ['stepengine', 'PyYAML', 'click', 'Jinja2', 'jsonschema'])}",
         f"- Prefect venv: {_versions(ctx.prefect_python, ['prefect', 'prefect-docker', 's3fs', 'fastapi'])}",
-        (f"- rounds: {rounds} by default (n = runs per engine in each cell), engines alternating, one untimed "
-         "warm-up each; bytecode compiled in both venvs"),
+        (
+            f"- rounds: {rounds} by default (n = runs per engine in each cell), engines alternating, one untimed "
+            "warm-up each; bytecode compiled in both venvs"
+        ),
         "",
         "### Results (median, min–max)",
         "",
@@ -1078,9 +1319,17 @@ def report(results: list[Result], skipped: dict[str, str], ctx: Context, rounds:
         )
     others = [(r, label) for r in results for label in r.samples if label not in ("stepengine", "prefect")]
     if others:
-        lines += ["", "### Floors and variants", "", "| scenario | run | median (min–max) |", "| --- | --- | --- |"]
+        lines += [
+            "",
+            "### Floors and variants",
+            "",
+            "| scenario | run | median (min–max) |",
+            "| --- | --- | --- |",
+        ]
         for result, label in others:
-            lines.append(f"| {result.scenario.title} | {label} | {_summary(result.samples[label], result.scenario.rss)} |")
+            lines.append(
+                f"| {result.scenario.title} | {label} | {_summary(result.samples[label], result.scenario.rss)} |"
+            )
     derived = _derived(results)
     if derived:
         lines += ["", "### Derived", ""] + derived
@@ -1103,42 +1352,66 @@ def _derived(results: list[Result]) -> list[str]:
         steps = int(chain.scenario.title.split()[1])
         for engine in ("stepengine", "prefect"):
             if cold.samples.get(engine) and chain.samples.get(engine) and steps > 1:
-                per = (_median(chain.samples[engine], False) - _median(cold.samples[engine], False)) / (steps - 1)
-                cpu = (statistics.median(s.cpu_seconds for s in chain.samples[engine])
-                       - statistics.median(s.cpu_seconds for s in cold.samples[engine])) / (steps - 1)  # fmt: skip
-                out.append(f"- {engine}: {per * 1000:.3f} ms wall, {cpu * 1000:.3f} ms CPU per chained step "
-                           f"(chain minus 1-step cold run, ÷ {steps - 1})")  # fmt: skip
+                per = (_median(chain.samples[engine], False) - _median(cold.samples[engine], False)) / (
+                    steps - 1
+                )
+                cpu = (
+                    statistics.median(s.cpu_seconds for s in chain.samples[engine])
+                    - statistics.median(s.cpu_seconds for s in cold.samples[engine])
+                ) / (steps - 1)
+                out.append(
+                    f"- {engine}: {per * 1000:.3f} ms wall, {cpu * 1000:.3f} ms CPU per chained step "
+                    f"(chain minus 1-step cold run, ÷ {steps - 1})"
+                )
     validate = by_key.get("validate")
     if validate and len(validate.samples) == 2 and all(validate.samples.values()):
         (big, big_samples), (small, small_samples) = validate.samples.items()
         wall = _median(big_samples, False) / _median(small_samples, False)
-        cpu = statistics.median(s.cpu_seconds for s in big_samples) / statistics.median(s.cpu_seconds for s in small_samples)
+        cpu = statistics.median(s.cpu_seconds for s in big_samples) / statistics.median(
+            s.cpu_seconds for s in small_samples
+        )
         scale = validate.scenario.title.split(", ")[1]
-        out.append(f"- validate, {scale} ÷ {small.split(', ')[1]}: {wall:.1f}× wall, {cpu:.1f}× CPU (linear: 10×); "
-                   f"CPU time {_ms(statistics.median(s.cpu_seconds for s in big_samples))}")  # fmt: skip
+        out.append(
+            f"- validate, {scale} ÷ {small.split(', ')[1]}: {wall:.1f}× wall, {cpu:.1f}× CPU (linear: 10×); "
+            f"CPU time {_ms(statistics.median(s.cpu_seconds for s in big_samples))}"
+        )
     for result in results:
         if result.scenario.key.startswith("git-concurrent-"):
             count = int(result.scenario.key.rsplit("-", 1)[1])
-            rates = ", ".join(f"{label} {count / _median(samples, False):.2f}"
-                              for label, samples in result.samples.items() if samples)  # fmt: skip
+            rates = ", ".join(
+                f"{label} {count / _median(samples, False):.2f}"
+                for label, samples in result.samples.items()
+                if samples
+            )
             out.append(f"- {count} concurrent git clones, runs/s: {rates}")
         if result.scenario.key.startswith("git"):
             # CPU time (the process and the git processes it waited for) moves less than wall time
             # when the machine is shared
-            cpu = ", ".join(f"{label} {_ms(statistics.median(s.cpu_seconds for s in samples))}"
-                            for label, samples in result.samples.items() if samples)  # fmt: skip
+            cpu = ", ".join(
+                f"{label} {_ms(statistics.median(s.cpu_seconds for s in samples))}"
+                for label, samples in result.samples.items()
+                if samples
+            )
             out.append(f"- {result.scenario.title}, CPU time (user + system, median): {cpu}")
     if cold and cold.samples.get("stepengine") and cold.samples.get("python -c pass"):
         x = _median(cold.samples["stepengine"], False) / _median(cold.samples["python -c pass"], False)
         out.append(f"- stepengine cold run = {x:.1f}× a bare `python -c pass` (wall time)")
     if cold:
-        cpu = {label: statistics.median(s.cpu_seconds for s in samples) for label, samples in cold.samples.items() if samples}
+        cpu = {
+            label: statistics.median(s.cpu_seconds for s in samples)
+            for label, samples in cold.samples.items()
+            if samples
+        }
         shown = ", ".join(f"{label} {_ms(value)}" for label, value in cpu.items())
         out.append(f"- cold runs, CPU time (user + system, median): {shown}")
         if cpu.get("stepengine") and cpu.get("python -c pass"):
-            out.append(f"- stepengine cold run = {cpu['stepengine'] / cpu['python -c pass']:.1f}× a bare `python -c pass` (CPU time)")
+            out.append(
+                f"- stepengine cold run = {cpu['stepengine'] / cpu['python -c pass']:.1f}× a bare `python -c pass` (CPU time)"
+            )
         if cpu.get("stepengine") and cpu.get("prefect"):
-            out.append(f"- Prefect ÷ stepengine, cold run CPU time: {cpu['prefect'] / cpu['stepengine']:.1f}×")
+            out.append(
+                f"- Prefect ÷ stepengine, cold run CPU time: {cpu['prefect'] / cpu['stepengine']:.1f}×"
+            )
     return out
 
 
@@ -1195,8 +1468,12 @@ def run_all(scenarios: list[Scenario], results: list[Result], ctx: Context, roun
         results.append(result)
         value = ratio(result)
         summary = ", ".join(f"{k}: {_summary(v, scenario.rss)}" for k, v in result.samples.items())
-        _log(f"  {summary}" + (f"; ratio {value:.2f}" if value else "") + f"; {time.monotonic() - started:.0f} s"
-             + (f"\n  FAILED: {result.error}" if result.error else ""))  # fmt: skip
+        _log(
+            f"  {summary}"
+            + (f"; ratio {value:.2f}" if value else "")
+            + f"; {time.monotonic() - started:.0f} s"
+            + (f"\n  FAILED: {result.error}" if result.error else "")
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1204,11 +1481,21 @@ def run_all(scenarios: list[Scenario], results: list[Result], ctx: Context, roun
 
 def main(argv: t.Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated: {','.join(SCENARIOS)}")
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated: {','.join(SCENARIOS)}"
+    )
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--engines", default="stepengine,prefect,floor", help="comma-separated: stepengine,prefect,floor")
-    parser.add_argument("--size", choices=["full", "tiny"], default="full", help="tiny: a few steps/files (smoke test)")
-    parser.add_argument("--stepengine-python", type=Path, help="use this interpreter's stepengine instead of .bench/stepengine-venv")
+    parser.add_argument(
+        "--engines", default="stepengine,prefect,floor", help="comma-separated: stepengine,prefect,floor"
+    )
+    parser.add_argument(
+        "--size", choices=["full", "tiny"], default="full", help="tiny: a few steps/files (smoke test)"
+    )
+    parser.add_argument(
+        "--stepengine-python",
+        type=Path,
+        help="use this interpreter's stepengine instead of .bench/stepengine-venv",
+    )
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--plot", type=Path, default=HERE / "ratios.png")
     parser.add_argument("--no-plot", action="store_true")
@@ -1227,8 +1514,15 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     base_env.pop("PYTHONPATH", None)
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stepengine-bench-")))
-        ctx = Context(work, args.size, engines, Path(stepengine_python), prefect_python, base_env,
-                      stepengine_given=args.stepengine_python is not None)  # fmt: skip
+        ctx = Context(
+            work,
+            args.size,
+            engines,
+            Path(stepengine_python),
+            prefect_python,
+            base_env,
+            stepengine_given=args.stepengine_python is not None,
+        )
         results: list[Result] = []
         skipped: dict[str, str] = {}
         for key in keys:

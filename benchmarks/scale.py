@@ -30,7 +30,9 @@ def _pull_yaml(work: Path, name: str, url: str, extra: str = "") -> Path:
     return run._write(work / name, text)
 
 
-def _fresh(make: t.Callable[[Path], Command], target: Path, home: Path | None = None) -> t.Callable[[], Command]:
+def _fresh(
+    make: t.Callable[[Path], Command], target: Path, home: Path | None = None
+) -> t.Callable[[], Command]:
     """A command factory that runs ``make(target)`` into an empty ``target`` (and a home without manifests)."""
 
     def factory() -> Command:
@@ -62,10 +64,14 @@ def scenario_files(ctx: Context) -> list[Scenario]:
         _fresh(lambda target: ctx.prefect(yaml_file, "pull", target), work / "out-prefect"),
     )
     if "floor" in ctx.engines:
-        commands["cp -r"] = _fresh(lambda target: Command(["cp", "-r", str(source), str(target / "copy")], target,
-                                                          ctx.base_env), work / "out-cp")  # fmt: skip
-    note = (f"`pull_from_remote_storage` of a `file://` folder of {count} × 4 KiB files (100 folders) into an "
-            "empty directory, against `cp -r` of the same folder; the target issue 16 sets is 1.3× `cp -r`.")  # fmt: skip
+        commands["cp -r"] = _fresh(
+            lambda target: Command(["cp", "-r", str(source), str(target / "copy")], target, ctx.base_env),
+            work / "out-cp",
+        )
+    note = (
+        f"`pull_from_remote_storage` of a `file://` folder of {count} × 4 KiB files (100 folders) into an "
+        "empty directory, against `cp -r` of the same folder; the target issue 16 sets is 1.3× `cp -r`."
+    )
     return [Scenario("files", f"12. file:// pull, {count} × 4 KiB", commands, note=note)]
 
 
@@ -82,16 +88,30 @@ def scenario_s3_many(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario
     home = work / "home"
     env = {"AWS_EC2_METADATA_DISABLED": "true"}
     commands = ctx.pair(
-        _fresh(lambda target: ctx.stepengine(yaml_file, "pull", target, home, env=env), work / "out-stepengine", home),
+        _fresh(
+            lambda target: ctx.stepengine(yaml_file, "pull", target, home, env=env),
+            work / "out-stepengine",
+            home,
+        ),
         _fresh(lambda target: ctx.prefect(yaml_file, "pull", target, env=env), work / "out-prefect"),
     )
     if "floor" in ctx.engines:
-        floor_env = {**ctx.base_env, **env, "FLOOR_ENDPOINT": server.endpoint_url, "FLOOR_BUCKET": "many",
-                     "FLOOR_PREFIX": "code/", "FLOOR_KEY": server.key, "FLOOR_SECRET": server.secret}  # fmt: skip
+        floor_env = {
+            **ctx.base_env,
+            **env,
+            "FLOOR_ENDPOINT": server.endpoint_url,
+            "FLOOR_BUCKET": "many",
+            "FLOOR_PREFIX": "code/",
+            "FLOOR_KEY": server.key,
+            "FLOOR_SECRET": server.secret,
+        }
         commands["floor: botocore list + presign, http.client GETs, 4 threads"] = lambda: Command(
-            [str(ctx.stepengine_python), "-c", run.S3_FLOOR], work, floor_env)  # fmt: skip
-    note = (f"`pull_from_remote_storage` of {count} × 4 KiB objects from moto on 127.0.0.1 into an empty directory "
-            "(no blob manifest), against the server floor of scenario 4; the target is 1.3× the floor.")  # fmt: skip
+            [str(ctx.stepengine_python), "-c", run.S3_FLOOR], work, floor_env
+        )
+    note = (
+        f"`pull_from_remote_storage` of {count} × 4 KiB objects from moto on 127.0.0.1 into an empty directory "
+        "(no blob manifest), against the server floor of scenario 4; the target is 1.3× the floor."
+    )
     return [Scenario("s3-many", f"13. S3 pull, {count} × 4 KiB", commands, rounds=3, note=note)]
 
 
@@ -113,20 +133,31 @@ def scenario_s3_gib(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]
     home = work / "home"
     env = {"AWS_EC2_METADATA_DISABLED": "true"}
     commands = ctx.pair(
-        _fresh(lambda target: ctx.stepengine(big, "pull", target, home, env=env), work / "out-stepengine", home),
+        _fresh(
+            lambda target: ctx.stepengine(big, "pull", target, home, env=env), work / "out-stepengine", home
+        ),
         _fresh(lambda target: ctx.prefect(big, "pull", target, env=env), work / "out-prefect"),
     )
     if "stepengine" in ctx.engines:
         commands["stepengine, one 4 KiB object (baseline)"] = _fresh(
-            lambda target: ctx.stepengine(small, "pull", target, home, env=env), work / "out-small", home)  # fmt: skip
+            lambda target: ctx.stepengine(small, "pull", target, home, env=env), work / "out-small", home
+        )
     text = f"{size >> 30} GiB" if size >= 1 << 30 else f"{size >> 20} MiB"
-    note = (f"`pull_from_remote_storage` of one {text} object (random bytes) from moto on 127.0.0.1 into an empty "
-            "directory; the baseline row pulls one 4 KiB object. Issue 16's target: peak RSS at most 100 MB above "
-            "the baseline. moto copies the whole object for every request, ranged or not.")  # fmt: skip
+    note = (
+        f"`pull_from_remote_storage` of one {text} object (random bytes) from moto on 127.0.0.1 into an empty "
+        "directory; the baseline row pulls one 4 KiB object. Issue 16's target: peak RSS at most 100 MB above "
+        "the baseline. moto copies the whole object for every request, ranged or not."
+    )
     return [
         Scenario("s3-gib", f"14. S3 pull, 1 × {text}", commands, rounds=2, note=note),
-        Scenario("s3-gib-rss", f"14b. peak RSS, S3 pull of 1 × {text}", dict(commands), rss=True, same_runs_as="s3-gib",
-                 note="Peak resident set size of the same runs."),  # fmt: skip
+        Scenario(
+            "s3-gib-rss",
+            f"14b. peak RSS, S3 pull of 1 × {text}",
+            dict(commands),
+            rss=True,
+            same_runs_as="s3-gib",
+            note="Peak resident set size of the same runs.",
+        ),
     ]
 
 
@@ -142,7 +173,9 @@ pull:
       items: "{{{{ make.items }}}}"
 """
 #: the floor: Python itself holding the same list
-PYTHON_LIST = "import sys; items = ['x' * (int(sys.argv[2]) - 8) + f'{i:08d}' for i in range(int(sys.argv[1]))]"
+PYTHON_LIST = (
+    "import sys; items = ['x' * (int(sys.argv[2]) - 8) + f'{i:08d}' for i in range(int(sys.argv[1]))]"
+)
 
 
 def scenario_outputs(ctx: Context) -> list[Scenario]:
@@ -152,20 +185,36 @@ def scenario_outputs(ctx: Context) -> list[Scenario]:
     tiny = run._write(work / "tiny.yaml", OUTPUT_STEPS.format(count=1, size=size))
     env = {"PYTHONPATH": str(HERE)}
     home = work / "home"
-    commands = ctx.pair(lambda: ctx.stepengine(big, "pull", work, home, env=env), lambda: ctx.prefect(big, "pull", work, env=env))
+    commands = ctx.pair(
+        lambda: ctx.stepengine(big, "pull", work, home, env=env),
+        lambda: ctx.prefect(big, "pull", work, env=env),
+    )
     if "stepengine" in ctx.engines:
-        commands["stepengine, a 1-item list (baseline)"] = lambda: ctx.stepengine(tiny, "pull", work, home, env=env)
+        commands["stepengine, a 1-item list (baseline)"] = lambda: ctx.stepengine(
+            tiny, "pull", work, home, env=env
+        )
     if "floor" in ctx.engines:
         python = str(ctx.stepengine_python)
-        commands["python holding the same list"] = lambda: Command([python, "-c", PYTHON_LIST, str(count), str(size)],
-                                                                   work, ctx.base_env)  # fmt: skip
+        commands["python holding the same list"] = lambda: Command(
+            [python, "-c", PYTHON_LIST, str(count), str(size)], work, ctx.base_env
+        )
         commands["python -c pass"] = lambda: Command([python, "-c", "pass"], work, ctx.base_env)
     megabytes = count * size / 1e6
-    note = (f"A step returns a list of {count} strings of {size} bytes ({megabytes:g} MB of text); the next step "
-            "takes it as `items: '{{ make.items }}'` and returns its length. Peak RSS; the floor rows are Python "
-            "building the same list, and doing nothing.")  # fmt: skip
-    return [Scenario("outputs", f"15. peak RSS, a {megabytes:g} MB list between steps", commands, rss=True,
-                     rounds=3, note=note)]  # fmt: skip
+    note = (
+        f"A step returns a list of {count} strings of {size} bytes ({megabytes:g} MB of text); the next step "
+        "takes it as `items: '{{ make.items }}'` and returns its length. Peak RSS; the floor rows are Python "
+        "building the same list, and doing nothing."
+    )
+    return [
+        Scenario(
+            "outputs",
+            f"15. peak RSS, a {megabytes:g} MB list between steps",
+            commands,
+            rss=True,
+            rounds=3,
+            note=note,
+        )
+    ]
 
 
 def _moto(stack: contextlib.ExitStack) -> t.Any:
@@ -177,8 +226,10 @@ def _moto(stack: contextlib.ExitStack) -> t.Any:
 
 
 def _s3_settings(server: t.Any) -> str:
-    return (f"      key: {server.key}\n      secret: {server.secret}\n"
-            f"      client_kwargs:\n        endpoint_url: {server.endpoint_url}\n")  # fmt: skip
+    return (
+        f"      key: {server.key}\n      secret: {server.secret}\n"
+        f"      client_kwargs:\n        endpoint_url: {server.endpoint_url}\n"
+    )
 
 
 SCENARIOS: dict[str, t.Callable[..., list[Scenario]]] = {

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import shlex
 import statistics
 import subprocess
@@ -39,8 +38,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 FLOW = "from prefect import flow\n\n\n@flow\ndef hello():\n    return 42\n"
-
-
 
 
 def _api(api_url: str, method: str, path: str, payload: t.Any = None) -> t.Any:
@@ -94,31 +91,99 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     port = server.api_url.rsplit(":", 1)[1].split("/")[0]
     processes: list[subprocess.Popen[bytes]] = []
     with open(work / "server.log", "wb") as log:
-        processes.append(subprocess.Popen([str(venv / "bin" / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port, "--no-ui", "--no-services"],
-                                          env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
+        processes.append(
+            subprocess.Popen(
+                [
+                    str(venv / "bin" / "prefect"),
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    port,
+                    "--no-ui",
+                    "--no-services",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
     try:
         _wait_healthy(server.api_url, processes[0], work / "server.log")
         with start_git_server(work / "git") as git:
-            create_bare_repo(git.root / "public" / "app.git", files=args.files, extra_files={"flows/hello.py": FLOW})
+            create_bare_repo(
+                git.root / "public" / "app.git", files=args.files, extra_files={"flows/hello.py": FLOW}
+            )
             step = {"prefect.deployments.steps.git_clone": {"repository": git.url("public/app.git")}}
             commands = {
                 "prefect": None,
-                "stepengine": shlex.join([sys.executable, "-m", "stepengine", "prefect-pull-and-run", "--python", str(venv / "bin" / "python")]),
+                "stepengine": shlex.join(
+                    [
+                        sys.executable,
+                        "-m",
+                        "stepengine",
+                        "prefect-pull-and-run",
+                        "--python",
+                        str(venv / "bin" / "python"),
+                    ]
+                ),
             }
             deployments = {}
-            worker_env = {**server.env(), "PYTHONPATH": str(ROOT), "PREFECT_WORKER_QUERY_SECONDS": "1", "GIT_TERMINAL_PROMPT": "0",
-                          "STEPENGINE_HOME": str(work / "stepengine-home")}  # fmt: skip
+            worker_env = {
+                **server.env(),
+                "PYTHONPATH": str(ROOT),
+                "PREFECT_WORKER_QUERY_SECONDS": "1",
+                "GIT_TERMINAL_PROMPT": "0",
+                "STEPENGINE_HOME": str(work / "stepengine-home"),
+            }
             for engine, command in commands.items():
-                template = json.loads(server.run("prefect", "work-pool", "get-default-base-job-template", "--type", "process").stdout)
+                template = json.loads(
+                    server.run(
+                        "prefect", "work-pool", "get-default-base-job-template", "--type", "process"
+                    ).stdout
+                )
                 if command:
                     template["variables"]["properties"]["command"]["default"] = command
                 (work / f"{engine}.json").write_text(json.dumps(template))
-                server.run("prefect", "work-pool", "create", f"pool-{engine}", "--type", "process", "--base-job-template", str(work / f"{engine}.json"))
-                spec = {"name": engine, "flow_name": "hello", "entrypoint": "flows/hello.py:hello", "pull_steps": [step], "work_pool_name": f"pool-{engine}"}
+                server.run(
+                    "prefect",
+                    "work-pool",
+                    "create",
+                    f"pool-{engine}",
+                    "--type",
+                    "process",
+                    "--base-job-template",
+                    str(work / f"{engine}.json"),
+                )
+                spec = {
+                    "name": engine,
+                    "flow_name": "hello",
+                    "entrypoint": "flows/hello.py:hello",
+                    "pull_steps": [step],
+                    "work_pool_name": f"pool-{engine}",
+                }
                 deployments[engine] = register_deployment(spec, server.api_url)["deployment_id"]
                 with open(work / f"worker-{engine}.log", "wb") as log:
-                    processes.append(subprocess.Popen([str(venv / "bin" / "prefect"), "worker", "start", "--pool", f"pool-{engine}", "--type", "process"],
-                                                      env=worker_env, cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
+                    processes.append(
+                        subprocess.Popen(
+                            [
+                                str(venv / "bin" / "prefect"),
+                                "worker",
+                                "start",
+                                "--pool",
+                                f"pool-{engine}",
+                                "--type",
+                                "process",
+                            ],
+                            env=worker_env,
+                            cwd=work,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                        )
+                    )
             samples: dict[str, list[float]] = {engine: [] for engine in commands}
             for engine in commands:  # warm-up, untimed
                 run_once(server.api_url, deployments[engine])
@@ -128,7 +193,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     finally:
         for process in reversed(processes):
             stop(process)
-    print(f"worker pick-up (Pending) to flow start (Running), git_clone of {args.files} files, {args.rounds} rounds; seconds")
+    print(
+        f"worker pick-up (Pending) to flow start (Running), git_clone of {args.files} files, {args.rounds} rounds; seconds"
+    )
     print("| engine | median | min | max |")
     print("| --- | --- | --- | --- |")
     for engine, values in samples.items():

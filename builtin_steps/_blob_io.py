@@ -28,8 +28,19 @@ from urllib.parse import urlsplit
 
 from stepengine.step_api import StepError, atomic_directory, get_logger, home_directory, safe_join
 
-__all__ = ["BACKENDS", "DEFAULT_CONCURRENCY", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_FILES", "DEFAULT_RETRIES",
-           "STAGING_PREFIX", "is_own_temporary", "open_filesystem", "pull", "push", "url_scheme"]  # fmt: skip
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_FILES",
+    "DEFAULT_RETRIES",
+    "STAGING_PREFIX",
+    "is_own_temporary",
+    "open_filesystem",
+    "pull",
+    "push",
+    "url_scheme",
+]
 
 DEFAULT_CONCURRENCY = 32
 DEFAULT_RETRIES = 3
@@ -81,7 +92,9 @@ def _kind(exc: BaseException) -> str:
 def url_scheme(url: str) -> str:
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if not scheme:
-        raise StepError(f"{url!r} is not a storage URL", hint="write it as protocol://bucket/folder, e.g. s3://b/f")
+        raise StepError(
+            f"{url!r} is not a storage URL", hint="write it as protocol://bucket/folder, e.g. s3://b/f"
+        )
     return scheme
 
 
@@ -96,8 +109,10 @@ def _require_backend(scheme: str, *, load: bool) -> str:
         needed.append((module, extra))
     for name, needs_extra in needed:
         if not _installed(name, load):
-            raise StepError(f"{scheme}:// storage needs {name}, which is not installed",
-                            hint=f"pip install 'stepengine[{needs_extra}]'")  # fmt: skip
+            raise StepError(
+                f"{scheme}:// storage needs {name}, which is not installed",
+                hint=f"pip install 'stepengine[{needs_extra}]'",
+            )
     return module
 
 
@@ -116,7 +131,9 @@ def _installed(name: str, load: bool) -> bool:
         return False
 
 
-def open_filesystem(url: str, options: dict[str, t.Any], concurrency: int = DEFAULT_CONCURRENCY) -> tuple[t.Any, str]:
+def open_filesystem(
+    url: str, options: dict[str, t.Any], concurrency: int = DEFAULT_CONCURRENCY
+) -> tuple[t.Any, str]:
     """The fsspec file system for ``url`` and the path of ``url`` inside it."""
     scheme = url_scheme(url)
     module = _require_backend(scheme, load=True)
@@ -184,31 +201,63 @@ class _Object(t.NamedTuple):
     fingerprint: str  # size + ETag/generation/mtime: changes whenever the content may have
 
 
-def pull(url: str, options: dict[str, t.Any], target: Path, *, concurrency: int = DEFAULT_CONCURRENCY,
-          retries: int = DEFAULT_RETRIES, max_files: int = DEFAULT_MAX_FILES,
-          max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, int]:  # fmt: skip
+def pull(
+    url: str,
+    options: dict[str, t.Any],
+    target: Path,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    retries: int = DEFAULT_RETRIES,
+    max_files: int = DEFAULT_MAX_FILES,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> dict[str, int]:
     log = get_logger()
     started = time.perf_counter()
     fs, root = _open_for_pull(url, options, concurrency)
     try:
-        return _pull(fs, root, url, target, log, started, concurrency=concurrency, retries=retries,
-                     max_files=max_files, max_bytes=max_bytes)  # fmt: skip
+        return _pull(
+            fs,
+            root,
+            url,
+            target,
+            log,
+            started,
+            concurrency=concurrency,
+            retries=retries,
+            max_files=max_files,
+            max_bytes=max_bytes,
+        )
     finally:
         release = getattr(fs, "release", None)
         if release is not None:
             release()
 
 
-def _pull(fs: t.Any, root: str, url: str, target: Path, log: t.Any, started: float, *, concurrency: int,
-          retries: int, max_files: int, max_bytes: int) -> dict[str, int]:  # fmt: skip
+def _pull(
+    fs: t.Any,
+    root: str,
+    url: str,
+    target: Path,
+    log: t.Any,
+    started: float,
+    *,
+    concurrency: int,
+    retries: int,
+    max_files: int,
+    max_bytes: int,
+) -> dict[str, int]:
     objects = _list(fs, root, url)
     total = sum(o.size for o in objects.values())
     if len(objects) > max_files:
-        raise StepError(f"refusing to pull {url}: {len(objects)} objects exceed max_files={max_files}",
-                        hint="check the URL, or raise max_files")  # fmt: skip
+        raise StepError(
+            f"refusing to pull {url}: {len(objects)} objects exceed max_files={max_files}",
+            hint="check the URL, or raise max_files",
+        )
     if total > max_bytes:
-        raise StepError(f"refusing to pull {url}: {total} bytes exceed max_bytes={max_bytes}",
-                        hint="check the URL, or raise max_bytes")  # fmt: skip
+        raise StepError(
+            f"refusing to pull {url}: {total} bytes exceed max_bytes={max_bytes}",
+            hint="check the URL, or raise max_bytes",
+        )
 
     target = target.absolute()
     cwd = Path.cwd().absolute()
@@ -243,8 +292,16 @@ def _pull(fs: t.Any, root: str, url: str, target: Path, log: t.Any, started: flo
         # (when nothing changed, every entry was just checked equal to what a save would write)
         _save_manifest(manifest_file, url, target, objects)
     transferred = len(changed)
-    log.info("pulled %s into %s: %d files, %d bytes, %d transferred, %d unchanged (%.2f s)", url, target,
-             len(objects), total, transferred, len(unchanged), time.perf_counter() - started)  # fmt: skip
+    log.info(
+        "pulled %s into %s: %d files, %d bytes, %d transferred, %d unchanged (%.2f s)",
+        url,
+        target,
+        len(objects),
+        total,
+        transferred,
+        len(unchanged),
+        time.perf_counter() - started,
+    )
     return {"files": len(objects), "bytes": total, "transferred": transferred}
 
 
@@ -355,8 +412,10 @@ def _list(fs: t.Any, root: str, url: str) -> dict[str, _Object]:
             continue  # a zero-byte "folder" marker, as written by consoles and some tools
         problem = _unsafe_key(rel)
         if problem:
-            raise StepError(f"refusing to pull {url}: object key {rel!r} {problem}; nothing was written",
-                            hint="rename or delete that object in the bucket")  # fmt: skip
+            raise StepError(
+                f"refusing to pull {url}: object key {rel!r} {problem}; nothing was written",
+                hint="rename or delete that object in the bucket",
+            )
         size = int(info.get("size") or 0)
         objects[rel] = _Object(path, size, _fingerprint(info, size))
     if not objects:
@@ -365,8 +424,11 @@ def _list(fs: t.Any, root: str, url: str) -> dict[str, _Object]:
     folders |= {f.rsplit("/", i)[0] for f in folders for i in range(1, f.count("/") + 1)}
     clash = sorted(folders & objects.keys())
     if clash:
-        raise StepError(f"refusing to pull {url}: {clash[0]!r} is both an object and a folder of other objects; "
-                        "nothing was written", hint="rename or delete that object in the bucket")  # fmt: skip
+        raise StepError(
+            f"refusing to pull {url}: {clash[0]!r} is both an object and a folder of other objects; "
+            "nothing was written",
+            hint="rename or delete that object in the bucket",
+        )
     return objects
 
 
@@ -388,7 +450,16 @@ def _unsafe_key(rel: str) -> str | None:
 
 
 def _fingerprint(info: dict[str, t.Any], size: int) -> str:
-    for name in ("ETag", "etag", "md5Hash", "generation", "mtime", "LastModified", "last_modified", "created"):
+    for name in (
+        "ETag",
+        "etag",
+        "md5Hash",
+        "generation",
+        "mtime",
+        "LastModified",
+        "last_modified",
+        "created",
+    ):
         value = info.get(name)
         if value:
             return f"{size}:{name}:{value}"
@@ -429,7 +500,9 @@ class _Placer:
         return folder
 
 
-def _download_jobs(objects: dict[str, _Object], into: Path, *, skip: t.Container[str]) -> list[tuple[str, str, int]]:
+def _download_jobs(
+    objects: dict[str, _Object], into: Path, *, skip: t.Container[str]
+) -> list[tuple[str, str, int]]:
     """(remote, local, size) for each object to fetch; the local folders are made here."""
     place = _Placer(into, create=True)
     return [(obj.path, place.text(rel), obj.size) for rel, obj in objects.items() if rel not in skip]
@@ -502,8 +575,15 @@ def _save_manifest(path: Path, url: str, target: Path, objects: dict[str, _Objec
 # --------------------------------------------------------------------------- push
 
 
-def push(url: str, options: dict[str, t.Any], directory: Path, ignore_file: str | None, *,
-          concurrency: int = DEFAULT_CONCURRENCY, retries: int = DEFAULT_RETRIES) -> tuple[int, int]:  # fmt: skip
+def push(
+    url: str,
+    options: dict[str, t.Any],
+    directory: Path,
+    ignore_file: str | None,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    retries: int = DEFAULT_RETRIES,
+) -> tuple[int, int]:
     started = time.perf_counter()
     root_dir = directory.resolve()
     if not root_dir.is_dir():
@@ -528,14 +608,22 @@ def push(url: str, options: dict[str, t.Any], directory: Path, ignore_file: str 
             if local.is_symlink():
                 resolved = local.resolve()
                 if root_dir not in resolved.parents or not resolved.is_file():
-                    get_logger().warning("not pushing %s: it is a symlink to %s, outside %s", rel, resolved, root_dir)
+                    get_logger().warning(
+                        "not pushing %s: it is a symlink to %s, outside %s", rel, resolved, root_dir
+                    )
                     continue
             size = local.stat().st_size
             total += size
             jobs.append((str(local), f"{root}/{rel}" if root else rel, size))
     _transfer(fs, jobs, "put", concurrency, retries, url)
-    get_logger().info("pushed %d files (%d bytes) from %s to %s (%.2f s)", len(jobs), total, directory, url,
-                      time.perf_counter() - started)  # fmt: skip
+    get_logger().info(
+        "pushed %d files (%d bytes) from %s to %s (%.2f s)",
+        len(jobs),
+        total,
+        directory,
+        url,
+        time.perf_counter() - started,
+    )
     return len(jobs), total
 
 
@@ -555,8 +643,10 @@ def _ignore_spec(root_dir: Path, ignore_file: str | None) -> t.Any:
     try:
         import pathspec
     except ImportError:
-        raise StepError(f"reading {ignore_file} needs pathspec, which is not installed",
-                        hint="pip install 'stepengine[blob]'") from None  # fmt: skip
+        raise StepError(
+            f"reading {ignore_file} needs pathspec, which is not installed",
+            hint="pip install 'stepengine[blob]'",
+        ) from None
     # Parsed as Prefect and its integrations parse it (prefect-aws's push_to_s3, filter_files): every
     # line stripped, blank lines and '#' comments skipped, the rest gitignore patterns where the last
     # match wins, so '!build/keep.txt' re-includes a file of an ignored folder.
@@ -574,8 +664,9 @@ def _negates(spec: t.Any) -> bool:
 # --------------------------------------------------------------------------- concurrent transfers
 
 
-def _transfer(fs: t.Any, jobs: list[tuple[str, str, int]], direction: str, concurrency: int, retries: int,
-              url: str) -> None:  # fmt: skip
+def _transfer(
+    fs: t.Any, jobs: list[tuple[str, str, int]], direction: str, concurrency: int, retries: int, url: str
+) -> None:
     """Run ``jobs`` (get: remote, local, size / put: local, remote, size) with bounded concurrency.
 
     On any error or interrupt the transfers still in flight are cancelled and awaited (briefly)
@@ -607,8 +698,9 @@ def _run_on_loop(fs: t.Any, coro: t.Coroutine[t.Any, t.Any, None]) -> None:
         raise
 
 
-async def _transfer_async(fs: t.Any, jobs: list[tuple[str, str, int]], direction: str, concurrency: int,
-                          retries: int) -> None:  # fmt: skip
+async def _transfer_async(
+    fs: t.Any, jobs: list[tuple[str, str, int]], direction: str, concurrency: int, retries: int
+) -> None:
     import asyncio
 
     pending = iter(jobs)
@@ -641,8 +733,9 @@ async def _transfer_async(fs: t.Any, jobs: list[tuple[str, str, int]], direction
         await asyncio.gather(*workers, return_exceptions=True)
 
 
-def _transfer_threads(fs: t.Any, jobs: list[tuple[str, str, int]], direction: str, concurrency: int,
-                      retries: int) -> None:  # fmt: skip
+def _transfer_threads(
+    fs: t.Any, jobs: list[tuple[str, str, int]], direction: str, concurrency: int, retries: int
+) -> None:
     def one(job: tuple[str, str, int]) -> None:
         src, dst, size = job
 
@@ -679,7 +772,9 @@ def _transfer_threads(fs: t.Any, jobs: list[tuple[str, str, int]], direction: st
                 stop.set()
                 return
 
-    threads = [threading.Thread(target=work, name=f"blob-{direction}-{i}", daemon=True) for i in range(workers)]
+    threads = [
+        threading.Thread(target=work, name=f"blob-{direction}-{i}", daemon=True) for i in range(workers)
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -718,10 +813,14 @@ def _translate(exc: BaseException, url: str, action: str) -> BaseException:
         return exc
     kind = _kind(exc)
     if kind == "denied":
-        return StepError(f"access denied while {action} {url}: {_reason(exc)}",
-                         hint="check the credentials and that they may read/write this location")  # fmt: skip
+        return StepError(
+            f"access denied while {action} {url}: {_reason(exc)}",
+            hint="check the credentials and that they may read/write this location",
+        )
     if kind == "missing":
-        return StepError(f"not found while {action} {url}: {_reason(exc)}", hint="check the bucket and folder names")
+        return StepError(
+            f"not found while {action} {url}: {_reason(exc)}", hint="check the bucket and folder names"
+        )
     return StepError(f"{action} {url} failed: {type(exc).__name__}: {_reason(exc)}")
 
 

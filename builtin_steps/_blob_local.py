@@ -18,7 +18,9 @@ import typing as t
 __all__ = ["LocalReader", "open_local_reader"]
 
 
-def open_local_reader(url: str, options: dict[str, t.Any], concurrency: int) -> tuple[LocalReader, str] | None:
+def open_local_reader(
+    url: str, options: dict[str, t.Any], concurrency: int
+) -> tuple[LocalReader, str] | None:
     """A reader for ``url`` and its path, or ``None`` when fsspec should handle it."""
     if options or os.name != "posix":
         return None
@@ -44,7 +46,7 @@ class LocalReader:
         self.max_threads = max(1, min(concurrency, 16))
 
     def find(self, root: str, detail: bool = True, withdirs: bool = False) -> dict[str, dict[str, t.Any]]:
-        """Every file under ``root`` (or ``root`` itself if it is a file), keyed by path, as fsspec describes it."""
+        """Every file under ``root`` (or ``root`` itself if a file), keyed by path, as fsspec describes it."""
         found: dict[str, dict[str, t.Any]] = {}
         try:
             st = os.stat(root)
@@ -76,7 +78,12 @@ class LocalReader:
                     except FileNotFoundError:
                         continue  # removed while we walked
                     kind = "file" if entry.is_file(follow_symlinks=False) else "other"
-                    found[entry.path] = {"name": entry.path, "size": size, "type": kind, "mtime": own.st_mtime}
+                    found[entry.path] = {
+                        "name": entry.path,
+                        "size": size,
+                        "type": kind,
+                        "mtime": own.st_mtime,
+                    }
         return found
 
     def get_file(self, rpath: str, lpath: str) -> None:
@@ -111,7 +118,13 @@ def _copy(source: int, target: int, size: int) -> None:
                 done += copied
             return
         except OSError as exc:
-            if done or exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+            if done or exc.errno not in (
+                errno.EXDEV,
+                errno.ENOSYS,
+                errno.EINVAL,
+                errno.EOPNOTSUPP,
+                errno.EPERM,
+            ):
                 raise
     while True:
         chunk = os.read(source, 1 << 20)

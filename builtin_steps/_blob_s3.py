@@ -38,8 +38,21 @@ __all__ = ["S3Reader", "open_s3_reader"]
 _CONNECT_TIMEOUT = 5
 _READ_TIMEOUT = 15
 #: storage options this module maps exactly as s3fs does
-_UNDERSTOOD = frozenset({"key", "secret", "token", "username", "password", "endpoint_url", "use_ssl",
-                         "client_kwargs", "config_kwargs", "profile", "anon"})  # fmt: skip
+_UNDERSTOOD = frozenset(
+    {
+        "key",
+        "secret",
+        "token",
+        "username",
+        "password",
+        "endpoint_url",
+        "use_ssl",
+        "client_kwargs",
+        "config_kwargs",
+        "profile",
+        "anon",
+    }
+)
 #: s3fs options whose false value (their default) changes nothing for a pull
 _DEFAULT_WHEN_FALSE = frozenset({"requester_pays", "version_aware", "cache_regions"})
 #: config keys only aiobotocore's AioConfig knows
@@ -66,9 +79,13 @@ def open_s3_reader(url: str, options: dict[str, t.Any], concurrency: int) -> tup
     for name, value in options.items():
         if name not in _UNDERSTOOD and not (name in _DEFAULT_WHEN_FALSE and not value):
             return None
-    if (options.get("key") and options.get("username")) or (options.get("secret") and options.get("password")):
+    if (options.get("key") and options.get("username")) or (
+        options.get("secret") and options.get("password")
+    ):
         return None  # s3fs refuses these with its own error
-    if not isinstance(options.get("config_kwargs") or {}, dict) or not isinstance(options.get("client_kwargs") or {}, dict):
+    if not isinstance(options.get("config_kwargs") or {}, dict) or not isinstance(
+        options.get("client_kwargs") or {}, dict
+    ):
         return None
     if _AIO_ONLY_CONFIG & set(options.get("config_kwargs") or {}):
         return None
@@ -118,9 +135,17 @@ class S3Reader:
             key = opts["username"]
         if opts.get("password"):
             secret = opts["password"]
-        init = {"aws_access_key_id": key, "aws_secret_access_key": secret, "aws_session_token": opts.get("token"),
-                "endpoint_url": opts.get("endpoint_url")}  # fmt: skip
-        init = {name: value for name, value in init.items() if value is not None and value != client_kwargs.get(name)}
+        init = {
+            "aws_access_key_id": key,
+            "aws_secret_access_key": secret,
+            "aws_session_token": opts.get("token"),
+            "endpoint_url": opts.get("endpoint_url"),
+        }
+        init = {
+            name: value
+            for name, value in init.items()
+            if value is not None and value != client_kwargs.get(name)
+        }
         if "use_ssl" not in client_kwargs:
             init["use_ssl"] = opts.get("use_ssl", True)
         config = dict(opts.get("config_kwargs") or {})
@@ -173,7 +198,9 @@ class S3Reader:
             except FileNotFoundError:
                 return {}
             name = f"{self.bucket}/{self.key}"
-            found[name] = self._info(name, head.get("ETag", ""), head.get("LastModified", ""), head["ContentLength"])
+            found[name] = self._info(
+                name, head.get("ETag", ""), head.get("LastModified", ""), head["ContentLength"]
+            )
         self._objects = {name: (info["size"], info["ETag"] or None) for name, info in found.items()}
         return found
 
@@ -183,8 +210,15 @@ class S3Reader:
             from botocore.utils import parse_timestamp
 
             modified = parse_timestamp(modified)  # the fingerprint then falls back to it, as with s3fs
-        return {"name": name, "Key": name, "type": "file", "size": size, "Size": size, "ETag": etag,
-                "LastModified": modified}  # fmt: skip
+        return {
+            "name": name,
+            "Key": name,
+            "type": "file",
+            "size": size,
+            "Size": size,
+            "ETag": etag,
+            "LastModified": modified,
+        }
 
     # ------------------------------------------------------------------ download
 
@@ -228,13 +262,18 @@ class S3Reader:
         with self._lock:
             if self._parts is None:
                 self._parts = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=min(_PARTS_IN_FLIGHT, self.max_threads), thread_name_prefix="s3-range")
+                    max_workers=min(_PARTS_IN_FLIGHT, self.max_threads), thread_name_prefix="s3-range"
+                )
         stop = threading.Event()
         fd = os.open(lpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
         try:
             os.ftruncate(fd, size)
-            futures = [self._parts.submit(self._get_range, bucket, key, etag, fd, start, min(start + _PART, size) - 1, stop)
-                       for start in range(0, size, _PART)]  # fmt: skip
+            futures = [
+                self._parts.submit(
+                    self._get_range, bucket, key, etag, fd, start, min(start + _PART, size) - 1, stop
+                )
+                for start in range(0, size, _PART)
+            ]
             try:
                 for future in futures:
                     future.result()
@@ -247,19 +286,24 @@ class S3Reader:
         finally:
             os.close(fd)
 
-    def _get_range(self, bucket: str, key: str, etag: str | None, fd: int, first: int, last: int,
-                   stop: t.Any) -> None:  # fmt: skip
+    def _get_range(
+        self, bucket: str, key: str, etag: str | None, fd: int, first: int, last: int, stop: t.Any
+    ) -> None:
         if stop.is_set():
             return
         from botocore.exceptions import ClientError
 
         try:
-            answer = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={first}-{last}",
-                                            **({"IfMatch": etag} if etag else {}))  # fmt: skip
+            answer = self.client.get_object(
+                Bucket=bucket, Key=key, Range=f"bytes={first}-{last}", **({"IfMatch": etag} if etag else {})
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-                raise StepError(f"{bucket}/{key} changed while it was being pulled (its ETag is no longer the "
-                                "listing's); nothing was written", hint="run the pull again") from None  # fmt: skip
+                raise StepError(
+                    f"{bucket}/{key} changed while it was being pulled (its ETag is no longer the "
+                    "listing's); nothing was written",
+                    hint="run the pull again",
+                ) from None
             from s3fs.errors import translate_boto_error
 
             raise translate_boto_error(exc) from exc
@@ -318,7 +362,11 @@ def _s3_loader(session: t.Any) -> t.Any:
             return ["s3"] if self.list_api_versions("s3", type_name) else []
 
     data_path = session.get_config_variable("data_path")
-    extra = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else None
+    extra = (
+        [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)]
+        if data_path
+        else None
+    )
     return S3OnlyLoader(extra_search_paths=extra, file_loader=PlainJSONFileLoader())
 
 

@@ -97,7 +97,9 @@ def check_tags(tag: t.Any, additional_tags: t.Any) -> None:
         if not isinstance(value, str) or not _TAG_RE.fullmatch(value):
             raise StepError(
                 f"invalid tag {value!r}",
-                hint="a tag is 1 to 128 letters, digits, '_', '.' and '-', and does not start with '.' or '-'",
+                hint=(
+                    "a tag is 1 to 128 letters, digits, '_', '.' and '-', and does not start with '.' or '-'"
+                ),
             )
 
 
@@ -107,7 +109,7 @@ def check_credentials(credentials: t.Any) -> None:
     if not isinstance(credentials, dict):
         raise StepError(
             "credentials must be a mapping with username, password and registry_url",
-            hint="e.g. credentials: \"{{ prefect.blocks.docker-registry-credentials.my-registry }}\"",
+            hint='e.g. credentials: "{{ prefect.blocks.docker-registry-credentials.my-registry }}"',
         )
     mask(credentials.get("password"))
     missing = [name for name in ("username", "password") if not credentials.get(name)]
@@ -129,7 +131,8 @@ def check_build_kwargs(build_kwargs: dict[str, t.Any]) -> None:
     if unknown:
         raise StepError(
             f"unknown build option(s): {', '.join(unknown)}",
-            hint="options are those of the Docker SDK's build(): " + ", ".join(sorted(known - _RESERVED_BUILD_KWARGS)),
+            hint="options are those of the Docker SDK's build(): "
+            + ", ".join(sorted(known - _RESERVED_BUILD_KWARGS)),
         )
 
 

@@ -32,9 +32,20 @@ from builtin_steps._git_remote import Remote, classify, strip_userinfo
 from stepengine.step_api import ProcessError, StepError, get_logger, home_directory
 
 __all__ = [
-    "LOOSE_LIMIT", "PACK_LIMIT", "cache_path", "cache_root", "cached_source", "destination_lock", "fill_cold",
-    "files_refs", "has_commit", "link_objects", "locked", "maintain", "read_ref",
-]  # fmt: skip
+    "LOOSE_LIMIT",
+    "PACK_LIMIT",
+    "cache_path",
+    "cache_root",
+    "cached_source",
+    "destination_lock",
+    "fill_cold",
+    "files_refs",
+    "has_commit",
+    "link_objects",
+    "locked",
+    "maintain",
+    "read_ref",
+]
 
 #: loose objects (``git gc --auto`` waits for 6,700) and packs past which a repository is repacked
 LOOSE_LIMIT = 256
@@ -183,7 +194,12 @@ def cached_source(git: Remote, ref: str | None, commit_sha: str | None, tip: str
                 git.run(_fetch_args(git, f"+{ref}:{ref}"), path, network=True)
                 fetched = True
         elif commit_sha and len(commit_sha) >= 40 and not has_commit(git, path, commit_sha):
-            git.run(_fetch_args(git, f"{commit_sha}:refs/commits/{commit_sha}"), path, network=True, commit=commit_sha)
+            git.run(
+                _fetch_args(git, f"{commit_sha}:refs/commits/{commit_sha}"),
+                path,
+                network=True,
+                commit=commit_sha,
+            )
             fetched = True
         if fetched:
             _drop_old_commit_refs(path)
@@ -217,7 +233,8 @@ def maintain(git: Remote, repo: Path, *, bare: bool = True) -> bool:
     if loose <= LOOSE_LIMIT and packs <= PACK_LIMIT:
         return False
     if not bare:
-        # a checkout's reflog keeps the tips it was at; once the shallow history moved on, they are gone upstream
+        # a checkout's reflog keeps the tips it was at; once the shallow history moved on, they are gone
+        # upstream
         git.run(["reflog", "expire", "--expire-unreachable=now", "--all"], repo)
     git.run(["repack", "-a", "-d", "-q", "--no-write-bitmap-index"], repo)
     git.run(["prune", "--expire=now"], repo)
@@ -236,7 +253,11 @@ def link_objects(cache: Path, repo: Path) -> bool:
     objects = repo / ".git" / "objects"
     try:
         for source in (cache / "objects").glob("*/*"):
-            if source.parent.name == "info" or source.suffix in (".keep", ".lock") or source.name.startswith("tmp_"):
+            if (
+                source.parent.name == "info"
+                or source.suffix in (".keep", ".lock")
+                or source.name.startswith("tmp_")
+            ):
                 continue
             target = objects / source.parent.name / source.name
             target.parent.mkdir(exist_ok=True)

@@ -62,10 +62,14 @@ def _config_files(git_dir: Path) -> dict[str, str]:
     found = {}
     candidates = [git_dir / "config", git_dir / "config.worktree"]
     if (git_dir / "modules").is_dir():
-        candidates += [p for p in (git_dir / "modules").rglob("config*") if p.name in ("config", "config.worktree")]
+        candidates += [
+            p for p in (git_dir / "modules").rglob("config*") if p.name in ("config", "config.worktree")
+        ]
     for path in candidates:
         with contextlib.suppress(FileNotFoundError):
-            found[path.relative_to(git_dir).as_posix()] = path.read_text(encoding="utf-8", errors="surrogateescape")
+            found[path.relative_to(git_dir).as_posix()] = path.read_text(
+                encoding="utf-8", errors="surrogateescape"
+            )
     return found
 
 
@@ -124,14 +128,17 @@ class Checkout:
         git_dir = self.destination / ".git"
         wanted: dict[str, str] = self.record.get("configs", {})
         changed = []
-        for name, text in _config_files(git_dir).items():
+        for name in _config_files(git_dir):
             if name not in wanted:
                 (git_dir / name).unlink()
                 changed.append(name)
         for name, text in wanted.items():
             path = git_dir / name
             try:
-                same = not path.is_symlink() and path.read_text(encoding="utf-8", errors="surrogateescape") == text
+                same = (
+                    not path.is_symlink()
+                    and path.read_text(encoding="utf-8", errors="surrogateescape") == text
+                )
             except OSError:
                 same = False
             if not same:
@@ -148,8 +155,9 @@ class Checkout:
         if changed:
             get_logger().warning(
                 "%s: put back what stepengine wrote in .git (%s had been changed by something else)",
-                self.destination.name, ", ".join(sorted(changed)),
-            )  # fmt: skip
+                self.destination.name,
+                ", ".join(sorted(changed)),
+            )
 
     def remove_stale_locks(self) -> list[str]:
         """Delete git's lock and temporary files left by a killed git (the caller holds the checkout's
@@ -158,7 +166,9 @@ class Checkout:
         removed = []
         for path in git_dir.rglob("*"):
             relative = path.relative_to(git_dir)
-            if path.name.endswith(".lock") or (relative.parts[0] == "objects" and path.name.startswith("tmp_")):
+            if path.name.endswith(".lock") or (
+                relative.parts[0] == "objects" and path.name.startswith("tmp_")
+            ):
                 with contextlib.suppress(OSError):
                     path.unlink()
                     removed.append(relative.as_posix())
@@ -175,7 +185,10 @@ def open_existing(destination: Path) -> Checkout | None:
         return None
     if not stat.S_ISDIR(info.st_mode) or not isinstance(record, dict):
         return None
-    if record.get("path") != str(destination) or [record.get("device"), record.get("inode")] != [info.st_dev, info.st_ino]:
+    if record.get("path") != str(destination) or [record.get("device"), record.get("inode")] != [
+        info.st_dev,
+        info.st_ino,
+    ]:
         return None
     token_path = git_dir / TOKEN_FILE
     try:
@@ -198,7 +211,13 @@ def claim(building: Path, destination: Path, url: str) -> Checkout:
     token = secrets.token_hex(16)
     (git_dir / TOKEN_FILE).write_text(token + "\n", encoding="ascii")
     info = os.lstat(git_dir)
-    record = {"path": str(destination), "device": info.st_dev, "inode": info.st_ino, "token": token, "url": url}
+    record = {
+        "path": str(destination),
+        "device": info.st_dev,
+        "inode": info.st_ino,
+        "token": token,
+        "url": url,
+    }
     checkout = Checkout(destination, record)
     checkout.save("ready", git_dir=git_dir)
     _prune()
@@ -234,5 +253,8 @@ def refuse(destination: Path, name: str) -> StepError:
     return StepError(
         f"{name} is a git checkout that stepengine did not make (or it was replaced or moved since): "
         "refusing to run git in it, as its .git/config could run any program",
-        hint=f"remove {name} (the next run clones it afresh), or set clone_directory_name to clone somewhere else",
+        hint=(
+            f"remove {name} (the next run clones it afresh), or set clone_directory_name to clone somewhere "
+            f"else"
+        ),
     )

@@ -14,9 +14,9 @@ import base64
 import contextlib
 import os
 import random
+import re
 import shlex
 import shutil
-import re
 import time
 import typing as t
 import uuid
@@ -26,9 +26,17 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from stepengine.step_api import ProcessError, StepError, get_logger, home_directory, mask, run_process
 
 __all__ = [
-    "ATTEMPTS", "MARKER_VARIABLE", "PINNED_CONFIG", "RETRY_BASE_SECONDS", "Remote", "classify", "no_space_error",
-    "split_credentials", "strip_userinfo", "userinfo",
-]  # fmt: skip
+    "ATTEMPTS",
+    "MARKER_VARIABLE",
+    "PINNED_CONFIG",
+    "RETRY_BASE_SECONDS",
+    "Remote",
+    "classify",
+    "no_space_error",
+    "split_credentials",
+    "strip_userinfo",
+    "userinfo",
+]
 
 #: environment variable that tags every git process of one clone (value: a fresh UUID)
 MARKER_VARIABLE = "STEPENGINE_GIT_CLONE"
@@ -68,7 +76,9 @@ def split_credentials(
         repository = urlunsplit(parts._replace(netloc=host))
         parts = urlsplit(repository)
     if credentials is not None and not isinstance(credentials, t.Mapping):
-        raise StepError("credentials must be a mapping", hint="e.g. {username: ..., access_token: ...} or a block")
+        raise StepError(
+            "credentials must be a mapping", hint="e.g. {username: ..., access_token: ...} or a block"
+        )
     secret: t.Any = access_token
     username: str | None = None
     if credentials:
@@ -154,9 +164,13 @@ class Remote:
         _require_git_config_env()
         if userinfo is not None:
             parts = urlsplit(url)
-            header_value = base64.b64encode((userinfo if ":" in userinfo else userinfo + ":").encode()).decode()
+            header_value = base64.b64encode(
+                (userinfo if ":" in userinfo else userinfo + ":").encode()
+            ).decode()
             mask(header_value)
-            config.append((f"http.{parts.scheme}://{parts.netloc}/.extraHeader", f"Authorization: Basic {header_value}"))
+            config.append(
+                (f"http.{parts.scheme}://{parts.netloc}/.extraHeader", f"Authorization: Basic {header_value}")
+            )
             # Our header is the only credential: no helper may be asked (or told to forget a password).
             config.append(("credential.helper", ""))
             env.pop("GIT_ASKPASS", None)
@@ -170,7 +184,9 @@ class Remote:
         env["GIT_CONFIG_COUNT"] = str(start + len(config))
         self.env = env
 
-    def run(self, args: list[str], cwd: Path | None = None, *, network: bool = False, commit: str | None = None) -> str:
+    def run(
+        self, args: list[str], cwd: Path | None = None, *, network: bool = False, commit: str | None = None
+    ) -> str:
         """Run one git command; a ``network`` one is retried on transient errors, all are classified."""
         for attempt in range(1, (ATTEMPTS if network else 1) + 1):
             try:
@@ -182,8 +198,12 @@ class Remote:
                 delay = RETRY_BASE_SECONDS * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
                 get_logger().warning(
                     "git %s failed (%s), retrying in %.1f s (attempt %d of %d)",
-                    args[0], _main_line(exc.stderr), delay, attempt + 1, ATTEMPTS,
-                )  # fmt: skip
+                    args[0],
+                    _main_line(exc.stderr),
+                    delay,
+                    attempt + 1,
+                    ATTEMPTS,
+                )
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -200,8 +220,10 @@ def _program_settings(env: dict[str, str]) -> list[tuple[str, str]]:
     """
     result = run_process(
         ["git", "config", "-z", "--show-scope", "--get-regexp", _USER_LEVEL_KEYS],
-        env={**env, "GIT_DIR": os.devnull}, check=False, stream_output=False,
-    )  # fmt: skip
+        env={**env, "GIT_DIR": os.devnull},
+        check=False,
+        stream_output=False,
+    )
     found = dict(_records(result.stdout))  # the last value wins, as in git
     pinned = []
     if "GIT_SSH_COMMAND" not in env:
@@ -220,7 +242,7 @@ def _records(output: str) -> list[tuple[str, str]]:
     """``git config -z --show-scope --get-regexp`` output as ``(key, value)`` pairs."""
     fields = output.split("\0")
     pairs = []
-    for scope, entry in zip(fields[0::2], fields[1::2]):
+    for scope, entry in zip(fields[0::2], fields[1::2], strict=False):
         key, _, value = entry.partition("\n")
         if scope in ("system", "global", "command"):
             pairs.append((key, value))
@@ -271,7 +293,11 @@ def _require_git_config_env() -> None:
 
 def classify(stderr: str) -> str:
     text = stderr.lower()
-    if "could not read username" in text or "could not read password" in text or "authentication failed" in text:
+    if (
+        "could not read username" in text
+        or "could not read password" in text
+        or "authentication failed" in text
+    ):
         return "auth"
     if re.search(r"returned error: 40[13]\b|access denied|permission denied \(publickey", text):
         return "auth"
@@ -279,11 +305,19 @@ def classify(stderr: str) -> str:
         return "tls"
     if re.search(r"no space left on device|disk quota exceeded|out of diskspace", text):
         return "nospace"
-    if re.search(r"not our ref|couldn't find remote ref|no such remote ref|unadvertised object|remote branch .* not found", text):
+    if re.search(
+        (
+            r"not our ref|couldn't find remote ref|no such remote ref|unadvertised object|remote branch .* "
+            r"not found"
+        ),
+        text,
+    ):
         return "ref"
     if re.search(r"could not resolve host|failed to connect|couldn't connect|connection refused", text):
         return "unreachable"
-    if re.search(r"repository '.*' not found|returned error: 404|does not appear to be a git repository", text):
+    if re.search(
+        r"repository '.*' not found|returned error: 404|does not appear to be a git repository", text
+    ):
         return "missing"
     if re.search(
         r"returned error: 5\d\d|rpc failed|early eof|hung up unexpectedly|connection reset|timed out|"
@@ -310,11 +344,15 @@ def _translate(
 ) -> StepError:
     url = git.url
     if kind == "nospace":
-        return no_space_error(git.places.get(cwd, cwd) if cwd is not None else git.target, f"git {exc.argv[1]}")
+        return no_space_error(
+            git.places.get(cwd, cwd) if cwd is not None else git.target, f"git {exc.argv[1]}"
+        )
     if kind == "auth":
         return StepError(
             f"authentication failed for {url}",
-            hint="check that the access token (or the credentials block) is valid and can read this repository"
+            hint=(
+                "check that the access token (or the credentials block) is valid and can read this repository"
+            )
             if git.has_credentials
             else "this repository needs credentials: pass access_token, or credentials with a token",
         )
@@ -340,7 +378,9 @@ def _translate(
             f"git could not fetch from {url} after {attempts} attempts: {_main_line(exc.stderr)}",
             hint="the server or the network failed repeatedly; try again later",
         )
-    return StepError(f"git {exc.argv[1]} failed for {url} (exit code {exc.returncode}): {_main_line(exc.stderr)}")
+    return StepError(
+        f"git {exc.argv[1]} failed for {url} (exit code {exc.returncode}): {_main_line(exc.stderr)}"
+    )
 
 
 def no_space_error(where: Path | None, what: str) -> StepError:

@@ -37,12 +37,29 @@ _ALIASES = {
 }
 
 #: settings that change nothing about what gets installed (output, logging, caching, network patience)
-IGNORED = frozenset({
-    "disable-pip-version-check", "no-python-version-warning", "progress-bar", "no-color", "quiet",
-    "verbose", "cache-dir", "no-cache-dir", "root-user-action", "timeout", "retries",
-    "resume-retries", "log", "no-input", "no-warn-script-location", "no-warn-conflicts", "no-clean",
-    "debug", "upgrade-strategy",  # upgrade-strategy matters only with upgrade, handled there
-})  # fmt: skip
+IGNORED = frozenset(
+    {
+        "disable-pip-version-check",
+        "no-python-version-warning",
+        "progress-bar",
+        "no-color",
+        "quiet",
+        "verbose",
+        "cache-dir",
+        "no-cache-dir",
+        "root-user-action",
+        "timeout",
+        "retries",
+        "resume-retries",
+        "log",
+        "no-input",
+        "no-warn-script-location",
+        "no-warn-conflicts",
+        "no-clean",
+        "debug",
+        "upgrade-strategy",  # upgrade-strategy matters only with upgrade, handled there
+    }
+)
 
 #: uv flags for settings that are lists (space-separated, or one per line in a file)
 _LISTS = {
@@ -60,7 +77,9 @@ _FLAGS = {
     "break-system-packages": ["--break-system-packages"],
 }
 #: the flags of uv's command itself (``uv pip install`` in pip.py)
-BASE_FLAGS = frozenset({"--no-config", "--python", "--compile-bytecode", "--index-strategy", "--requirements"})
+BASE_FLAGS = frozenset(
+    {"--no-config", "--python", "--compile-bytecode", "--index-strategy", "--requirements"}
+)
 #: pip's secure origins besides https and file: plain http to these is fine for pip too
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -84,11 +103,17 @@ def config_files(environ: t.Mapping[str, str], prefix: str) -> list[str]:
         return []
     home = os.path.expanduser("~")
     xdg_dirs = environ.get("XDG_CONFIG_DIRS", "").strip() or "/etc/xdg"
-    files = [os.path.join(os.path.expanduser(d.rstrip(os.sep)), "pip", "pip.conf") for d in xdg_dirs.split(os.pathsep)]
+    files = [
+        os.path.join(os.path.expanduser(d.rstrip(os.sep)), "pip", "pip.conf")
+        for d in xdg_dirs.split(os.pathsep)
+    ]
     files.append("/etc/pip.conf")
     if not (env_file and os.path.exists(env_file)):
         xdg_home = environ.get("XDG_CONFIG_HOME", "").strip() or os.path.join(home, ".config")
-        files += [os.path.join(home, ".pip", "pip.conf"), os.path.join(os.path.expanduser(xdg_home), "pip", "pip.conf")]
+        files += [
+            os.path.join(home, ".pip", "pip.conf"),
+            os.path.join(os.path.expanduser(xdg_home), "pip", "pip.conf"),
+        ]
     files.append(os.path.join(prefix, "pip.conf"))
     if env_file is not None:
         files.append(env_file)
@@ -143,8 +168,14 @@ class Translation:
     refusal: str | None = None
 
 
-def translate(settings: t.Mapping[str, Setting], environ: t.Mapping[str, str], *, in_venv: bool,
-              uv_flags: t.AbstractSet[str], bindir: str | None = None) -> Translation:  # fmt: skip
+def translate(
+    settings: t.Mapping[str, Setting],
+    environ: t.Mapping[str, str],
+    *,
+    in_venv: bool,
+    uv_flags: t.AbstractSet[str],
+    bindir: str | None = None,
+) -> Translation:
     """uv's equivalent of ``settings``, for an install into an environment (a venv when ``in_venv``).
 
     ``uv_flags`` are the flags the uv at hand knows; ``bindir`` is the target environment's scripts
@@ -198,10 +229,14 @@ def translate(settings: t.Mapping[str, Setting], environ: t.Mapping[str, str], *
         elif "--native-tls" in uv_flags:  # older uv's name for it
             out.args.append("--native-tls")
     if "keyring-provider" not in settings and _keyring_available(bindir):
-        return Translation(refusal="keyring is installed: pip would ask it for index credentials, uv would not")
+        return Translation(
+            refusal="keyring is installed: pip would ask it for index credentials, uv would not"
+        )
     insecure = _insecure_location(settings)
     if insecure:
-        return Translation(refusal=f"pip skips the plain-http location in {insecure} (no trusted-host); uv would use it")
+        return Translation(
+            refusal=f"pip skips the plain-http location in {insecure} (no trusted-host); uv would use it"
+        )
     missing = sorted((BASE_FLAGS | {a for a in out.args if a.startswith("--")}) - set(uv_flags))
     if missing:
         return Translation(refusal=f"this uv lacks {', '.join(missing)}")
@@ -214,7 +249,11 @@ def _insecure_location(settings: t.Mapping[str, Setting]) -> str | None:
     for name in ("index-url", "extra-index-url", "find-links"):
         for location in settings[name].value.split() if name in settings else ():
             url = urllib.parse.urlsplit(location)
-            if url.scheme != "http" or (url.hostname or "") in _LOCAL_HOSTS or (url.hostname or "").startswith("127."):
+            if (
+                url.scheme != "http"
+                or (url.hostname or "") in _LOCAL_HOSTS
+                or (url.hostname or "").startswith("127.")
+            ):
                 continue
             if url.hostname not in trusted and url.netloc.rsplit("@", 1)[-1] not in trusted:
                 return settings[name].source

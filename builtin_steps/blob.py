@@ -59,10 +59,23 @@ __all__ = [
 
 #: storage-option names whose values are credentials (masked as soon as the step sees them)
 _SECRET_OPTIONS = {
-    "key", "secret", "token", "password", "account_key", "sas_token", "connection_string",
-    "client_secret", "credential", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
-    "minio_root_user", "minio_root_password", "service_account_info", "private_key",
-}  # fmt: skip
+    "key",
+    "secret",
+    "token",
+    "password",
+    "account_key",
+    "sas_token",
+    "connection_string",
+    "client_secret",
+    "credential",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "minio_root_user",
+    "minio_root_password",
+    "service_account_info",
+    "private_key",
+}
 
 # --------------------------------------------------------------------------- generic steps
 
@@ -109,8 +122,15 @@ def pull_from_blob_storage(
         directory = _default_directory(url)
     options = _storage_options(scheme, credentials, storage_options)
     target = Path(directory)
-    stats = pull(url, options, target, concurrency=concurrency, retries=retries, max_files=max_files,
-                  max_bytes=max_bytes)  # fmt: skip
+    stats = pull(
+        url,
+        options,
+        target,
+        concurrency=concurrency,
+        retries=retries,
+        max_files=max_files,
+        max_bytes=max_bytes,
+    )
     return {"directory": os.fspath(directory), "url": url, **stats}
 
 
@@ -220,10 +240,16 @@ def push_to_azure_blob_storage(
     return {"container": container, "folder": folder}
 
 
-def pull_from_azure_blob_storage(container: str, folder: str, credentials: dict[str, t.Any]) -> dict[str, str]:
+def pull_from_azure_blob_storage(
+    container: str, folder: str, credentials: dict[str, t.Any]
+) -> dict[str, str]:
     """``prefect_azure.deployments.steps.pull_from_azure_blob_storage``."""
     options = _azure_options(credentials, {}, required=True)
-    return {"container": container, "folder": folder, "directory": _pull_into_cwd("az", container, folder, options)}
+    return {
+        "container": container,
+        "folder": folder,
+        "directory": _pull_into_cwd("az", container, folder, options),
+    }
 
 
 # --------------------------------------------------------------------------- URLs and credentials
@@ -241,14 +267,21 @@ def _join_url(protocol: str, bucket: str, folder: str | None) -> str:
     return f"{protocol}://{bucket}/{folder}" if folder else f"{protocol}://{bucket}"
 
 
-def _resolve_url(url: str | None, container: str | None, folder: str | None, protocol: str | None,
-                 credentials: dict[str, t.Any] | None) -> str:  # fmt: skip
+def _resolve_url(
+    url: str | None,
+    container: str | None,
+    folder: str | None,
+    protocol: str | None,
+    credentials: dict[str, t.Any] | None,
+) -> str:
     if url and container:
         raise StepError("give either url or container (+ folder), not both")
     if url:
         return url
     if not container:
-        raise StepError("no storage location given", hint="pass url: s3://bucket/folder (or container + folder)")
+        raise StepError(
+            "no storage location given", hint="pass url: s3://bucket/folder (or container + folder)"
+        )
     if protocol is None:
         protocol = _protocol_for_credentials(credentials)
     if protocol is None:
@@ -276,7 +309,9 @@ def _default_directory(url: str) -> str:
     return str(Path(parts.netloc) / Path(parts.path.lstrip("/")))
 
 
-def _storage_options(scheme: str, credentials: dict[str, t.Any] | None, options: dict[str, t.Any]) -> dict[str, t.Any]:
+def _storage_options(
+    scheme: str, credentials: dict[str, t.Any] | None, options: dict[str, t.Any]
+) -> dict[str, t.Any]:
     backend = BACKENDS.get(scheme, ("", ""))[0]
     if backend == "s3fs":
         return _s3_options(credentials, None, options)
@@ -285,7 +320,9 @@ def _storage_options(scheme: str, credentials: dict[str, t.Any] | None, options:
     if backend == "adlfs":
         return _azure_options(credentials, options)
     if credentials:
-        raise StepError(f"credentials are not used by {scheme}:// storage", hint="remove credentials from this step")
+        raise StepError(
+            f"credentials are not used by {scheme}:// storage", hint="remove credentials from this step"
+        )
     _mask_options(options)
     return dict(options)
 
@@ -303,16 +340,25 @@ def _mask_options(options: _M) -> _M:
     return options
 
 
-def _s3_options(credentials: dict[str, t.Any] | None, client_parameters: dict[str, t.Any] | None,
-                extra: dict[str, t.Any] | None = None) -> dict[str, t.Any]:  # fmt: skip
+def _s3_options(
+    credentials: dict[str, t.Any] | None,
+    client_parameters: dict[str, t.Any] | None,
+    extra: dict[str, t.Any] | None = None,
+) -> dict[str, t.Any]:
     """AWS / MinIO credentials block fields and boto3 client parameters -> s3fs options."""
     creds = dict(credentials or {})
     _mask_options(creds)
     options: dict[str, t.Any] = {}
     client_kwargs: dict[str, t.Any] = {}
     config_kwargs: dict[str, t.Any] = {}
-    for src, dst in (("aws_access_key_id", "key"), ("minio_root_user", "key"), ("aws_secret_access_key", "secret"),
-                     ("minio_root_password", "secret"), ("aws_session_token", "token"), ("profile_name", "profile")):  # fmt: skip
+    for src, dst in (
+        ("aws_access_key_id", "key"),
+        ("minio_root_user", "key"),
+        ("aws_secret_access_key", "secret"),
+        ("minio_root_password", "secret"),
+        ("aws_session_token", "token"),
+        ("profile_name", "profile"),
+    ):
         if creds.get(src):
             options[dst] = creds[src]
     if creds.get("region_name"):
@@ -406,8 +452,9 @@ def _signed_in(info: dict[str, t.Any]) -> t.Any:
 _GCS_SCOPE = "https://www.googleapis.com/auth/devstorage.full_control"
 
 
-def _azure_options(credentials: dict[str, t.Any] | None, extra: dict[str, t.Any], *,
-                   required: bool = False) -> dict[str, t.Any]:  # fmt: skip
+def _azure_options(
+    credentials: dict[str, t.Any] | None, extra: dict[str, t.Any], *, required: bool = False
+) -> dict[str, t.Any]:
     """Azure credentials block fields (connection string, or account URL + identity) -> adlfs options."""
     creds = dict(credentials or {})
     _mask_options(creds)
@@ -446,7 +493,10 @@ def _path_style_azure(url: str, account: str, creds: dict[str, t.Any]) -> dict[s
     else:
         raise StepError(
             f"the path-style account URL {url} needs account_key or sas_token in the credentials",
-            hint="an emulator or Azure Stack endpoint cannot use a service principal here; or give connection_string",
+            hint=(
+                "an emulator or Azure Stack endpoint cannot use a service principal here; or give "
+                "connection_string"
+            ),
         )
     connection = f"DefaultEndpointsProtocol={scheme};AccountName={account};{secret};BlobEndpoint={url};"
     mask(connection)

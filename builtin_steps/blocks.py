@@ -49,7 +49,10 @@ def pull_with_block(block_document_name: str, block_type_slug: str) -> dict[str,
     pull = _PULLERS.get(block_type_slug)
     if pull is None:
         raise StepError(
-            f"pull_with_block cannot pull with a {block_type_slug!r} block ({block_type_slug}/{block_document_name})",
+            (
+                f"pull_with_block cannot pull with a {block_type_slug!r} block "
+                f"({block_type_slug}/{block_document_name})"
+            ),
             hint="supported block types: " + ", ".join(sorted(_PULLERS)),
         )
     data = load_block(block_type_slug, block_document_name)
@@ -91,7 +94,9 @@ def _gcs_bucket(data: dict[str, t.Any], directory: str) -> None:
 
 
 def _azure_container(data: dict[str, t.Any], directory: str) -> None:
-    _blob(_join("az", data.get("container_name"), data.get("base_folder")), directory, data.get("credentials"))
+    _blob(
+        _join("az", data.get("container_name"), data.get("base_folder")), directory, data.get("credentials")
+    )
 
 
 def _remote_file_system(data: dict[str, t.Any], directory: str) -> None:
@@ -197,12 +202,22 @@ def _token_credentials(block: t.Any, username: str | None) -> dict[str, t.Any] |
 
 
 def _github_repository(data: dict[str, t.Any], directory: str) -> None:
-    _clone(data.get("repository_url"), data.get("reference"), _token_credentials(data.get("credentials"), None), directory)
+    _clone(
+        data.get("repository_url"),
+        data.get("reference"),
+        _token_credentials(data.get("credentials"), None),
+        directory,
+    )
 
 
 def _gitlab_repository(data: dict[str, t.Any], directory: str) -> None:
     # prefect-gitlab sends the token as oauth2:<token>
-    _clone(data.get("repository"), data.get("reference"), _token_credentials(data.get("credentials"), "oauth2"), directory)
+    _clone(
+        data.get("repository"),
+        data.get("reference"),
+        _token_credentials(data.get("credentials"), "oauth2"),
+        directory,
+    )
 
 
 def _bitbucket_repository(data: dict[str, t.Any], directory: str) -> None:

@@ -104,16 +104,30 @@ def build_docker_image(
     check_tags(tag, additional_tags)
     check_build_kwargs(build_kwargs)
     if base_image is not None and dockerfile != "auto":
-        raise StepError("base_image applies only to `dockerfile: auto`", hint="set the base image in your Dockerfile")
+        raise StepError(
+            "base_image applies only to `dockerfile: auto`", hint="set the base image in your Dockerfile"
+        )
     check_credentials(credentials)
     context = Path(build_kwargs.pop("path", None) or os.getcwd()).absolute()
     if not context.is_dir():
-        raise StepError(f"build context {context} is not a directory", hint="set `path:` to the project folder")
+        raise StepError(
+            f"build context {context} is not a directory", hint="set `path:` to the project folder"
+        )
 
     key = _digest(
-        "build", image_name, dockerfile, tag, additional_tags, persist_dockerfile, dockerfile_output_path,
-        push, credentials, base_image, str(context), build_kwargs,
-    )  # fmt: skip
+        "build",
+        image_name,
+        dockerfile,
+        tag,
+        additional_tags,
+        persist_dockerfile,
+        dockerfile_output_path,
+        push,
+        credentials,
+        base_image,
+        str(context),
+        build_kwargs,
+    )
     done = _done_in_this_run()
     if not ignore_cache and key in done:
         get_logger().info("image %s was already built in this run with the same inputs", image_name)
@@ -267,7 +281,9 @@ def _login(client: t.Any, credentials: dict[str, t.Any]) -> None:
         ) from None
 
 
-def _build(client: t.Any, image_name: str, context: Path, dockerfile: str, build_kwargs: dict[str, t.Any]) -> str:
+def _build(
+    client: t.Any, image_name: str, context: Path, dockerfile: str, build_kwargs: dict[str, t.Any]
+) -> str:
     import docker
 
     image_id: str | None = None
@@ -368,7 +384,9 @@ def _push(client: t.Any, image_name: str, tags: list[str | None]) -> None:
                     emit_output(": ".join(str(event[k]) for k in ("id", "status") if event.get(k)))
         except docker.errors.APIError as exc:
             message = str(exc.explanation or exc)
-            raise StepError(f"docker push of {reference} failed: {message}", hint=_push_hint(message)) from None
+            raise StepError(
+                f"docker push of {reference} failed: {message}", hint=_push_hint(message)
+            ) from None
 
 
 def _push_hint(message: str) -> str | None:

@@ -112,11 +112,15 @@ def git_clone(
             hint="access_token is a shorthand for credentials: {access_token: ...}",
         )
     if branch and commit_sha:
-        raise StepError("pass either branch or commit_sha, not both", hint="a commit already fixes what is checked out")
+        raise StepError(
+            "pass either branch or commit_sha, not both", hint="a commit already fixes what is checked out"
+        )
     if not isinstance(repository, str) or not repository.strip():
         raise StepError("repository must be a non-empty URL or path")
     if repository.startswith("-"):
-        raise StepError(f"refusing repository {repository!r}: it starts with '-'", hint="git would read it as an option")
+        raise StepError(
+            f"refusing repository {repository!r}: it starts with '-'", hint="git would read it as an option"
+        )
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*::", repository):
         # "<transport>::<address>" runs a remote helper; ext:: runs any shell command
         raise StepError(
@@ -126,9 +130,12 @@ def git_clone(
     if branch is not None and (not isinstance(branch, str) or not branch or branch.startswith("-")):
         raise StepError(f"refusing branch {branch!r}: it must be a non-empty name not starting with '-'")
     if commit_sha is not None and (not isinstance(commit_sha, str) or not _HEX.fullmatch(commit_sha)):
-        raise StepError(f"commit_sha {commit_sha!r} is not a commit SHA", hint="use 4 to 64 hexadecimal characters")
+        raise StepError(
+            f"commit_sha {commit_sha!r} is not a commit SHA", hint="use 4 to 64 hexadecimal characters"
+        )
     if directories is not None and (
-        isinstance(directories, str) or not all(isinstance(d, str) and d and not d.startswith("-") for d in directories)
+        isinstance(directories, str)
+        or not all(isinstance(d, str) and d and not d.startswith("-") for d in directories)
     ):
         raise StepError("directories must be a list of paths (none empty or starting with '-')")
     commit_sha = commit_sha.lower() if commit_sha else None
@@ -151,7 +158,9 @@ def git_clone(
                     checkout = open_existing(destination)
                     if checkout is None:
                         raise refuse(destination, name)
-                    _update_in_place(git, checkout, branch, commit_sha, directories, include_submodules, cache)
+                    _update_in_place(
+                        git, checkout, branch, commit_sha, directories, include_submodules, cache
+                    )
                 elif destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
                     raise StepError(
                         f"{name} already exists and is not a git checkout",
@@ -163,7 +172,9 @@ def git_clone(
                         git.places[tmp] = destination
                         # cwd, not a path argument: a git left behind by an interrupt cannot re-create tmp
                         git.run(["init", "--quiet"], tmp)
-                        _checkout(git, tmp, branch, commit_sha, directories, include_submodules, cache, new=True)
+                        _checkout(
+                            git, tmp, branch, commit_sha, directories, include_submodules, cache, new=True
+                        )
                         claim(tmp, destination, git.url)
     except BaseException as exc:
         _stop_stragglers(git.marker)
@@ -237,7 +248,9 @@ def _remote_ref(git: Remote, branch: str | None) -> tuple[str, str]:
         heads = git.run(["ls-remote", "--heads", "--", git.url], network=True)
         names = [line.partition("\trefs/heads/")[2] for line in heads.splitlines()]
         shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
-        raise StepError(f"branch {branch!r} not found in {git.url}", hint=f"its branches are: {shown or 'none'}")
+        raise StepError(
+            f"branch {branch!r} not found in {git.url}", hint=f"its branches are: {shown or 'none'}"
+        )
     raise StepError(f"{git.url} has no default branch (it may be empty)", hint="pass branch or commit_sha")
 
 
@@ -258,7 +271,13 @@ def _checkout(
     ref: str | None = None  # refs/heads/<branch> or refs/tags/<tag>; None for a commit
     if commit_sha is None:
         filled = None
-        if new and use_cache and not git.local and not directories and not (cache_path(git.url) / "HEAD").exists():
+        if (
+            new
+            and use_cache
+            and not git.local
+            and not directories
+            and not (cache_path(git.url) / "HEAD").exists()
+        ):
             filled = fill_cold(git, branch)  # one clone into the cache tells the tip too: no ls-remote
         ref, wanted = filled or _remote_ref(git, branch)
         branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
@@ -283,7 +302,9 @@ def _checkout(
             source = str(stack.enter_context(cached_source(git, ref, commit_sha, wanted)))
         if commit_sha is not None and len(commit_sha) < 40:
             # An abbreviated SHA cannot be fetched by name: fetch the branches' history and resolve it.
-            full = _resolve_short_sha(git, repo if source == git.url else Path(source), commit_sha, source == git.url)
+            full = _resolve_short_sha(
+                git, repo if source == git.url else Path(source), commit_sha, source == git.url
+            )
             wanted = refspec = full
             have = has_commit(git, repo, wanted)
         if not have and source != git.url and new:
@@ -307,12 +328,16 @@ def _checkout(
         if not new:
             _track_branch(git, repo, branch)
         remote_branch = f"refs/remotes/origin/{branch}"
-        git.run(["checkout", "--quiet", "--force", "-B", branch, "--track", remote_branch], repo, network=True)
+        git.run(
+            ["checkout", "--quiet", "--force", "-B", branch, "--track", remote_branch], repo, network=True
+        )
     else:  # a commit, or a tag (detached, as git clone --branch <tag> leaves it)
         target = wanted if ref is None else f"{ref}^{{commit}}"
         git.run(["checkout", "--quiet", "--force", "--detach", target], repo, network=True)
     if include_submodules:
-        git.run(["submodule", "update", "--init", "--recursive", "--depth", "1", "--quiet"], repo, network=True)
+        git.run(
+            ["submodule", "update", "--init", "--recursive", "--depth", "1", "--quiet"], repo, network=True
+        )
 
 
 def _write_origin(repo: Path, url: str, branch: str | None) -> None:
@@ -332,7 +357,10 @@ def _write_origin(repo: Path, url: str, branch: str | None) -> None:
 def _track_branch(git: Remote, repo: Path, branch: str) -> None:
     """Make an existing checkout's origin fetch ``branch`` too (``git pull`` then works on it)."""
     specs = git.probe(["config", "--get-all", "remote.origin.fetch"], repo)[1].split()
-    if f"+refs/heads/{branch}:refs/remotes/origin/{branch}" not in specs and "+refs/heads/*:refs/remotes/origin/*" not in specs:
+    if (
+        f"+refs/heads/{branch}:refs/remotes/origin/{branch}" not in specs
+        and "+refs/heads/*:refs/remotes/origin/*" not in specs
+    ):
         git.run(["remote", "set-branches", "--add", "origin", branch], repo)
 
 
@@ -343,7 +371,9 @@ def _resolve_short_sha(git: Remote, repo: Path, short: str, from_origin: bool) -
     git.run([*args, "--", git.url, f"+refs/heads/*:{target}"], repo, network=True)
     code, out = git.probe(["rev-parse", "--verify", "--quiet", f"{short}^{{commit}}"], repo)
     if code != 0:
-        raise StepError(f"commit {short!r} not found in {git.url}", hint="check the SHA, or give all 40 characters")
+        raise StepError(
+            f"commit {short!r} not found in {git.url}", hint="check the SHA, or give all 40 characters"
+        )
     return out.strip()
 
 
@@ -368,9 +398,10 @@ def _update_in_place(
         # We hold the checkout's lock: git's lock files in it belong to a git that was killed with us.
         removed = checkout.remove_stale_locks()
         get_logger().warning(
-            "%s: a previous run was stopped while updating it; repairing it%s", destination.name,
+            "%s: a previous run was stopped while updating it; repairing it%s",
+            destination.name,
             f" (removed {', '.join(removed)})" if removed else "",
-        )  # fmt: skip
+        )
     checkout.save("updating")
     _checkout(git, destination, branch, commit_sha, directories, include_submodules, use_cache)
     maintain(git, destination, bare=False)  # each update adds objects: keep .git bounded
@@ -459,9 +490,12 @@ def _watchdog(marker: str) -> t.Iterator[None]:
     env = {k: v for k, v in os.environ.items() if k != MARKER_VARIABLE}
     guard = subprocess.Popen(
         ["/bin/sh", "-c", _WATCHDOG_SCRIPT, "stepengine-git-watchdog", f"{MARKER_VARIABLE}={marker}"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
         start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         yield
     finally:
@@ -480,7 +514,10 @@ def _sigterm_as_interrupt() -> t.Iterator[None]:
     Only when called in the main thread and nobody else handles SIGTERM (the default action would
     end the process without any cleanup).
     """
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL
+    ):
         yield
         return
 

@@ -72,15 +72,21 @@ def pip_install_requirements(
         if not os.path.exists(root):
             if not create:
                 raise StepError(f"environment {venv!r} does not exist", hint="add `create: true` to make it")
-            _create_venv(root, _require_uv() if installer == "uv" else _find_uv() if installer == "auto" else None,
-                         cwd, stream_output)  # fmt: skip
+            _create_venv(
+                root,
+                _require_uv() if installer == "uv" else _find_uv() if installer == "auto" else None,
+                cwd,
+                stream_output,
+            )
         elif not os.path.exists(interpreter):
             raise StepError(f"{venv!r} is not a virtual environment or conda prefix (no bin/python)")
     else:
         assert python is not None
         interpreter = _interpreter(python, cwd)
         root = os.path.dirname(os.path.dirname(interpreter))
-    uv, extra, env = _choose(installer, root, in_venv=os.path.exists(os.path.join(root, "pyvenv.cfg")), running=False)
+    uv, extra, env = _choose(
+        installer, root, in_venv=os.path.exists(os.path.join(root, "pyvenv.cfg")), running=False
+    )
     if uv is not None:
         argv = [uv, "pip", "install", "--python", interpreter, *extra, "-r", requirements_file]
     else:
@@ -101,7 +107,9 @@ def _installer(installer: str) -> str:
     return override
 
 
-def _choose(installer: str, prefix: str, *, in_venv: bool, running: bool) -> tuple[str | None, list[str], dict[str, str]]:
+def _choose(
+    installer: str, prefix: str, *, in_venv: bool, running: bool
+) -> tuple[str | None, list[str], dict[str, str]]:
     """uv (its path and extra arguments) or pip (``None``) for an install into the environment at
     ``prefix``, and the child's environment. ``running``: that is the running interpreter's."""
     env = dict(os.environ)
@@ -112,16 +120,26 @@ def _choose(installer: str, prefix: str, *, in_venv: bool, running: bool) -> tup
     uv = _find_uv()
     plan = _auto_plan(uv, prefix, in_venv=in_venv, running=running)
     if plan.refusal is None and uv is not None:
-        log.info("installing with uv (%s)", "pip settings passed on: " + ", ".join(plan.passed) if plan.passed
-                 else "no pip settings uv cannot honour")  # fmt: skip
+        log.info(
+            "installing with uv (%s)",
+            "pip settings passed on: " + ", ".join(plan.passed)
+            if plan.passed
+            else "no pip settings uv cannot honour",
+        )
         for key in [k for k in env if k.startswith("UV_") and k != "UV_CACHE_DIR"]:
             del env[key]  # pip's settings only, as pip would see them (--no-config: no uv.toml either)
         env.update(plan.env)
         # --compile-bytecode: pip writes .pyc files; unsafe-best-match: pip's choice among several indexes
-        return uv, ["--no-config", "--compile-bytecode", "--index-strategy", "unsafe-best-match", *plan.args], env
+        return (
+            uv,
+            ["--no-config", "--compile-bytecode", "--index-strategy", "unsafe-best-match", *plan.args],
+            env,
+        )
     if uv is not None and not running and not _has_pip(prefix):
         # a venv without pip (``uv venv``): uv installed there before pip's settings were read; keep that
-        log.info("installing with uv, without pip's settings: %s, and the environment has no pip", plan.refusal)
+        log.info(
+            "installing with uv, without pip's settings: %s, and the environment has no pip", plan.refusal
+        )
         return uv, [], env
     log.info("installing with pip")
     log.debug("not uv: %s", plan.refusal)
@@ -140,7 +158,9 @@ def _auto_plan(uv: str | None, prefix: str, *, in_venv: bool, running: bool) -> 
     except _pip_settings.Unreadable as exc:
         return _pip_settings.Translation(refusal=f"pip cannot read its configuration ({exc})")
     bindir = None if running else os.path.join(prefix, "bin")
-    return _pip_settings.translate(settings, os.environ, in_venv=in_venv, uv_flags=_uv_flags(uv), bindir=bindir)
+    return _pip_settings.translate(
+        settings, os.environ, in_venv=in_venv, uv_flags=_uv_flags(uv), bindir=bindir
+    )
 
 
 def _environment_refusal(in_venv: bool) -> str | None:
@@ -161,8 +181,9 @@ def _has_pip(prefix: str) -> bool:
 def _uv_flags(uv: str) -> frozenset[str]:
     """The long flags ``uv pip install`` accepts (empty when uv cannot say)."""
     try:
-        help_text = subprocess.run([uv, "pip", "install", "--help"], capture_output=True, text=True, timeout=30,
-                                   check=False).stdout  # fmt: skip
+        help_text = subprocess.run(
+            [uv, "pip", "install", "--help"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return frozenset()
     return frozenset(re.findall(r"--[a-z][a-z-]*", help_text))

@@ -39,7 +39,9 @@ def run_shell_script(
         _activate(current_env, os.path.join(cwd or os.getcwd(), os.path.expanduser(venv)), venv)
     if shell:
         text = _expand(script, current_env) if expand_env_vars else script
-        result = run_process(["bash", "-e", "-c", text], cwd=cwd, env=current_env, stream_output=stream_output)
+        result = run_process(
+            ["bash", "-e", "-c", text], cwd=cwd, env=current_env, stream_output=stream_output
+        )
         return {"stdout": result.stdout.strip(), "stderr": result.stderr.strip()}
     stdout: list[str] = []
     stderr: list[str] = []
@@ -92,7 +94,7 @@ def split_words(line: str) -> list[str]:
                 parts, in_word = [], False
             continue
         if kind == "open":
-            rest = line[match.end():]
+            rest = line[match.end() :]
             # inside an unclosed "…", shlex ends in its escape state when a backslash is last
             trailing = len(rest) - len(rest.rstrip("\\"))
             if match.group(kind) == '"' and trailing % 2:

@@ -10,7 +10,8 @@ fact changes, so a cache entry can save time but never change a result:
   the schema, or to jsonschema) misses the cache and validates in full. Invalid documents are never
   recorded, so errors are always rendered by jsonschema itself.
 - "this exact text parses to this data and these positions, with this exact loader and PyYAML"
-  (``parsed_entry`` → ``load_parsed`` / ``store_parsed``): a worker that runs the same prefect.yaml again and again
+  (``parsed_entry`` → ``load_parsed`` / ``store_parsed``): a worker that runs the same prefect.yaml again
+  and again
   then does not even import PyYAML. Only successful parses whose data ``marshal`` can hold are
   stored (YAML timestamps, for instance, are not: such files are parsed every time).
 - the entry points of a group (see ``stepengine._entry_points``).

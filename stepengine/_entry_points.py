@@ -40,7 +40,9 @@ class _LazyEntryPoint:
         return obj
 
 
-def read_entry_points(group: str, *, fresh: bool = False) -> list[tuple[str, str, str | None, str | None, t.Any]]:
+def read_entry_points(
+    group: str, *, fresh: bool = False
+) -> list[tuple[str, str, str | None, str | None, t.Any]]:
     """``(name, value, distribution, version, loadable)`` for every entry point of ``group``.
 
     ``fresh``: scan the installed distributions even if the cached listing looks current.

@@ -64,7 +64,7 @@ def _environment() -> t.Any:
                 wrapper.stepengine_format = True
             return wrapper
 
-        def call(__self, __context: t.Any, __obj: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:  # noqa: N805
+        def call(__self, __context: t.Any, __obj: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
             if not getattr(__obj, "stepengine_format", False):
                 _check_arguments(args, kwargs)
             return super().call(__context, __obj, *args, **kwargs)
@@ -121,7 +121,11 @@ def _check_size(operator: str, left: t.Any, right: t.Any) -> None:
         return
     if operator == "*":
         for sequence, times in ((left, right), (right, left)):
-            if isinstance(sequence, (str, list, tuple)) and is_int(times) and len(sequence) * times > MAX_REPEAT:
+            if (
+                isinstance(sequence, (str, list, tuple))
+                and is_int(times)
+                and len(sequence) * times > MAX_REPEAT
+            ):
                 raise SecurityError(f"the result would have more than {MAX_REPEAT:,} characters or items")
         if is_int(left) and is_int(right) and abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS:
             raise SecurityError("the result would be an integer too large to use")
@@ -139,7 +143,9 @@ def _compile(expression: str) -> t.Any:
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{{{{ {expression} }}}} is not a valid expression: {exc.message}") from None
     except Exception as exc:  # compiling folds constants, which can fail (a literal too long to print)
-        raise TemplateError(f"{{{{ {expression} }}}} is not a valid expression: {type(exc).__name__}: {exc}") from None
+        raise TemplateError(
+            f"{{{{ {expression} }}}} is not a valid expression: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def check_syntax(expression: str) -> None:

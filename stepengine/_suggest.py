@@ -34,4 +34,3 @@ def did_you_mean(name: str, candidates: t.Iterable[str]) -> str:
     if not found:
         return ""
     return " (did you mean " + " or ".join(repr(f) for f in found) + "?)"
-

@@ -95,8 +95,13 @@ def validate(
 
     config = _config(source, strict)
     try:
-        check_config(config, Registry(steps), sections=_check_sections(sections), deployment=deployment,
-                     values=values or ())
+        check_config(
+            config,
+            Registry(steps),
+            sections=_check_sections(sections),
+            deployment=deployment,
+            values=values or (),
+        )
     except ValidationError as exc:
         raise ValidationError([*exc.issues, *_warnings(config)]) from None
     return [Issue(w, severity="warning") for w in config.warnings]
@@ -173,8 +178,9 @@ def run(
     )
     chosen = steps_for(config, _check_sections(sections), deployment)
     try:
-        return runner.run(select_steps(chosen, from_step=from_step, only=only), config=config,
-                          keep_directory=keep_directory)
+        return runner.run(
+            select_steps(chosen, from_step=from_step, only=only), config=config, keep_directory=keep_directory
+        )
     except BaseException as exc:
         # The error outlives the run (and its masker): mask it now, whoever prints it later.
         scrub_exception(exc, masker)

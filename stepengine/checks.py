@@ -29,7 +29,16 @@ from stepengine.loader import Document, load_document
 if t.TYPE_CHECKING:
     from stepengine.registry import Registry, StepFunction
 
-__all__ = ["Checker", "Layout", "check_config", "config_from_document", "load_config", "load_layout", "prepare", "steps_for"]
+__all__ = [
+    "Checker",
+    "Layout",
+    "check_config",
+    "config_from_document",
+    "load_config",
+    "load_layout",
+    "prepare",
+    "steps_for",
+]
 
 #: Prefect 2.10's second file, read from beside prefect.yaml
 DEPLOYMENT_FILE = "deployment.yaml"
@@ -81,8 +90,13 @@ def load_layout(path: str | os.PathLike[str], *, strict: bool = False) -> Layout
     for section in extra.sections:
         line, col = (extra.document.position((section,)) if extra.document else None) or (None, None)
         problems.append(
-            Issue(f"top-level {section!r} belongs in prefect.yaml; deployment.yaml holds only deployments",
-                  second, line, col, section)
+            Issue(
+                f"top-level {section!r} belongs in prefect.yaml; deployment.yaml holds only deployments",
+                second,
+                line,
+                col,
+                section,
+            )
         )
     deployments = (*extra.deployments, *config.deployments)
     documents = (*(extra.document for _ in extra.deployments), *(config.document for _ in config.deployments))
@@ -135,9 +149,14 @@ class Checker:
         self.install_requires = install_requires
         self._memo: dict[int, tuple[Step, _StepCheck]] = {}
 
-    def run(self, steps: t.Sequence[Step], known_names: t.Iterable[str] = (),
-            extra_ids: t.Collection[str] = (), *, allow_missing: bool = False,
-            ) -> tuple[list[tuple[Step, StepFunction]], list[Issue]]:
+    def run(
+        self,
+        steps: t.Sequence[Step],
+        known_names: t.Iterable[str] = (),
+        extra_ids: t.Collection[str] = (),
+        *,
+        allow_missing: bool = False,
+    ) -> tuple[list[tuple[Step, StepFunction]], list[Issue]]:
         """The resolved steps of one run and every problem with them. ``extra_ids``: ids of steps
         the schema rejected (a reference to one is not reported as well). ``allow_missing``: a
         ``{{ id.key }}`` naming no earlier step is not a problem (it renders as Prefect renders a
@@ -185,6 +204,7 @@ class Checker:
         try:
             return self.registry.resolve(step.function, requires=step.requires)
         except StepLookupError as exc:
+            failure = exc
             if self.install_requires and step.requires:
                 from stepengine.registry import install_requirements
 
@@ -193,8 +213,8 @@ class Checker:
                 try:
                     return self.registry.resolve(step.function, requires=step.requires)
                 except StepLookupError as again:
-                    exc = again
-            message = exc._message + (f"\nhint: {exc.hint}" if exc.hint else "")
+                    failure = again
+            message = failure._message + (f"\nhint: {failure.hint}" if failure.hint else "")
             issues.append(_issue(step, None, message))
             return None
 
@@ -202,7 +222,9 @@ class Checker:
 def _issue(step: Step, argument: str | None, problem: str) -> Issue:
     from stepengine.schema import format_path
 
-    line, col = step.argument_positions.get(argument, (step.line, step.col)) if argument else (step.line, step.col)
+    line, col = (
+        step.argument_positions.get(argument, (step.line, step.col)) if argument else (step.line, step.col)
+    )
     path = format_path(step.path + ((argument,) if argument else ()))
     return Issue(f"{step.label}: {problem}", step.file, line, col, path)
 
@@ -236,12 +258,18 @@ def _template_issues(step: Step, issues: list[Issue]) -> list[tuple[str, str, st
                     except TemplateError as exc:
                         issues.append(_issue(step, argument, exc._message))
                 elif placeholder.kind == "block":
-                    pieces = placeholder.name[len(BLOCK_PREFIX):].split(".")
+                    pieces = placeholder.name[len(BLOCK_PREFIX) :].split(".")
                     if len(pieces) < 2 or not all(pieces[:2]):
-                        issues.append(_issue(step, argument, (
-                            f"{placeholder.text}: a block reference needs a type and a name: "
-                            "{{ prefect.blocks.<type>.<name>[.field] }}"
-                        )))
+                        issues.append(
+                            _issue(
+                                step,
+                                argument,
+                                (
+                                    f"{placeholder.text}: a block reference needs a type and a name: "
+                                    "{{ prefect.blocks.<type>.<name>[.field] }}"
+                                ),
+                            )
+                        )
     return references
 
 
@@ -249,10 +277,16 @@ def _reference_issue(step: Step, argument: str, text: str, head: str, ids: t.Col
     """``{{ a.b }}`` must name a step id defined earlier in the run (or a value given with --var).
     A bare ``{{ name }}`` may be a key merged flat from any earlier output: only known at run time."""
     if head == step.id:
-        return _issue(step, argument, f"{text} refers to this step's own id {head!r}; only earlier steps' outputs exist")
+        return _issue(
+            step, argument, f"{text} refers to this step's own id {head!r}; only earlier steps' outputs exist"
+        )
     from stepengine._suggest import did_you_mean
 
-    return _issue(step, argument, f"{text} refers to {head!r}, but no earlier step has that id" + did_you_mean(head, list(ids)))
+    return _issue(
+        step,
+        argument,
+        f"{text} refers to {head!r}, but no earlier step has that id" + did_you_mean(head, list(ids)),
+    )
 
 
 def _broken_ids(config: Config) -> set[str]:
@@ -288,7 +322,9 @@ def _in_file_order(config: Config | None, issues: t.Iterable[Issue]) -> list[Iss
     return sorted(unique, key=lambda i: (i.file != main, i.file or "", i.line or 0, i.col or 0))
 
 
-def steps_for(config: Config, sections: t.Sequence[str] | None, deployment: str | Deployment | None) -> list[Step]:
+def steps_for(
+    config: Config, sections: t.Sequence[str] | None, deployment: str | Deployment | None
+) -> list[Step]:
     """``config.steps_for``; when the deployment cannot be chosen in a file with problems, those
     problems are reported with it (a deployment the schema rejected cannot be found)."""
     from stepengine.errors import ConfigError
@@ -299,7 +335,9 @@ def steps_for(config: Config, sections: t.Sequence[str] | None, deployment: str 
         if not config.problems:
             raise
         raise ValidationError(
-            _in_file_order(config, [*config.problems, Issue(exc._message + (f"\nhint: {exc.hint}" if exc.hint else ""))])
+            _in_file_order(
+                config, [*config.problems, Issue(exc._message + (f"\nhint: {exc.hint}" if exc.hint else ""))]
+            )
         ) from None
 
 

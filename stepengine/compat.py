@@ -33,8 +33,12 @@ def prefect_issues(config: Config, *, severity: str = "warning") -> list[Issue]:
     for deployment in config.deployments:
         if FINALLY in deployment.sections:
             line, col = position(("deployments", deployment.index, FINALLY)) or (None, None)
-            issue(f"deployment {deployment.name!r}: 'finally' is a stepengine section: Prefect does not run it",
-                  line, col, f"deployments[{deployment.index}].finally")
+            issue(
+                f"deployment {deployment.name!r}: 'finally' is a stepengine section: Prefect does not run it",
+                line,
+                col,
+                f"deployments[{deployment.index}].finally",
+            )
     seen: set[tuple[t.Any, ...]] = set()
     for step in _all_steps(config):
         if step.path in seen:
@@ -64,21 +68,46 @@ def _step_issues(step: Step, severity: str) -> list[Issue]:
     if "." not in step.function.replace(":", "."):
         suggestion = _dotted_alias(step.function)
         hint = f"; write {suggestion}" if suggestion else ""
-        out.append(Issue(f"{step.label}: Prefect imports a step by its full dotted path, not {step.function!r}{hint}",
-                         step.file, step.line, step.col, format_path(step.path), severity))
+        out.append(
+            Issue(
+                f"{step.label}: Prefect imports a step by its full dotted path, not {step.function!r}{hint}",
+                step.file,
+                step.line,
+                step.col,
+                format_path(step.path),
+                severity,
+            )
+        )
     for key in sorted(step.controls, key=lambda k: at(k)):
         if key in CONTROL_KEYS:
             line, col = at(key)
-            out.append(Issue(f"{step.label}: {key!r} is a stepengine control key: Prefect would pass it to the "
-                             "step as an argument", step.file, line, col, format_path(step.path + (key,)), severity))
+            out.append(
+                Issue(
+                    f"{step.label}: {key!r} is a stepengine control key: Prefect would pass it to the "
+                    "step as an argument",
+                    step.file,
+                    line,
+                    col,
+                    format_path(step.path + (key,)),
+                    severity,
+                )
+            )
     for key, value in step.arguments.items():
         for text in iter_strings(value):
             for placeholder in find_placeholders(text):
                 if placeholder.kind == "expression":
                     line, col = at(key)
-                    out.append(Issue(f"{step.label}: {placeholder.text} is a Jinja expression: Prefect would leave "
-                                     "it as literal text", step.file, line, col, format_path(step.path + (key,)),
-                                     severity))
+                    out.append(
+                        Issue(
+                            f"{step.label}: {placeholder.text} is a Jinja expression: Prefect would leave "
+                            "it as literal text",
+                            step.file,
+                            line,
+                            col,
+                            format_path(step.path + (key,)),
+                            severity,
+                        )
+                    )
     return out
 
 
@@ -91,6 +120,8 @@ def _dotted_alias(name: str) -> str | None:
         names = Registry().names()
     except Exception:  # a broken entry point must not break validation
         return None
-    candidates = sorted(n for n in names if n.endswith("." + name) and n.split(".", 1)[0].startswith("prefect"))
+    candidates = sorted(
+        n for n in names if n.endswith("." + name) and n.split(".", 1)[0].startswith("prefect")
+    )
     # the current spelling (prefect.deployments…), not Prefect 2.10-2.16's prefect.projects alias
     return min(candidates, key=lambda n: (".projects." in n, len(n))) if candidates else None

@@ -67,7 +67,7 @@ class _Value:
         name = type(self).__name__
         if len(args) > len(self._fields):
             raise TypeError(f"{name}() takes {len(self._fields)} arguments but {len(args)} were given")
-        values = dict(zip(self._fields, args))
+        values = dict(zip(self._fields, args, strict=False))
         for key, value in kwargs.items():
             if key not in self._fields:
                 raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
@@ -209,7 +209,8 @@ class Config(_Value):
         names = [_qualified(d) for d in self.deployments]
         if matches:
             raise ConfigError(
-                f"{selector!r} matches {len(matches)} deployments: {', '.join(_qualified(d) for d in matches)}",
+                f"{selector!r} matches {len(matches)} deployments: "
+                f"{', '.join(_qualified(d) for d in matches)}",
                 file=self.file,
                 hint="name one of them (FLOW/NAME tells apart deployments of the same name)",
             )
@@ -218,10 +219,13 @@ class Config(_Value):
         pattern = any(c in selector for c in "*?[")
         known = [d.name for d in self.deployments if isinstance(d.name, str)]
         raise ConfigError(
-            f"no deployment matches {selector!r}" if pattern
+            f"no deployment matches {selector!r}"
+            if pattern
             else f"no deployment named {selector!r}" + did_you_mean(selector.rpartition("/")[2], known),
             file=self.file,
-            hint=f"deployments in this file: {', '.join(names)}" if names else "this file defines no deployments",
+            hint=f"deployments in this file: {', '.join(names)}"
+            if names
+            else "this file defines no deployments",
         )
 
     def select_deployments(self, selector: str) -> list[Deployment]:
@@ -265,7 +269,9 @@ class Config(_Value):
             return entry.sections[section]
         return self.sections.get(section)
 
-    def steps_for(self, sections: t.Sequence[str] | None, deployment: str | Deployment | None = None) -> list[Step]:
+    def steps_for(
+        self, sections: t.Sequence[str] | None, deployment: str | Deployment | None = None
+    ) -> list[Step]:
         """The steps of the chosen sections (default: those present) in order, then ``finally``.
         A section named twice runs once."""
         entry = self.deployment(deployment) if deployment is not None else None
@@ -345,7 +351,7 @@ def _build_section(
         return ()
     steps = []
     positions = document.positions
-    for index, (item, item_path) in enumerate(zip(items, item_paths)):
+    for index, (item, item_path) in enumerate(zip(items, item_paths, strict=False)):
         if not (isinstance(item, dict) and len(item) == 1):
             continue  # an empty item ({} or null) is skipped, as Prefect's step runner skips it
         ((function, raw),) = item.items()
@@ -355,8 +361,11 @@ def _build_section(
         arg_path = item_path + (function,)
         line, col = positions.get(arg_path) or document.position(arg_path) or (None, None)
         arguments = {k: v for k, v in raw.items() if k not in reserved_keys}
-        controls = {k: v for k, v in raw.items() if k in reserved_keys and k != "id" and k != "requires"} \
-            if len(arguments) != len(raw) else {}
+        controls = (
+            {k: v for k, v in raw.items() if k in reserved_keys and k != "id" and k != "requires"}
+            if len(arguments) != len(raw)
+            else {}
+        )
         requires = raw.get("requires") or ()
         if isinstance(requires, str):
             requires = (requires,)
@@ -368,7 +377,9 @@ def _build_section(
                 function=function,
                 arguments=arguments,
                 id=step_id if isinstance(step_id, str) else None,
-                requires=tuple(r for r in requires if isinstance(r, str)) if isinstance(requires, (list, tuple)) else (),
+                requires=tuple(r for r in requires if isinstance(r, str))
+                if isinstance(requires, (list, tuple))
+                else (),
                 controls=controls,
                 file=document.file,
                 line=line,

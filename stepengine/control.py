@@ -23,8 +23,15 @@ import typing as t
 
 from stepengine.errors import TemplateError
 
-__all__ = ["MAX_RETRY_DELAY", "Controls", "condition_source", "control_issues", "deadline", "retry_delay",
-           "should_retry"]
+__all__ = [
+    "MAX_RETRY_DELAY",
+    "Controls",
+    "condition_source",
+    "control_issues",
+    "deadline",
+    "retry_delay",
+    "should_retry",
+]
 
 #: the longest wait between two attempts, however many retries came before
 MAX_RETRY_DELAY = 300.0
@@ -87,12 +94,19 @@ def control_issues(controls: t.Mapping[str, t.Any]) -> list[tuple[str, str]]:
     number("retry_delay_seconds")
     number("timeout_seconds", positive=True)
     if "continue_on_error" in controls and not isinstance(controls["continue_on_error"], bool):
-        issues.append(("continue_on_error", f"continue_on_error must be true or false, got {controls['continue_on_error']!r}"))
+        issues.append(
+            (
+                "continue_on_error",
+                f"continue_on_error must be true or false, got {controls['continue_on_error']!r}",
+            )
+        )
     if "retry_on" in controls:
         value = controls["retry_on"]
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
-            issues.append(("retry_on", f"retry_on must be an exception class name or a list of them, got {value!r}"))
+            issues.append(
+                ("retry_on", f"retry_on must be an exception class name or a list of them, got {value!r}")
+            )
     if "if" in controls:
         value = controls["if"]
         if not isinstance(value, (str, bool)):

@@ -268,7 +268,8 @@ class StoreError(StepEngineError):
 
 
 def short_name(function: str) -> str:
-    """A step function's last name: ``git_clone`` for ``prefect.deployments.steps.git_clone`` or ``pkg.mod:git_clone``."""
+    """A step function's last name: ``git_clone`` for ``prefect.deployments.steps.git_clone`` or
+    ``pkg.mod:git_clone``."""
     return function.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
 
 

@@ -28,7 +28,6 @@ def atomic_directory(target: str | os.PathLike[str], *, replace: bool = True) ->
             download_everything_into(tmp)
     """
     import shutil  # here, not at module level: step_api imports this module on every run
-
     from pathlib import Path
 
     target = Path(target).absolute()

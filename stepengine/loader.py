@@ -22,7 +22,7 @@ from stepengine.errors import YAMLSyntaxError
 __all__ = ["MAX_ALIAS_NODES", "Document", "Path", "load_document", "parse_document"]
 
 #: a location inside a document: keys and list indexes from the root, e.g. ``("pull", 0, "git_clone")``
-Path = t.Tuple[t.Union[str, int], ...]
+Path = tuple[str | int, ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_DEPTH = 200
@@ -256,7 +256,9 @@ class _Builder:
                 error.hint = f"remove the tag {node.tag}: only YAML's standard tags are read"
         except Exception as exc:  # PyYAML's constructors fail in many ways on odd text (!!timestamp z)
             if node.tag.endswith(":int") and "digits" in str(exc):
-                problem = f"an integer of {len(node.value):,} characters is longer than Python reads (4,300 digits)"
+                problem = (
+                    f"an integer of {len(node.value):,} characters is longer than Python reads (4,300 digits)"
+                )
             elif isinstance(exc, ValueError):
                 problem = f"cannot read this value ({node.tag.rsplit(':', 1)[-1]}): {exc}"
             else:

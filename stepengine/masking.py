@@ -80,7 +80,8 @@ class Masker:
         if len(text) < MIN_SECRET_LENGTH:
             if text:
                 _log.warning(
-                    "a secret value shorter than %d characters is not masked; use a longer one", MIN_SECRET_LENGTH
+                    "a secret value shorter than %d characters is not masked; use a longer one",
+                    MIN_SECRET_LENGTH,
                 )
             return
         forms = _encoded_forms(text)

@@ -12,7 +12,9 @@ if t.TYPE_CHECKING:
 __all__ = ["WORKING_DIRECTORY_GONE", "check_working_directory", "home_directory", "home_path"]
 
 #: what is said when the working directory was deleted under a running shell or by a step
-WORKING_DIRECTORY_GONE = "the working directory no longer exists (it was deleted after the shell or a step entered it)"
+WORKING_DIRECTORY_GONE = (
+    "the working directory no longer exists (it was deleted after the shell or a step entered it)"
+)
 
 
 def home_path(env: t.Mapping[str, str] | None = None) -> str:

@@ -133,7 +133,9 @@ def plan(
     )
     prepare(chosen, registry, known_names=set(values or ()), allow_missing=allow_missing, config=config)
     seeded = dict(values or {})
-    context = _PlanContext(dict(seeded), env=env, resolver=resolver, allow_missing=allow_missing, masker=masker)
+    context = _PlanContext(
+        dict(seeded), env=env, resolver=resolver, allow_missing=allow_missing, masker=masker
+    )
     planned: list[PlannedStep] = []
     issues: list[Issue] = []
     outcomes: dict[str, str] = {}
@@ -158,8 +160,12 @@ def plan(
         if controls is not None and controls.condition is not None:
             try:
                 condition = evaluate_condition(
-                    controls.condition, namespace=context.namespace, values=seeded, env=env,
-                    outcomes=outcomes, failed=False,
+                    controls.condition,
+                    namespace=context.namespace,
+                    values=seeded,
+                    env=env,
+                    outcomes=outcomes,
+                    failed=False,
                 )
             except TemplateError:
                 condition = None  # it needs outputs: decided at run time
@@ -167,7 +173,9 @@ def plan(
             outcomes[step.id] = "success"
         planned.append(PlannedStep(step, inputs, dict(step.controls), condition))
     # Mask at the end: a secret found while templating a later step is masked everywhere.
-    masked = [p._replace(inputs=masker.mask_data(p.inputs), controls=masker.mask_data(p.controls)) for p in planned]
+    masked = [
+        p._replace(inputs=masker.mask_data(p.inputs), controls=masker.mask_data(p.controls)) for p in planned
+    ]
     issues = [i._replace(message=masker.mask(i.message)) for i in issues]
     return Plan(masked, issues)
 
@@ -179,7 +187,7 @@ def _strip_location(exc: TemplateError) -> str:
     if exc.file:
         prefix = f"{exc.file}:{exc.line}:{exc.col}: " if exc.line is not None and exc.col is not None else ""
     if prefix and text.startswith(prefix):
-        text = text[len(prefix):]
+        text = text[len(prefix) :]
     if exc.hint:
         text += f"\nhint: {exc.hint}"
     return text

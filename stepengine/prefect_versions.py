@@ -32,17 +32,26 @@ _KINDS = ("cron", "interval", "rrule")
 
 #: every key a schedule item has had in some Prefect version
 SCHEDULE_KEYS: tuple[str, ...] = _KINDS + (
-    "timezone", "anchor_date", "day_or", "active", "parameters", "slug", "replaces",
-    "max_active_runs", "catchup",
+    "timezone",
+    "anchor_date",
+    "day_or",
+    "active",
+    "parameters",
+    "slug",
+    "replaces",
+    "max_active_runs",
+    "catchup",
 )
 
 _PLACEHOLDER = re.compile(r"^\s*\{\{.*\}\}\s*$", re.S)
-_ISO_DURATION = re.compile(r"^P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
-                           r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?$")
+_ISO_DURATION = re.compile(
+    r"^P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
+    r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?$"
+)
 
 
 #: a range of Prefect versions, both ends included; ``None`` for an open end
-Range = t.Tuple[t.Optional[str], t.Optional[str]]
+Range = tuple[str | None, str | None]
 EVERY: tuple[Range, ...] = ((None, None),)
 
 
@@ -63,8 +72,11 @@ def version_issues(document: Document, *, strict: bool = False) -> list[Issue]:
 def refused_by(document: Document, version: str) -> list[Issue]:
     """The issues of ``document`` that Prefect ``version`` (e.g. ``"3.9.1"``) refuses."""
     key = _key(version)
-    return [f.issue for f in version_findings(document)
-            if any((lo is None or _key(lo) <= key) and (hi is None or key <= _key(hi)) for lo, hi in f.refused_in)]
+    return [
+        f.issue
+        for f in version_findings(document)
+        if any((lo is None or _key(lo) <= key) and (hi is None or key <= _key(hi)) for lo, hi in f.refused_in)
+    ]
 
 
 def _key(version: str) -> tuple[int, ...]:
@@ -83,16 +95,26 @@ def version_findings(document: Document) -> list[Finding]:
 
         line, col = document.position(path) or (None, None)
         severity = "error" if tuple(refused_in) == EVERY else "warning"
-        found.append(Finding(Issue(message, document.file, line, col, format_path(path), severity), tuple(refused_in)))
+        found.append(
+            Finding(Issue(message, document.file, line, col, format_path(path), severity), tuple(refused_in))
+        )
 
     for key in ("name", "prefect-version"):
         if isinstance(data.get(key), (int, float)) and not isinstance(data.get(key), bool):
-            report((key,), f"{key!r} is a number: Prefect {MODEL} and later refuse it (and skip every "
-                           f"deployment of the file); quote it: {key}: \"{data[key]}\"", [(MODEL, None)])
+            report(
+                (key,),
+                f"{key!r} is a number: Prefect {MODEL} and later refuse it (and skip every "
+                f'deployment of the file); quote it: {key}: "{data[key]}"',
+                [(MODEL, None)],
+            )
     _sections(data, (), "", report)
     if "deployments" in data and data["deployments"] is None:
-        report(("deployments",), f"'deployments: null': Prefect {MODEL} and later refuse it (earlier versions "
-                                 "read it as no deployments); write 'deployments: []'", [(MODEL, None)])
+        report(
+            ("deployments",),
+            f"'deployments: null': Prefect {MODEL} and later refuse it (earlier versions "
+            "read it as no deployments); write 'deployments: []'",
+            [(MODEL, None)],
+        )
     deployments = data.get("deployments")
     for index, entry in enumerate(deployments if isinstance(deployments, list) else ()):
         if isinstance(entry, dict):
@@ -104,19 +126,28 @@ def version_findings(document: Document) -> list[Finding]:
 ONE_STEP_SECTIONS = "3.7.7"
 
 
-def _sections(data: dict[str, t.Any], path: tuple[t.Any, ...], where: str, report: t.Callable[..., None]) -> None:
+def _sections(
+    data: dict[str, t.Any], path: tuple[t.Any, ...], where: str, report: t.Callable[..., None]
+) -> None:
     for section in ("build", "push", "pull"):
         value = data.get(section)
         for index, step in enumerate(value if isinstance(value, list) else ()):
             if step is None:
-                report(path + (section, index), f"{where}{section}[{index}] is null: Prefect {MODEL} and later refuse "
-                                                "it (and skip every deployment of the file); earlier versions skip "
-                                                "the step; remove it", [(MODEL, None)])
+                report(
+                    path + (section, index),
+                    f"{where}{section}[{index}] is null: Prefect {MODEL} and later refuse "
+                    "it (and skip every deployment of the file); earlier versions skip "
+                    "the step; remove it",
+                    [(MODEL, None)],
+                )
         if isinstance(value, dict) and value:
-            report(path + (section,), f"{where}section {section!r} is one step mapping, not a list: Prefect before "
-                                      f"{ONE_STEP_SECTIONS} refuses it (3.4.19–3.7.6 when reading the file, earlier "
-                                      "versions when the steps run); write it as a list ('- ' before the step)",
-                   [(None, "3.7.6")])
+            report(
+                path + (section,),
+                f"{where}section {section!r} is one step mapping, not a list: Prefect before "
+                f"{ONE_STEP_SECTIONS} refuses it (3.4.19–3.7.6 when reading the file, earlier "
+                "versions when the steps run); write it as a list ('- ' before the step)",
+                [(None, "3.7.6")],
+            )
 
 
 def _where(entry: dict[str, t.Any], path: tuple[t.Any, ...]) -> str:
@@ -131,29 +162,52 @@ def _deployment(entry: dict[str, t.Any], path: tuple[t.Any, ...], report: t.Call
     for key, since in refusing.items():
         value = entry.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            report(path + (key,), f"{where}: {key!r} is a number: Prefect {since} and later refuse it "
-                                  f"(earlier versions turned it into text); quote it: {key}: \"{value}\"", [(since, None)])
+            report(
+                path + (key,),
+                f"{where}: {key!r} is a number: Prefect {since} and later refuse it "
+                f'(earlier versions turned it into text); quote it: {key}: "{value}"',
+                [(since, None)],
+            )
     if "parameters" in entry and entry["parameters"] is None:
-        report(path + ("parameters",), f"{where}: 'parameters: null': Prefect {MODEL} and later refuse it (and skip "
-                                       "every deployment of the file); write 'parameters: {}' or leave it out", [(MODEL, None)])
+        report(
+            path + ("parameters",),
+            f"{where}: 'parameters: null': Prefect {MODEL} and later refuse it (and skip "
+            "every deployment of the file); write 'parameters: {}' or leave it out",
+            [(MODEL, None)],
+        )
     if "work_pool" in entry and entry["work_pool"] is None:
-        report(path + ("work_pool",), f"{where}: 'work_pool: null': Prefect before {MODEL} refuses it (it fills in "
-                                      "the pool's defaults); write 'work_pool: {}' or leave it out", [(None, "3.4.18")])
+        report(
+            path + ("work_pool",),
+            f"{where}: 'work_pool: null': Prefect before {MODEL} refuses it (it fills in "
+            "the pool's defaults); write 'work_pool: {}' or leave it out",
+            [(None, "3.4.18")],
+        )
     pool = entry.get("work_pool")
     if isinstance(pool, dict) and "job_variables" in pool and pool["job_variables"] is None:
-        report(path + ("work_pool", "job_variables"),
-               f"{where}: 'job_variables: null': Prefect {MODEL} and later refuse it (and skip every deployment "
-               "of the file); write 'job_variables: {}' or leave it out", [(MODEL, None)])
+        report(
+            path + ("work_pool", "job_variables"),
+            f"{where}: 'job_variables: null': Prefect {MODEL} and later refuse it (and skip every deployment "
+            "of the file); write 'job_variables: {}' or leave it out",
+            [(MODEL, None)],
+        )
     schedule = entry.get("schedule")
     if isinstance(schedule, list):
-        report(path + ("schedule",), f"{where}: 'schedule' is a list: Prefect {MODEL} and later refuse it (and skip "
-                                     f"every deployment of the file), {SCHEDULES}–3.4.18 ignore it; a list of "
-                                     "schedules goes under 'schedules'", [(MODEL, None)])
+        report(
+            path + ("schedule",),
+            f"{where}: 'schedule' is a list: Prefect {MODEL} and later refuse it (and skip "
+            f"every deployment of the file), {SCHEDULES}–3.4.18 ignore it; a list of "
+            "schedules goes under 'schedules'",
+            [(MODEL, None)],
+        )
     if schedule and isinstance(schedule, dict):
         if "schedules" in entry:
-            report(path + ("schedule",), f"{where}: both 'schedule' and 'schedules': Prefect {SCHEDULES} and later "
-                                         "refuse the pair (earlier versions ignore 'schedules'); move the schedule "
-                                         "into the 'schedules' list", [(SCHEDULES, None)])
+            report(
+                path + ("schedule",),
+                f"{where}: both 'schedule' and 'schedules': Prefect {SCHEDULES} and later "
+                "refuse the pair (earlier versions ignore 'schedules'); move the schedule "
+                "into the 'schedules' list",
+                [(SCHEDULES, None)],
+            )
         _schedule(schedule, path + ("schedule",), where, report, legacy=True)
     schedules = entry.get("schedules")
     for i, item in enumerate(schedules if isinstance(schedules, list) else ()):
@@ -162,31 +216,51 @@ def _deployment(entry: dict[str, t.Any], path: tuple[t.Any, ...], report: t.Call
 
 
 def _schedule(
-    schedule: dict[str, t.Any], path: tuple[t.Any, ...], where: str, report: t.Callable[..., None], *, legacy: bool
+    schedule: dict[str, t.Any],
+    path: tuple[t.Any, ...],
+    where: str,
+    report: t.Callable[..., None],
+    *,
+    legacy: bool,
 ) -> None:
     """One non-empty ``schedule:`` mapping (``legacy``) or one ``schedules:`` item."""
     kinds = [k for k in _KINDS if schedule.get(k) not in (None, "")]
     label = f"{where}: " + ("schedule" if legacy else f"schedules[{path[-1]}]")
     if legacy and schedule.get("anchor_date") is not None and "interval" not in kinds:
-        report(path + ("anchor_date",), f"{label}: 'anchor_date' without 'interval': Prefect 2.10–2.16.0 refuse it "
-                                        "(later versions ignore it)", [("2.10", "2.16.0")])
+        report(
+            path + ("anchor_date",),
+            f"{label}: 'anchor_date' without 'interval': Prefect 2.10–2.16.0 refuse it "
+            "(later versions ignore it)",
+            [("2.10", "2.16.0")],
+        )
     if not kinds:
         if legacy:
-            report(path, f"{label} names none of cron, interval or rrule: Prefect {SCHEDULES} and later refuse it "
-                         "(earlier versions read it as no schedule); write 'schedule: {}' for none", [(SCHEDULES, None)])
+            report(
+                path,
+                f"{label} names none of cron, interval or rrule: Prefect {SCHEDULES} and later refuse it "
+                "(earlier versions read it as no schedule); write 'schedule: {}' for none",
+                [(SCHEDULES, None)],
+            )
         else:
             report(path, f"{label} needs one of cron, interval or rrule, found none", EVERY)
         return
     if len(kinds) > 1:
         earlier = "Prefect 2.10–2.16.0 and " if legacy else "Prefect "
-        report(path, f"{label} names {len(kinds)} kinds ({', '.join(kinds)}): {earlier}{STRICT_SCHEDULES} and later "
-                     f"refuse it; Prefect {SCHEDULES}–3.4.20 use only {kinds[0]!r}; keep one",
-               ([("2.10", "2.16.0")] if legacy else []) + [(STRICT_SCHEDULES, None)])
+        report(
+            path,
+            f"{label} names {len(kinds)} kinds ({', '.join(kinds)}): {earlier}{STRICT_SCHEDULES} and later "
+            f"refuse it; Prefect {SCHEDULES}–3.4.20 use only {kinds[0]!r}; keep one",
+            ([("2.10", "2.16.0")] if legacy else []) + [(STRICT_SCHEDULES, None)],
+        )
     interval = schedule.get("interval")
-    if isinstance(interval, str) and not (_ISO_DURATION.match(interval.strip()) or _PLACEHOLDER.match(interval)
-                                          or interval.strip().isdigit()):
-        report(path + ("interval",), f"{label}: interval {interval!r} is neither a number of seconds nor an "
-                                     "ISO 8601 duration (PT1H)", EVERY)
+    if isinstance(interval, str) and not (
+        _ISO_DURATION.match(interval.strip()) or _PLACEHOLDER.match(interval) or interval.strip().isdigit()
+    ):
+        report(
+            path + ("interval",),
+            f"{label}: interval {interval!r} is neither a number of seconds nor an ISO 8601 duration (PT1H)",
+            EVERY,
+        )
         return
     # From 3.4.21 each item must validate as Prefect's raw schedule (known keys, one kind) or as one of
     # its schedule types; judged with only the first kind kept (several kinds are reported above).
@@ -209,15 +283,23 @@ def _schedule(
         elif key in ("day_or", "replaces") and refused:
             causes.append((key, repr(key)))
         elif key == "interval" and (text or refused):
-            causes.append((key, f"interval {interval!r}" + (" (text, not seconds)" if text and not placeholder else "")))
+            causes.append(
+                (key, f"interval {interval!r}" + (" (text, not seconds)" if text and not placeholder else ""))
+            )
     ranges = ([(None, "3.1.14" if placeholder else "3.4.18")] if text else []) + refused
     first = causes[0][0] if causes else None
-    report(path + ((first,) if first else ()),
-           f"{label}: {', '.join(c for _, c in causes) or 'these keys together'}: Prefect {_ranges_text(ranges)} "
-           "refuse it" + (" (and skip every deployment of the file)" if refused else ""), ranges)
+    report(
+        path + ((first,) if first else ()),
+        f"{label}: {', '.join(c for _, c in causes) or 'these keys together'}: "
+        f"Prefect {_ranges_text(ranges)} "
+        "refuse it" + (" (and skip every deployment of the file)" if refused else ""),
+        ranges,
+    )
 
 
-_BASE_KEYS = frozenset(("cron", "interval", "rrule", "timezone", "anchor_date", "active", "parameters", "slug"))
+_BASE_KEYS = frozenset(
+    ("cron", "interval", "rrule", "timezone", "anchor_date", "active", "parameters", "slug")
+)
 #: (first, last, keys of Prefect's raw schedule model, whether its interval is a duration rather than
 #: a whole number of seconds), from 3.4.21, when that model started refusing unknown keys
 _ERAS: tuple[tuple[str, str | None, frozenset[str], bool], ...] = (
@@ -227,8 +309,11 @@ _ERAS: tuple[tuple[str, str | None, frozenset[str], bool], ...] = (
     ("3.6.17", None, _BASE_KEYS | {"day_or", "replaces"}, True),
 )
 #: the keys of Prefect's schedule types, which an item may validate as too
-_TYPE_KEYS = {"cron": {"cron", "timezone", "day_or"}, "interval": {"interval", "anchor_date", "timezone"},
-              "rrule": {"rrule", "timezone"}}
+_TYPE_KEYS = {
+    "cron": {"cron", "timezone", "day_or"},
+    "interval": {"interval", "anchor_date", "timezone"},
+    "rrule": {"rrule", "timezone"},
+}
 
 
 def _validates(schedule: dict[str, t.Any], era: tuple[str, str | None, frozenset[str], bool]) -> bool:
@@ -238,8 +323,15 @@ def _validates(schedule: dict[str, t.Any], era: tuple[str, str | None, frozenset
         return False
     interval = schedule.get("interval")
     duration = interval is None or _is_duration(interval)
-    whole = interval is None or (isinstance(interval, str) and interval.strip().isdigit()) or (
-        isinstance(interval, (int, float)) and not isinstance(interval, bool) and float(interval).is_integer())
+    whole = (
+        interval is None
+        or (isinstance(interval, str) and interval.strip().isdigit())
+        or (
+            isinstance(interval, (int, float))
+            and not isinstance(interval, bool)
+            and float(interval).is_integer()
+        )
+    )
     raw = set(schedule) <= era[2] and (duration if era[3] else whole)
     typed = set(schedule) <= _TYPE_KEYS[kinds[0]] and duration
     return raw or typed
@@ -248,7 +340,9 @@ def _validates(schedule: dict[str, t.Any], era: tuple[str, str | None, frozenset
 def _is_duration(value: t.Any) -> bool:
     if isinstance(value, bool):
         return False
-    return isinstance(value, (int, float)) or (isinstance(value, str) and bool(_ISO_DURATION.match(value.strip())))
+    return isinstance(value, (int, float)) or (
+        isinstance(value, str) and bool(_ISO_DURATION.match(value.strip()))
+    )
 
 
 def _refusing_eras(schedule: dict[str, t.Any]) -> list[Range]:
@@ -267,8 +361,10 @@ def _refusing_eras(schedule: dict[str, t.Any]) -> list[Range]:
 
 
 def _ranges_text(ranges: t.Sequence[Range]) -> str:
-    parts = [f"before {_next(hi)}" if lo is None else f"{lo} and later" if hi is None else f"{lo}–{hi}"
-             for lo, hi in ranges]
+    parts = [
+        f"before {_next(hi)}" if lo is None else f"{lo} and later" if hi is None else f"{lo}–{hi}"
+        for lo, hi in ranges
+    ]
     return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
 
 

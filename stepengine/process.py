@@ -115,7 +115,9 @@ def run_process(
             _pump(stream, sink, name, masker, stream_output)
 
         for stream, sink, name in ((proc.stdout, out, "stdout"), (proc.stderr, err, "stderr")):
-            thread = threading.Thread(target=contextvars.copy_context().run, args=(pump, stream, sink, name), daemon=True)
+            thread = threading.Thread(
+                target=contextvars.copy_context().run, args=(pump, stream, sink, name), daemon=True
+            )
             threads.append(thread)
             thread.start()
         if input is not None:
@@ -149,7 +151,9 @@ def run_process(
     stdout = "".join(out)  # masked as it streamed
     stderr = "".join(err)
     if check and returncode != 0:
-        raise ProcessError([masker.mask(a) for a in argv], returncode, stdout=stdout, stderr=stderr, hint=hint)
+        raise ProcessError(
+            [masker.mask(a) for a in argv], returncode, stdout=stdout, stderr=stderr, hint=hint
+        )
     return ProcessResult(argv, returncode, stdout, stderr)
 
 

@@ -47,7 +47,9 @@ class _Registration(t.NamedTuple):
 class Registry:
     """Resolves step names. Cheap to create; entry points are read on first use."""
 
-    def __init__(self, steps: t.Mapping[str, t.Callable[..., t.Any]] | None = None, *, group: str = GROUP) -> None:
+    def __init__(
+        self, steps: t.Mapping[str, t.Callable[..., t.Any]] | None = None, *, group: str = GROUP
+    ) -> None:
         self._explicit = dict(steps or {})
         self._group = group
         self._registrations: dict[str, list[_Registration]] | None = None
@@ -105,7 +107,8 @@ class Registry:
         if registrations:
             if len(registrations) > 1:
                 sources = ", ".join(
-                    f"{r.distribution} ({r.value})" for r in sorted(registrations, key=lambda r: str(r.distribution))
+                    f"{r.distribution} ({r.value})"
+                    for r in sorted(registrations, key=lambda r: str(r.distribution))
                 )
                 raise StepLookupError(
                     f"step {name!r} is registered by more than one distribution: {sources}",
@@ -117,7 +120,10 @@ class Registry:
                 func = reg.entry_point.load()
             except (Exception, SystemExit) as exc:
                 raise StepLookupError(
-                    f"step {name!r} (from {reg.distribution}) cannot be imported: {type(exc).__name__}: {exc}",
+                    (
+                        f"step {name!r} (from {reg.distribution}) cannot be imported: {type(exc).__name__}: "
+                        f"{exc}"
+                    ),
                     function=name,
                     hint=_install_hint(requires, reg.distribution),
                 ) from exc
@@ -161,9 +167,11 @@ class Registry:
                     hint=_install_hint(requires, missing),
                 ) from exc
             raise StepLookupError(
-                f"unknown step {name!r}: no entry point of that name and no module {module_name!r}" + suggestion(),
+                f"unknown step {name!r}: no entry point of that name and no module {module_name!r}"
+                + suggestion(),
                 function=name,
-                hint=_install_hint(requires, None) or _working_directory_hint(module_name)
+                hint=_install_hint(requires, None)
+                or _working_directory_hint(module_name)
                 or "run 'stepengine steps' to list the installed steps",
             ) from None
         except (Exception, SystemExit) as exc:  # the module itself is broken (SyntaxError, raises on import)
@@ -203,8 +211,10 @@ def _working_directory_hint(module_name: str) -> str | None:
 
     top = module_name.split(".")[0]
     if os.path.exists(f"{top}.py") or os.path.isfile(os.path.join(top, "__init__.py")):
-        return (f"{top} is in the working directory, which stepengine never imports from; if you trust it, "
-                "put it on PYTHONPATH (PYTHONPATH=. stepengine ...)")
+        return (
+            f"{top} is in the working directory, which stepengine never imports from; if you trust it, "
+            "put it on PYTHONPATH (PYTHONPATH=. stepengine ...)"
+        )
     return None
 
 

@@ -109,16 +109,16 @@ def _as_block(value: t.Any) -> t.Any:
 class FileResolver(InMemoryResolver):
     """Blocks and variables from a YAML or JSON file (``--values FILE``)::
 
-        blocks:
-          secret:
-            gh-token: s3cr3t                 # same as {value: s3cr3t}
-          aws-credentials/prod:
-            aws_access_key_id: AKIA…
-            aws_secret_access_key: …
-        variables:
-          branch: main
-        secret_variables:                    # variables masked wherever a run would show them
-          db-password: …
+    blocks:
+      secret:
+        gh-token: s3cr3t                 # same as {value: s3cr3t}
+      aws-credentials/prod:
+        aws_access_key_id: AKIA…
+        aws_secret_access_key: …
+    variables:
+      branch: main
+    secret_variables:                    # variables masked wherever a run would show them
+      db-password: …
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -138,7 +138,8 @@ class FileResolver(InMemoryResolver):
             raise ConfigError("'secret_variables:' is a mapping of names to values", file=document.file)
         try:
             super().__init__(
-                blocks=data.get("blocks") or {}, variables={**(data.get("variables") or {}), **secret_variables}
+                blocks=data.get("blocks") or {},
+                variables={**(data.get("variables") or {}), **secret_variables},
             )
         except ValueError as exc:
             raise ConfigError(str(exc), file=document.file) from None
@@ -181,10 +182,18 @@ class ChainResolver:
 
     def describe_missing(self, kind: str, block_type: str | None, name: str) -> str:
         """Where a missing block (``kind="block"``) or variable was looked for, and how to add it."""
-        places = [r.describe_missing(kind, block_type, name) for r in self.resolvers if hasattr(r, "describe_missing")]
+        places = [
+            r.describe_missing(kind, block_type, name)
+            for r in self.resolvers
+            if hasattr(r, "describe_missing")
+        ]
         places = [p for p in places if p] or ["no store (the store order is empty)"]
         ref = f"{block_type}/{name}" if kind == "block" else name
-        add = "stepengine block set {} --value ...".format(ref) if kind == "block" else f"stepengine variable set {ref} VALUE"
+        add = (
+            f"stepengine block set {ref} --value ..."
+            if kind == "block"
+            else f"stepengine variable set {ref} VALUE"
+        )
         return f"looked in: {'; '.join(places)}. Add it with `{add}`"
 
     def secret_fields(self, block_type: str, data: t.Any) -> list[t.Any]:

@@ -2,7 +2,8 @@
 
 Before the first step, ``Runner.run`` has ``stepengine.checks.prepare`` check them all (step names,
 arguments, control keys, template syntax, references, and the problems the file was loaded with),
-so no step runs when any is wrong. It then templates each step's arguments just before calling it, stores a dict result under the step's id and
+so no step runs when any is wrong. It then templates each step's arguments just before calling it,
+stores a dict result under the step's id and
 merges it flat (as Prefect does), and wraps any failure in ``StepExecutionError`` carrying the step's
 location.
 
@@ -31,10 +32,10 @@ import threading
 import time
 import typing as t
 
-from stepengine.config import FINALLY, Step
 from stepengine.checks import prepare
-from stepengine.control import Controls, Expired, deadline, evaluate_condition, retry_delay, should_retry
+from stepengine.config import FINALLY, Step
 from stepengine.context import RunContext, StepInfo, current_run, run_context
+from stepengine.control import Controls, Expired, deadline, evaluate_condition, retry_delay, should_retry
 from stepengine.errors import (
     ConfigError,
     StepEngineError,
@@ -58,13 +59,16 @@ _RUN_LOCK = threading.RLock()
 #: the thread whose run holds ``_RUN_LOCK`` (outermost acquisition), ``None`` when free
 _holder: int | None = None
 #: in a run (and in threads and tasks a step starts with its context): the thread running it
-_RUN_THREAD: contextvars.ContextVar[int | None] = contextvars.ContextVar("stepengine_run_thread", default=None)
+_RUN_THREAD: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "stepengine_run_thread", default=None
+)
 _log = logging.getLogger("stepengine.runner")
 
 
 class NestedRunError(StepEngineError):
     """``stepengine.run`` was called from a thread started inside a step of a run still going on:
     waiting for that run to end would wait forever."""
+
 
 #: a step's outcome, available to later ``if`` expressions as ``steps.<id>.outcome``
 SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
@@ -73,7 +77,9 @@ _DEFAULT_CONTROLS = Controls()
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 
 
-def select_steps(steps: t.Sequence[Step], *, from_step: str | None = None, only: str | None = None) -> list[Step]:
+def select_steps(
+    steps: t.Sequence[Step], *, from_step: str | None = None, only: str | None = None
+) -> list[Step]:
     """The steps to run when resuming (``from_step``: that step and every later one) or running one
     (``only``). A step is named by its id or its place (``pull[1]``, ``finally[0]``). With
     ``from_step`` the ``finally`` steps still run; with ``only`` just the named step does.
@@ -137,7 +143,9 @@ class Runner:
         #: warnings already shown in this run: (category, message, file, line)
         self._warned: set[tuple[t.Any, str, str, int]] = set()
 
-    def run(self, steps: t.Sequence[Step], *, config: Config | None = None, keep_directory: bool = False) -> dict[str, t.Any]:
+    def run(
+        self, steps: t.Sequence[Step], *, config: Config | None = None, keep_directory: bool = False
+    ) -> dict[str, t.Any]:
         """Check all ``steps`` (with the problems ``config`` was loaded with), then run them in order.
         Returns the template namespace (all outputs).
 
@@ -165,8 +173,12 @@ class Runner:
     def _run(self, steps: t.Sequence[Step], config: Config | None) -> dict[str, t.Any]:
         with run_context(self.context), masked_output():  # a step's print() and logging too
             resolved = prepare(
-                steps, self.registry, known_names=self._seeded, install_requires=self.install_requires,
-                allow_missing=self.templates.allow_missing, config=config,
+                steps,
+                self.registry,
+                known_names=self._seeded,
+                install_requires=self.install_requires,
+                allow_missing=self.templates.allow_missing,
+                config=config,
             )
             started = time.perf_counter()
             self.context.emit("run.started")
@@ -200,7 +212,9 @@ class Runner:
             self.context.emit("run.finished", duration=time.perf_counter() - started)
         return self.namespace
 
-    def _run_step(self, step: Step, function: StepFunction, *, halted: bool = False, cleanup: bool = False) -> None:
+    def _run_step(
+        self, step: Step, function: StepFunction, *, halted: bool = False, cleanup: bool = False
+    ) -> None:
         """Run one step under its control keys. ``halted``: an earlier step failed the run."""
         controls = Controls.of(step.controls) if step.controls else _DEFAULT_CONTROLS
         if controls.condition is None:
@@ -241,7 +255,12 @@ class Runner:
             )
         except TemplateError as exc:
             line, col = step.argument_positions.get("if", (step.line, step.col))
-            exc.section, exc.step_index, exc.step_id, exc.function = step.section, step.index, step.id, step.function
+            exc.section, exc.step_index, exc.step_id, exc.function = (
+                step.section,
+                step.index,
+                step.id,
+                step.function,
+            )
             exc.file, exc.line, exc.col = step.file, line, col
             self.context.step = _info(step)
             try:
@@ -273,7 +292,11 @@ class Runner:
             self._attempt = attempt if controls.retries else None
             try:
                 try:
-                    with track_processes() as live, deadline(controls.timeout_seconds, live), self._warnings():
+                    with (
+                        track_processes() as live,
+                        deadline(controls.timeout_seconds, live),
+                        self._warnings(),
+                    ):
                         return self._call(function.func, kwargs)
                 except Expired:
                     raise StepTimeoutError(t.cast(float, controls.timeout_seconds)) from None
@@ -281,9 +304,7 @@ class Runner:
                 if attempt > controls.retries or not should_retry(exc, controls.retry_on):
                     raise
                 delay = retry_delay(controls.retry_delay_seconds, attempt)
-                self.context.emit(
-                    "step.retrying", attempt=attempt + 1, delay=delay, message=_describe(exc)
-                )
+                self.context.emit("step.retrying", attempt=attempt + 1, delay=delay, message=_describe(exc))
                 self._sleep(delay)
                 attempt += 1
 
@@ -313,7 +334,13 @@ class Runner:
             if problem:
                 from stepengine.errors import StepError
 
-                raise StepError(f"its output {problem}", hint="a step returns a dict whose keys (at every level) are text, with no circular reference")
+                raise StepError(
+                    f"its output {problem}",
+                    hint=(
+                        "a step returns a dict whose keys (at every level) are text, with no circular "
+                        "reference"
+                    ),
+                )
             self.namespace.update(result)
             if step.id is not None:
                 self.namespace[step.id] = result
@@ -355,21 +382,43 @@ class Runner:
         try:
             yield
         except TemplateError as exc:
-            ctx.emit("step.failed", duration=time.perf_counter() - started, message=str(exc),
-                     attempt=self._attempt, outcome=FAILURE, continued=self._continues or None)
+            ctx.emit(
+                "step.failed",
+                duration=time.perf_counter() - started,
+                message=str(exc),
+                attempt=self._attempt,
+                outcome=FAILURE,
+                continued=self._continues or None,
+            )
             raise
         except StoreError as exc:
             # a block/variable store that cannot be read is invalid input (exit 2), not a step failure
-            located = StoreError(f"{step.location}: {step.label}: {exc.message}" if step.location
-                                 else f"{step.label}: {exc.message}", store=exc.store, hint=exc.hint)
-            ctx.emit("step.failed", duration=time.perf_counter() - started, message=str(located),
-                     attempt=self._attempt, outcome=FAILURE, continued=self._continues or None)
+            located = StoreError(
+                f"{step.location}: {step.label}: {exc.message}"
+                if step.location
+                else f"{step.label}: {exc.message}",
+                store=exc.store,
+                hint=exc.hint,
+            )
+            ctx.emit(
+                "step.failed",
+                duration=time.perf_counter() - started,
+                message=str(located),
+                attempt=self._attempt,
+                outcome=FAILURE,
+                continued=self._continues or None,
+            )
             raise located from exc
         except BaseException as exc:  # also SystemExit and a step's own BaseException subclasses
             duration = time.perf_counter() - started
             if isinstance(exc, KeyboardInterrupt):
-                ctx.emit("step.failed", duration=duration, message="interrupted", attempt=self._attempt,
-                         outcome=FAILURE)
+                ctx.emit(
+                    "step.failed",
+                    duration=duration,
+                    message="interrupted",
+                    attempt=self._attempt,
+                    outcome=FAILURE,
+                )
                 raise
             exc = _explain(exc)
             error = StepExecutionError(
@@ -382,12 +431,22 @@ class Runner:
                 col=step.col,
                 cause=exc,
             )
-            ctx.emit("step.failed", duration=duration, message=error.message, attempt=self._attempt,
-                     outcome=FAILURE, continued=self._continues or None)
+            ctx.emit(
+                "step.failed",
+                duration=duration,
+                message=error.message,
+                attempt=self._attempt,
+                outcome=FAILURE,
+                continued=self._continues or None,
+            )
             raise error from exc
         else:
-            ctx.emit("step.finished", duration=time.perf_counter() - started, attempt=self._attempt,
-                     outcome=SUCCESS)
+            ctx.emit(
+                "step.finished",
+                duration=time.perf_counter() - started,
+                attempt=self._attempt,
+                outcome=SUCCESS,
+            )
         finally:
             ctx.step = None
 
@@ -407,8 +466,10 @@ def _one_run_at_a_time() -> t.Iterator[None]:
             "or start the second run after the first one ends",
         )
     if not _RUN_LOCK.acquire(blocking=False):
-        _log.debug("run waits for the run in progress in this process to end (runs take turns: "
-                   "they share the working directory)")
+        _log.debug(
+            "run waits for the run in progress in this process to end (runs take turns: "
+            "they share the working directory)"
+        )
         _RUN_LOCK.acquire()
     outermost = _holder is None
     if outermost:

@@ -40,7 +40,7 @@ def _schema_bytes() -> bytes:
 
 @functools.lru_cache(maxsize=1)
 def file_schema() -> dict[str, t.Any]:
-    return t.cast(t.Dict[str, t.Any], json.loads(_schema_bytes()))
+    return t.cast(dict[str, t.Any], json.loads(_schema_bytes()))
 
 
 def format_path(path: t.Sequence[t.Any]) -> str:
@@ -70,7 +70,9 @@ def _step_context(data: t.Any, path: t.Sequence[t.Any]) -> tuple[str | None, int
                     ((function, args),) = node.items()
                     step_id = args.get("id") if isinstance(args, dict) else None
                 label = _step_label(
-                    path[start], path[start + 1], step_id if isinstance(step_id, str) else None,
+                    path[start],
+                    path[start + 1],
+                    step_id if isinstance(step_id, str) else None,
                     str(function) if function is not None else None,
                 )
                 if path[0] == "deployments":
@@ -138,8 +140,10 @@ def _name_issues(document: Document) -> list[Issue]:
             places += [(("deployments", index, s), entry.get(s)) for s in SECTIONS + (FINALLY,)]
     issues = []
     for section_path, section in places:
-        steps = [(section_path + (i,), step) for i, step in enumerate(section)] if isinstance(section, list) else (
-            [(section_path, section)] if isinstance(section, dict) else []
+        steps = (
+            [(section_path + (i,), step) for i, step in enumerate(section)]
+            if isinstance(section, list)
+            else ([(section_path, section)] if isinstance(section, dict) else [])
         )
         for step_path, step in steps:
             if not isinstance(step, dict):
@@ -147,18 +151,30 @@ def _name_issues(document: Document) -> list[Issue]:
             for name, arguments in step.items():
                 if not isinstance(name, str):
                     line, col = document.position(step_path + (name,)) or (None, None)
-                    issues.append(Issue(
-                        f"{_where(data, step_path)}a step name must be text, got {_describe(name)}; "
-                        "quote it if it is a name",
-                        document.file, line, col, format_path(step_path)))
+                    issues.append(
+                        Issue(
+                            f"{_where(data, step_path)}a step name must be text, got {_describe(name)}; "
+                            "quote it if it is a name",
+                            document.file,
+                            line,
+                            col,
+                            format_path(step_path),
+                        )
+                    )
                     continue
                 for argument in arguments if isinstance(arguments, dict) else ():
                     if not isinstance(argument, str):
                         line, col = document.position(step_path + (name, argument)) or (None, None)
-                        issues.append(Issue(
-                            f"{_where(data, step_path + (name,))}an argument name must be text, got "
-                            f"{_describe(argument)}; quote it if it is a name",
-                            document.file, line, col, format_path(step_path + (name,))))
+                        issues.append(
+                            Issue(
+                                f"{_where(data, step_path + (name,))}an argument name must be text, got "
+                                f"{_describe(argument)}; quote it if it is a name",
+                                document.file,
+                                line,
+                                col,
+                                format_path(step_path + (name,)),
+                            )
+                        )
     return issues
 
 
@@ -168,7 +184,9 @@ def _where(data: t.Any, path: tuple[t.Any, ...]) -> str:
         label = _step_label(path[-2], path[-1], None, None)
         if path[0] == "deployments":
             name = _get(data, path[:2] + ("name",))
-            label = f"deployment {name!r} {label}" if isinstance(name, str) else f"deployments[{path[1]}] {label}"
+            label = (
+                f"deployment {name!r} {label}" if isinstance(name, str) else f"deployments[{path[1]}] {label}"
+            )
         return f"{label}: "
     label = _step_context(data, path)[0]
     return f"{label}: " if label else ""
@@ -210,8 +228,15 @@ def _message(data: t.Any, error: t.Any, path: list[t.Any], *, at_arguments: bool
     if keyword == "type":
         expected = error.validator_value
         expected = expected if isinstance(expected, list) else [expected]
-        names = {"object": "a mapping", "array": "a list", "string": "a string", "null": "null",
-                 "integer": "an integer", "number": "a number", "boolean": "true or false"}
+        names = {
+            "object": "a mapping",
+            "array": "a list",
+            "string": "a string",
+            "null": "null",
+            "integer": "an integer",
+            "number": "a number",
+            "boolean": "true or false",
+        }
         wanted = " or ".join(names.get(e, e) for e in expected)
         if path and path[-1] in ("build", "push", "pull"):
             return f"section {path[-1]!r} must be a list of steps, got {_kind(instance)}"
@@ -243,8 +268,14 @@ def _message(data: t.Any, error: t.Any, path: list[t.Any], *, at_arguments: bool
 def _kind(value: t.Any) -> str:
     if value is None:
         return "null"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 def _short(value: t.Any) -> str:
@@ -266,8 +297,14 @@ def _unknown_keys(document: Document, *, strict: bool) -> list[Issue]:
         if key not in known_top:
             line, col = document.position((key,)) or (None, None)
             issues.append(
-                Issue(f"unknown top-level key {key!r}" + did_you_mean(str(key), known_top),
-                      document.file, line, col, format_path((key,)), severity)
+                Issue(
+                    f"unknown top-level key {key!r}" + did_you_mean(str(key), known_top),
+                    document.file,
+                    line,
+                    col,
+                    format_path((key,)),
+                    severity,
+                )
             )
     known_dep = list(schema["$defs"]["deployment"]["properties"])
     deployments = data.get("deployments")
@@ -281,8 +318,14 @@ def _unknown_keys(document: Document, *, strict: bool) -> list[Issue]:
                 name = entry.get("name")
                 where = f"deployment {name!r}" if isinstance(name, str) else f"deployments[{index}]"
                 issues.append(
-                    Issue(f"{where}: unknown key {key!r}" + did_you_mean(str(key), known_dep),
-                          document.file, line, col, format_path(path), severity)
+                    Issue(
+                        f"{where}: unknown key {key!r}" + did_you_mean(str(key), known_dep),
+                        document.file,
+                        line,
+                        col,
+                        format_path(path),
+                        severity,
+                    )
                 )
     return issues
 

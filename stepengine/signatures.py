@@ -39,7 +39,7 @@ _CO_VARKEYWORDS = 0x08  # inspect.CO_VARKEYWORDS
 
 def _parameters(func: t.Callable[..., t.Any]) -> tuple[dict[str, t.Any], bool]:
     """(name → default, or ``REQUIRED``, for each keyword-passable parameter; accepts ``**kwargs``)."""
-    return t.cast(t.Tuple[t.Dict[str, t.Any], bool], _memo("parameters", func, _read_parameters))
+    return t.cast(tuple[dict[str, t.Any], bool], _memo("parameters", func, _read_parameters))
 
 
 def _read_parameters(func: t.Callable[..., t.Any]) -> tuple[dict[str, t.Any], bool]:
@@ -79,7 +79,7 @@ def _inspect_parameters(func: t.Callable[..., t.Any]) -> tuple[dict[str, t.Any],
 
 
 def _hints(func: t.Callable[..., t.Any]) -> dict[str, t.Any]:
-    return t.cast(t.Dict[str, t.Any], _memo("hints", func, _read_hints))
+    return t.cast(dict[str, t.Any], _memo("hints", func, _read_hints))
 
 
 def _read_hints(func: t.Callable[..., t.Any]) -> dict[str, t.Any]:
@@ -100,7 +100,7 @@ def annotation_schema(annotation: t.Any) -> dict[str, t.Any]:
         return {"type": "null"}
     origin = t.get_origin(annotation)
     args = t.get_args(annotation)
-    if origin is t.Union or (hasattr(types, "UnionType") and origin is getattr(types, "UnionType")):
+    if origin is t.Union or (hasattr(types, "UnionType") and origin is types.UnionType):
         options = [annotation_schema(a) for a in args]
         if any(o == {} for o in options):
             return {}
@@ -147,7 +147,7 @@ def annotation_schema(annotation: t.Any) -> dict[str, t.Any]:
 
 
 def step_schema(func: t.Callable[..., t.Any]) -> dict[str, t.Any]:
-    """The JSON Schema of a step's arguments (reserved keys ``id``, ``requires`` and control keys included)."""
+    """The JSON Schema of a step's arguments (reserved keys ``id``, ``requires``, control keys included)."""
     import inspect
 
     params, var_keyword = _parameters(func)
@@ -183,12 +183,16 @@ def step_schema(func: t.Callable[..., t.Any]) -> dict[str, t.Any]:
 
 
 def _jsonable(value: t.Any) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool)) or (
-        isinstance(value, (list, dict)) and not value
+    return (
+        value is None
+        or isinstance(value, (str, int, float, bool))
+        or (isinstance(value, (list, dict)) and not value)
     )
 
 
-def argument_issues(func: t.Callable[..., t.Any], arguments: t.Mapping[str, t.Any]) -> list[tuple[str | None, str]]:
+def argument_issues(
+    func: t.Callable[..., t.Any], arguments: t.Mapping[str, t.Any]
+) -> list[tuple[str | None, str]]:
     """Problems with ``arguments`` for ``func``: a list of (argument name or None, message).
 
     Values that contain a ``{{ placeholder }}`` are not type-checked (they are known only at run time).
@@ -206,7 +210,14 @@ def argument_issues(func: t.Callable[..., t.Any], arguments: t.Mapping[str, t.An
                 )
     missing = [n for n, default in params.items() if default is REQUIRED and n not in arguments]
     if missing:
-        problems.append((None, "missing required argument" + ("s " if len(missing) > 1 else " ") + ", ".join(map(repr, missing))))
+        problems.append(
+            (
+                None,
+                "missing required argument"
+                + ("s " if len(missing) > 1 else " ")
+                + ", ".join(map(repr, missing)),
+            )
+        )
     schemas = _argument_schemas(func)
     for name, value in arguments.items():
         schema = schemas.get(name)
@@ -215,16 +226,19 @@ def argument_issues(func: t.Callable[..., t.Any], arguments: t.Mapping[str, t.An
         if "{{" in value if isinstance(value, str) else any("{{" in s for s in iter_strings(value)):
             continue
         if not _matches(value, schema):
-            problems.append((name, f"{name!r} must be {_describe(schema)}, got {type(value).__name__} {value!r}"))
+            problems.append(
+                (name, f"{name!r} must be {_describe(schema)}, got {type(value).__name__} {value!r}")
+            )
     return problems
 
 
 def _argument_schemas(func: t.Callable[..., t.Any]) -> dict[str, dict[str, t.Any]]:
     """The JSON Schema of each type-hinted parameter (once per function: a file may call a step
     thousands of times)."""
-    return t.cast(t.Dict[str, t.Dict[str, t.Any]], _memo(
-        "schemas", func, lambda f: {name: annotation_schema(hint) for name, hint in _hints(f).items()}
-    ))
+    return t.cast(
+        dict[str, dict[str, t.Any]],
+        _memo("schemas", func, lambda f: {name: annotation_schema(hint) for name, hint in _hints(f).items()}),
+    )
 
 
 def _accepts(params: t.Mapping[str, t.Any]) -> str:
@@ -268,6 +282,13 @@ def _describe(schema: dict[str, t.Any]) -> str:
         return " or ".join(_describe(s) for s in schema["anyOf"])
     kind = schema.get("type")
     kinds = kind if isinstance(kind, list) else [kind]
-    names = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
-             "array": "a list", "object": "a mapping", "null": "null"}
+    names = {
+        "string": "a string",
+        "integer": "an integer",
+        "number": "a number",
+        "boolean": "true or false",
+        "array": "a list",
+        "object": "a mapping",
+        "null": "null",
+    }
     return " or ".join(names.get(k, str(k)) for k in kinds)

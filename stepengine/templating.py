@@ -94,7 +94,9 @@ def find_placeholders(text: str) -> list[Placeholder]:
             name = plain.group(1)
             found.append(Placeholder(match.group(0), name, _kind(name), match.start(), match.end()))
         else:
-            found.append(Placeholder(match.group(0), match.group(1).strip(), "expression", match.start(), match.end()))
+            found.append(
+                Placeholder(match.group(0), match.group(1).strip(), "expression", match.start(), match.end())
+            )
     return found
 
 
@@ -164,8 +166,11 @@ class TemplateContext:
     def _lookup_output(self, name: str) -> t.Any:
         parts = _split_path(name)
         if not parts:  # {{ . }}, {{ [] }}: not the whole namespace (a step output holding it is circular)
-            raise TemplateError(f"{{{{ {name} }}}} names no value", placeholder=name,
-                                hint="name an output ({{ id.key }}) or a --var value")
+            raise TemplateError(
+                f"{{{{ {name} }}}} names no value",
+                placeholder=name,
+                hint="name an output ({{ id.key }}) or a --var value",
+            )
         value = _walk(self.namespace, parts)
         if value is MISSING and not self.allow_missing:
             from stepengine._suggest import did_you_mean
@@ -175,7 +180,8 @@ class TemplateContext:
                 names = [str(k) for k in self.namespace]
                 known = ", ".join(sorted(names)[:20]) or "none yet"
                 raise TemplateError(
-                    f"{{{{ {name} }}}} refers to {head!r}, which no earlier step produced" + did_you_mean(head, names),
+                    f"{{{{ {name} }}}} refers to {head!r}, which no earlier step produced"
+                    + did_you_mean(head, names),
                     placeholder=name,
                     hint=f"available names: {known}",
                 )
@@ -422,7 +428,9 @@ def _render_string(text: str, lookup: Lookup, lenient: bool = False) -> t.Any:
                 f"{placeholder.text} is a {type(value).__name__} and cannot be inserted into text; "
                 "use it as the whole value instead",
                 placeholder=placeholder.name,
-                hint=None if lenient else "with --allow-missing it is inserted as Prefect inserts it, as its Python repr",
+                hint=None
+                if lenient
+                else "with --allow-missing it is inserted as Prefect inserts it, as its Python repr",
             )
         pieces.append(str(value))  # as Prefect does: None becomes "None"
     pieces.append(text[position:])
@@ -437,7 +445,12 @@ def render_arguments(step: t.Any, ctx: TemplateContext) -> dict[str, t.Any]:
             result = render(value, ctx)
         except TemplateError as exc:
             line, col = step.argument_positions.get(key, (step.line, step.col))
-            exc.section, exc.step_index, exc.step_id, exc.function = step.section, step.index, step.id, step.function
+            exc.section, exc.step_index, exc.step_id, exc.function = (
+                step.section,
+                step.index,
+                step.id,
+                step.function,
+            )
             exc.file, exc.line, exc.col = step.file, line, col
             raise
         if result is not MISSING:

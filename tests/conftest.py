@@ -9,7 +9,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytest_plugins: list[str] = ["tests.fixtures.docker_engine", "tests.fixtures.git_server", "tests.fixtures.moto_server", "tests.fixtures.azurite", "tests.fixtures.gcs_emulator", "tests.fixtures.prefect_server"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.docker_engine",
+    "tests.fixtures.git_server",
+    "tests.fixtures.moto_server",
+    "tests.fixtures.azurite",
+    "tests.fixtures.gcs_emulator",
+    "tests.fixtures.prefect_server",
+]
 
 
 @pytest.fixture(autouse=True)

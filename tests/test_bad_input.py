@@ -51,22 +51,52 @@ def _loads(text: str) -> stepengine.Config:
 @pytest.mark.parametrize(
     "text, position, message",
     [
-        ("a:\n  =: 1\n", (2, 3), "could not determine a constructor for the tag 'tag:yaml.org,2002:value'\n"
-                                  "hint: quote it ('=') to keep it as text"),
-        ("a:\n  !foo b: 1\n", (2, 3), "could not determine a constructor for the tag '!foo'\n"
-                                      "hint: remove the tag !foo: only YAML's standard tags are read"),
-        ("a: " + "7" * 4301 + "\n", (1, 4), "an integer of 4,301 characters is longer than Python reads (4,300 digits)\n"
-                                            "hint: quote it to keep it as text"),
-        ("? " + "7" * 4400 + "\n: 1\n", (1, 3), "an integer of 4,400 characters is longer than Python reads (4,300 digits)\n"
-                                                "hint: quote it to keep it as text"),
-        ("a: 2026-13-45\n", (1, 4), "cannot read this value (timestamp): month must be in 1..12\n"
-                                    "hint: quote it to keep it as text"),
-        ("a: !!int x\n", (1, 4), "cannot read this value (int): invalid literal for int() with base 10: 'x'\n"
-                                 "hint: quote it to keep it as text"),
-        ("a: !!timestamp z\n", (1, 4), "cannot read 'z' as a timestamp\n"
-                                       "hint: quote it to keep it as text"),
+        (
+            "a:\n  =: 1\n",
+            (2, 3),
+            "could not determine a constructor for the tag 'tag:yaml.org,2002:value'\n"
+            "hint: quote it ('=') to keep it as text",
+        ),
+        (
+            "a:\n  !foo b: 1\n",
+            (2, 3),
+            "could not determine a constructor for the tag '!foo'\n"
+            "hint: remove the tag !foo: only YAML's standard tags are read",
+        ),
+        (
+            "a: " + "7" * 4301 + "\n",
+            (1, 4),
+            "an integer of 4,301 characters is longer than Python reads (4,300 digits)\n"
+            "hint: quote it to keep it as text",
+        ),
+        (
+            "? " + "7" * 4400 + "\n: 1\n",
+            (1, 3),
+            "an integer of 4,400 characters is longer than Python reads (4,300 digits)\n"
+            "hint: quote it to keep it as text",
+        ),
+        (
+            "a: 2026-13-45\n",
+            (1, 4),
+            "cannot read this value (timestamp): month must be in 1..12\nhint: quote it to keep it as text",
+        ),
+        (
+            "a: !!int x\n",
+            (1, 4),
+            "cannot read this value (int): invalid literal for int() with base 10: 'x'\n"
+            "hint: quote it to keep it as text",
+        ),
+        ("a: !!timestamp z\n", (1, 4), "cannot read 'z' as a timestamp\nhint: quote it to keep it as text"),
     ],
-    ids=["equals-key", "unknown-tag-key", "long-integer", "long-integer-key", "impossible-date", "bad-int-tag", "bad-timestamp"],
+    ids=[
+        "equals-key",
+        "unknown-tag-key",
+        "long-integer",
+        "long-integer-key",
+        "impossible-date",
+        "bad-int-tag",
+        "bad-timestamp",
+    ],
 )
 def test_values_yaml_cannot_construct_are_located(text: str, position: tuple[int, int], message: str) -> None:
     with pytest.raises(YAMLSyntaxError) as info:
@@ -81,13 +111,26 @@ def test_values_yaml_cannot_construct_are_located(text: str, position: tuple[int
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("pull:\n  - 5: {}\n", "bad.yaml:2:5: pull[0]: a step name must be text, got an integer 5; quote it if it is a name (pull[0])"),
-        ("pull:\n  - ~: {}\n", "bad.yaml:2:5: pull[0]: a step name must be text, got null; quote it if it is a name (pull[0])"),
-        ("pull:\n  - true: {}\n", "bad.yaml:2:5: pull[0]: a step name must be text, got a boolean True; quote it if it is a name (pull[0])"),
-        ("deployments:\n  - name: d\n    pull:\n      - 1.5: {}\n",
-         "bad.yaml:4:9: deployment 'd' pull[0]: a step name must be text, got a number 1.5; quote it if it is a name (deployments[0].pull[0])"),
-        ("pull:\n  - echo:\n      5: x\n",
-         "bad.yaml:3:7: pull[0] (echo): an argument name must be text, got an integer 5; quote it if it is a name (pull[0].echo)"),
+        (
+            "pull:\n  - 5: {}\n",
+            "bad.yaml:2:5: pull[0]: a step name must be text, got an integer 5; quote it if it is a name (pull[0])",
+        ),
+        (
+            "pull:\n  - ~: {}\n",
+            "bad.yaml:2:5: pull[0]: a step name must be text, got null; quote it if it is a name (pull[0])",
+        ),
+        (
+            "pull:\n  - true: {}\n",
+            "bad.yaml:2:5: pull[0]: a step name must be text, got a boolean True; quote it if it is a name (pull[0])",
+        ),
+        (
+            "deployments:\n  - name: d\n    pull:\n      - 1.5: {}\n",
+            "bad.yaml:4:9: deployment 'd' pull[0]: a step name must be text, got a number 1.5; quote it if it is a name (deployments[0].pull[0])",
+        ),
+        (
+            "pull:\n  - echo:\n      5: x\n",
+            "bad.yaml:3:7: pull[0] (echo): an argument name must be text, got an integer 5; quote it if it is a name (pull[0].echo)",
+        ),
     ],
     ids=["integer", "null", "boolean", "in-a-deployment", "argument"],
 )
@@ -97,14 +140,18 @@ def test_a_name_that_is_not_text_is_invalid(text: str, message: str) -> None:
     assert str(info.value) == message
 
 
-@pytest.mark.parametrize("name", [".os.system", "..os.system", "os..system", "os.system ", "os:sys tem", "os.:system"])
+@pytest.mark.parametrize(
+    "name", [".os.system", "..os.system", "os..system", "os.system ", "os:sys tem", "os.:system"]
+)
 def test_a_relative_or_malformed_module_path_is_never_imported(name: str) -> None:
     with pytest.raises(ValidationError) as info:
         stepengine.validate(_loads(f'pull:\n  - "{name}": {{command: "true"}}\n'))
     assert f"unknown step {name!r}" in str(info.value)
 
 
-def test_a_step_module_that_fails_to_import_is_a_lookup_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_step_module_that_fails_to_import_is_a_lookup_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "broken_syntax.py").write_text("def f(:\n")
     (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(4)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -125,7 +172,9 @@ def test_a_placeholder_naming_nothing_is_invalid(placeholder: str) -> None:
     config = _loads(f'pull:\n  - echo:\n      id: a\n      v: "{placeholder}"\n')
     with pytest.raises(ValidationError) as info:
         stepengine.validate(config, steps=STEPS)
-    assert str(info.value) == f"bad.yaml:4:7: pull[0] (a: echo): {placeholder} names no value (pull[0].echo.v)"
+    assert (
+        str(info.value) == f"bad.yaml:4:7: pull[0] (a: echo): {placeholder} names no value (pull[0].echo.v)"
+    )
     from stepengine.templating import TemplateContext, render
 
     with pytest.raises(TemplateError, match="names no value"):
@@ -160,20 +209,28 @@ def _self_containing() -> dict[str, object]:
 )
 def test_a_step_output_that_cannot_be_a_template_value_fails_the_step(output: object, problem: str) -> None:
     with pytest.raises(StepExecutionError) as info:
-        stepengine.run(_loads("pull:\n  - returns:\n      id: r\n      value: '{{ value }}'\n"), steps=STEPS,
-                       values={"value": output})
-    assert str(info.value).startswith("bad.yaml:2:5: pull[0] (r: returns) failed: its output " + problem + "\n")
+        stepengine.run(
+            _loads("pull:\n  - returns:\n      id: r\n      value: '{{ value }}'\n"),
+            steps=STEPS,
+            values={"value": output},
+        )
+    assert str(info.value).startswith(
+        "bad.yaml:2:5: pull[0] (r: returns) failed: its output " + problem + "\n"
+    )
 
 
 def test_shared_values_in_an_output_are_not_circular() -> None:
     shared = {"x": 1}
-    assert stepengine.run(_loads("pull:\n  - returns:\n      id: r\n      value: '{{ value }}'\n"), steps=STEPS,
-                          values={"value": {"a": shared, "b": [shared, shared]}})["r"] == {"a": {"x": 1}, "b": [{"x": 1}] * 2}
+    assert stepengine.run(
+        _loads("pull:\n  - returns:\n      id: r\n      value: '{{ value }}'\n"),
+        steps=STEPS,
+        values={"value": {"a": shared, "b": [shared, shared]}},
+    )["r"] == {"a": {"x": 1}, "b": [{"x": 1}] * 2}
 
 
 # -- through the command: exit codes -------------------------------------------------------------
 
-ODD_STEPS = '''
+ODD_STEPS = """
 class Bare(BaseException):
     pass
 
@@ -190,7 +247,7 @@ def circular():
     d = {}
     d["self"] = d
     return {"c": d}
-'''
+"""
 
 
 @pytest.mark.parametrize(
@@ -201,19 +258,42 @@ def circular():
         ("pull:\n  - .os.system: {command: 'true'}\n", "validate", 2, "unknown step '.os.system'"),
         ("pull:\n  - set_working_directory:\n      =: 1\n", "validate", 2, "quote it ('=')"),
         ("pull:\n  - set_working_directory:\n      !foo a: 1\n", "validate", 2, "remove the tag !foo"),
-        ("pull:\n  - set_working_directory:\n      directory: " + "1" * 5000 + "\n", "validate", 2, "4,300 digits"),
+        (
+            "pull:\n  - set_working_directory:\n      directory: " + "1" * 5000 + "\n",
+            "validate",
+            2,
+            "4,300 digits",
+        ),
         ('pull:\n  - set_working_directory:\n      directory: "{{ . }}"\n', "plan", 2, "names no value"),
         ("pull:\n  - odd_steps.bare: {}\n", "run", 1, "failed: Bare: bare"),
-        ("pull:\n  - odd_steps.tuple_keys: {}\n", "run --output json", 1, "its output has a key that is not text: (1, 2) in a"),
-        ("pull:\n  - odd_steps.circular: {}\n", "run --save-outputs out.json", 1, "its output contains itself at c.self"),
+        (
+            "pull:\n  - odd_steps.tuple_keys: {}\n",
+            "run --output json",
+            1,
+            "its output has a key that is not text: (1, 2) in a",
+        ),
+        (
+            "pull:\n  - odd_steps.circular: {}\n",
+            "run --save-outputs out.json",
+            1,
+            "its output contains itself at c.self",
+        ),
     ],
 )
-def test_the_command_gives_the_documented_exit_code(tmp_path: Path, text: str, verb: str, code: int, expected: str) -> None:
+def test_the_command_gives_the_documented_exit_code(
+    tmp_path: Path, text: str, verb: str, code: int, expected: str
+) -> None:
     (tmp_path / "odd_steps.py").write_text(ODD_STEPS)
     (tmp_path / "prefect.yaml").write_text(text)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
-    done = subprocess.run([sys.executable, "-m", "stepengine", *verb.split()], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "stepengine", *verb.split()],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == code, done.stderr
     assert expected in done.stderr
     assert "Traceback" not in done.stderr
@@ -238,7 +318,9 @@ def test_an_expression_cannot_expand_without_bound(expression: str, problem: str
 
 
 def test_small_products_and_powers_still_work() -> None:
-    config = _loads('pull:\n  - echo:\n      id: e\n      a: "{{ \'ab\' * 3 }}"\n      b: "{{ 2 ** 100 }}"\n      c: "{{ 6 * 7 }}"\n')
+    config = _loads(
+        'pull:\n  - echo:\n      id: e\n      a: "{{ \'ab\' * 3 }}"\n      b: "{{ 2 ** 100 }}"\n      c: "{{ 6 * 7 }}"\n'
+    )
     assert stepengine.run(config, steps=STEPS)["e"] == {"a": "ababab", "b": 2**100, "c": 42}
 
 
@@ -258,7 +340,9 @@ def test_sizes_given_to_filters_functions_and_patterns_are_bounded(expression: s
     config = _loads(f'pull:\n  - echo:\n      v: "{{{{ {expression} }}}}"\n')
     with pytest.raises(TemplateError) as info:
         stepengine.run(config, steps=STEPS)
-    assert str(info.value) == f"bad.yaml:3:7: pull[0] (echo): {{{{ {expression} }}}} is not allowed: {problem}"
+    assert (
+        str(info.value) == f"bad.yaml:3:7: pull[0] (echo): {{{{ {expression} }}}} is not allowed: {problem}"
+    )
 
 
 def test_values_inserted_by_a_pattern_are_not_sizes() -> None:
@@ -270,5 +354,8 @@ def test_values_inserted_by_a_pattern_are_not_sizes() -> None:
         "      d: \"{{ 'x'|center(5) }}\"\n"
     )
     assert stepengine.run(config, steps=STEPS)["e"] == {
-        "a": "build-1700000000000", "b": "1700000000000-00042", "c": "1700000000000", "d": "  x  "
+        "a": "build-1700000000000",
+        "b": "1700000000000-00042",
+        "c": "1700000000000",
+        "d": "  x  ",
     }

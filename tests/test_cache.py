@@ -38,7 +38,11 @@ values = st.recursive(
     scalars,
     lambda children: st.one_of(
         st.lists(children, max_size=3),
-        st.dictionaries(st.one_of(st.sampled_from(["a", "b", "1", ""]), st.integers(0, 2), st.booleans()), children, max_size=3),
+        st.dictionaries(
+            st.one_of(st.sampled_from(["a", "b", "1", ""]), st.integers(0, 2), st.booleans()),
+            children,
+            max_size=3,
+        ),
     ),
     max_leaves=8,
 )
@@ -50,10 +54,14 @@ def _same(a: object, b: object) -> bool:
         return False
     if isinstance(a, dict):
         assert isinstance(b, dict)
-        return list(a) == list(b) and all(_same(x, y) for x, y in zip(a, b)) and all(_same(a[k], b[k]) for k in a)
+        return (
+            list(a) == list(b)
+            and all(_same(x, y) for x, y in zip(a, b, strict=False))
+            and all(_same(a[k], b[k]) for k in a)
+        )
     if isinstance(a, list):
         assert isinstance(b, list)
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=False))
     return bool(a == b) and repr(a) == repr(b)
 
 
@@ -71,18 +79,30 @@ def test_encoding_is_injective(a: object, b: object) -> None:
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        (1, 1.0), (1, True), (0, False), (1, "1"), (None, "None"), ({1: "x"}, {"1": "x"}),
-        (datetime.date(2020, 1, 1), "datetime.date(2020, 1, 1)"), (["ab"], ["a", "b"]),
-        ({"a": "b"}, ["a", "b"]), ({"a": ["b"]}, {"a": "b"}), ("s1:a", "a"),
+        (1, 1.0),
+        (1, True),
+        (0, False),
+        (1, "1"),
+        (None, "None"),
+        ({1: "x"}, {"1": "x"}),
+        (datetime.date(2020, 1, 1), "datetime.date(2020, 1, 1)"),
+        (["ab"], ["a", "b"]),
+        ({"a": "b"}, ["a", "b"]),
+        ({"a": ["b"]}, {"a": "b"}),
+        ("s1:a", "a"),
     ],
-)  # fmt: skip
+)
 def test_key_tells_apart_values_of_different_types(a: object, b: object) -> None:
     schema = _schema_bytes()
-    assert _cache.document_key({"pull": [{"x": {"v": a}}]}, schema) != _cache.document_key({"pull": [{"x": {"v": b}}]}, schema)
+    assert _cache.document_key({"pull": [{"x": {"v": a}}]}, schema) != _cache.document_key(
+        {"pull": [{"x": {"v": b}}]}, schema
+    )
 
 
 def test_key_depends_on_the_schema() -> None:
-    assert _cache.document_key({"pull": []}, b"{}") != _cache.document_key({"pull": []}, b'{"type": "object"}')
+    assert _cache.document_key({"pull": []}, b"{}") != _cache.document_key(
+        {"pull": []}, b'{"type": "object"}'
+    )
 
 
 VALID = """\
@@ -101,7 +121,7 @@ INVALID = [
     VALID.replace("script: echo hi", "script: echo hi\n    extra: 1"),
     VALID.replace("id: greet", "id: 5"),
     VALID.replace("pull:", "pull: 5\nx:"),
-    VALID.replace('cron: "* * * * *"', 'cron: 5'),
+    VALID.replace('cron: "* * * * *"', "cron: 5"),
     VALID.replace("name: d", "name: 7"),
     VALID.replace("- name: d", "- name: d\n    pull: 5"),
 ]
@@ -135,15 +155,22 @@ documents = st.fixed_dictionaries(
     {},
     optional={
         "name": values,
-        "pull": st.one_of(values, st.lists(st.dictionaries(st.sampled_from(["a.b", "run"]), values, max_size=2), max_size=2)),
-        "deployments": st.one_of(values, st.lists(st.fixed_dictionaries({"name": values}, optional={"schedule": values}), max_size=2)),
+        "pull": st.one_of(
+            values, st.lists(st.dictionaries(st.sampled_from(["a.b", "run"]), values, max_size=2), max_size=2)
+        ),
+        "deployments": st.one_of(
+            values,
+            st.lists(st.fixed_dictionaries({"name": values}, optional={"schedule": values}), max_size=2),
+        ),
     },
 )
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(first=documents, second=documents)
-def test_a_cached_valid_document_never_vouches_for_another(first: dict, second: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cached_valid_document_never_vouches_for_another(
+    first: dict, second: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Whatever was validated (and maybe cached) before, the next document's issues are exactly the uncached ones."""
     from stepengine.loader import Document
 
@@ -183,11 +210,18 @@ def test_a_second_run_of_an_unchanged_file_does_not_import_jsonschema(tmp_path: 
         """
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    runs = [subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=False) for _ in range(2)]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+        )
+        for _ in range(2)
+    ]
     assert [r.stdout.strip() for r in runs] == ["True", "False"], [r.stderr for r in runs]
     # an edited file is validated again (and an invalid edit is reported)
     (tmp_path / "prefect.yaml").write_text(INVALID[1])
-    again = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    again = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
     assert again.returncode == 1
     expected = (
         "stepengine.ValidationError: prefect.yaml:3:7: pull[0] (run_shell_script): expected a string, got an "

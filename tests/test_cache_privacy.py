@@ -138,7 +138,18 @@ def test_a_symlinked_parse_entry_is_not_followed(tmp_path: Path) -> None:
         b"\x00garbage",
         b"",
     ],
-    ids=["int", "pair-of-ints", "bad-position", "no-root", "bytes", "set", "list-positions", "triple", "garbage", "empty"],
+    ids=[
+        "int",
+        "pair-of-ints",
+        "bad-position",
+        "no-root",
+        "bytes",
+        "set",
+        "list-positions",
+        "triple",
+        "garbage",
+        "empty",
+    ],
 )
 def test_a_parse_entry_of_the_wrong_shape_is_ignored(tmp_path: Path, blob: bytes) -> None:
     path = tmp_path / "prefect.yaml"

@@ -22,8 +22,9 @@ def write(path: Path, text: str) -> Path:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stepengine", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "stepengine", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 #: a schema error (a deployment's parameters), then three step errors of three kinds
@@ -49,7 +50,12 @@ def test_a_schema_error_and_three_step_errors_are_reported_together(tmp_path: Pa
         stepengine.validate(tmp_path / "prefect.yaml")
     rendered = [issue.render() for issue in info.value.issues]
     file = str(tmp_path / "prefect.yaml")
-    assert [r.split(": ", 1)[0] for r in rendered] == [f"{file}:4:7", f"{file}:5:5", f"{file}:8:7", f"{file}:11:5"]
+    assert [r.split(": ", 1)[0] for r in rendered] == [
+        f"{file}:4:7",
+        f"{file}:5:5",
+        f"{file}:8:7",
+        f"{file}:11:5",
+    ]
     assert "unknown argument 'scirpt'" in rendered[0]
     assert "unknown step 'no_such_module.no_such_step'" in rendered[1]
     assert "{{ clone.directory }} refers to 'clone', but no earlier step has that id" in rendered[2]
@@ -59,25 +65,35 @@ def test_a_schema_error_and_three_step_errors_are_reported_together(tmp_path: Pa
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("prefect.yaml:")]
     assert [e.split(": ", 1)[0] for e in errors] == [
-        "prefect.yaml:4:7", "prefect.yaml:5:5", "prefect.yaml:8:7", "prefect.yaml:11:5"
+        "prefect.yaml:4:7",
+        "prefect.yaml:5:5",
+        "prefect.yaml:8:7",
+        "prefect.yaml:11:5",
     ]
     for verb in ("run", "plan"):
         result = cli(verb, cwd=tmp_path)
         assert result.returncode == 2, (verb, result.stderr)
-        assert len([line for line in result.stderr.splitlines() if line.startswith("error: prefect.yaml:")]) == 4
+        assert (
+            len([line for line in result.stderr.splitlines() if line.startswith("error: prefect.yaml:")]) == 4
+        )
     assert not marker.exists()
 
 
 def test_a_jinja_syntax_error_in_step_2_stops_the_run_before_step_1(tmp_path: Path) -> None:
     marker = tmp_path / "step-1-ran"
-    write(tmp_path / "prefect.yaml", f"""
+    write(
+        tmp_path / "prefect.yaml",
+        f"""
         pull:
           - prefect.deployments.steps.run_shell_script:
               script: touch {marker}
           - prefect.deployments.steps.run_shell_script:
               script: "echo {{{{ $HOME | replace('/' }}}}"
-    """)
-    expected = "prefect.yaml:5:7: pull[1] (run_shell_script): {{ $HOME | replace('/' }} is not a valid expression"
+    """,
+    )
+    expected = (
+        "prefect.yaml:5:7: pull[1] (run_shell_script): {{ $HOME | replace('/' }} is not a valid expression"
+    )
     result = cli("validate", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(expected), result.stderr
@@ -89,7 +105,9 @@ def test_a_jinja_syntax_error_in_step_2_stops_the_run_before_step_1(tmp_path: Pa
 
 
 def test_template_syntax_errors_of_every_kind_are_found_without_evaluating(tmp_path: Path) -> None:
-    write(tmp_path / "prefect.yaml", """
+    write(
+        tmp_path / "prefect.yaml",
+        """
         pull:
           - prefect.deployments.steps.run_shell_script:
               script: "{{ prefect.blocks.secret }}"
@@ -97,7 +115,8 @@ def test_template_syntax_errors_of_every_kind_are_found_without_evaluating(tmp_p
                 A: "{{ 1 + }}"
           - prefect.deployments.steps.run_shell_script:
               script: "{{ undefined_name | upper }}"
-    """)
+    """,
+    )
     with pytest.raises(ValidationError) as info:
         stepengine.validate(tmp_path / "prefect.yaml")
     messages = [i.message for i in info.value.issues]
@@ -109,7 +128,9 @@ def test_template_syntax_errors_of_every_kind_are_found_without_evaluating(tmp_p
 def test_a_malformed_step_hides_neither_the_others_nor_invents_reference_errors(tmp_path: Path) -> None:
     """Arguments not indented under the function name: one schema error; the step's id still counts,
     so a later reference to it is not reported as well; the next step's error is reported too."""
-    write(tmp_path / "prefect.yaml", """
+    write(
+        tmp_path / "prefect.yaml",
+        """
         pull:
           - prefect.deployments.steps.git_clone:
             id: clone
@@ -117,7 +138,8 @@ def test_a_malformed_step_hides_neither_the_others_nor_invents_reference_errors(
           - prefect.deployments.steps.set_working_directory:
               directory: "{{ clone.directory }}"
               extra: 1
-    """)
+    """,
+    )
     with pytest.raises(ValidationError) as info:
         stepengine.validate(tmp_path / "prefect.yaml")
     messages = [i.message for i in info.value.issues]
@@ -132,7 +154,9 @@ def test_deploy_reports_schema_and_step_problems_together_and_builds_nothing(tmp
 
     marker = tmp_path / "built"
     write(tmp_path / "flows.py", "def main():\n    pass\n")
-    write(tmp_path / "prefect.yaml", f"""
+    write(
+        tmp_path / "prefect.yaml",
+        f"""
         build:
           - prefect.deployments.steps.run_shell_script:
               script: touch {marker}
@@ -143,7 +167,8 @@ def test_deploy_reports_schema_and_step_problems_together_and_builds_nothing(tmp
           - name: one
             entrypoint: flows.py:main
             tags: 5
-    """)
+    """,
+    )
     with pytest.raises(ValidationError) as info:
         deploy_project(load_project(tmp_path))
     messages = [i.message for i in info.value.issues]
@@ -166,10 +191,14 @@ def test_each_step_is_checked_once_however_many_deployments_share_it(tmp_path: P
 
     deployments = "".join(
         f"  - name: d{i}\n    pull:\n      - prefect.deployments.steps.set_working_directory:\n"
-        f"          directory: /d{i}\n" for i in range(50)
+        f"          directory: /d{i}\n"
+        for i in range(50)
     )
-    write(tmp_path / "prefect.yaml", "build:\n  - prefect.deployments.steps.run_shell_script:\n"
-          "      script: echo shared\ndeployments:\n" + deployments)
+    write(
+        tmp_path / "prefect.yaml",
+        "build:\n  - prefect.deployments.steps.run_shell_script:\n"
+        "      script: echo shared\ndeployments:\n" + deployments,
+    )
     signatures.argument_issues = counting  # type: ignore[assignment]
     try:
         stepengine.validate(tmp_path / "prefect.yaml")

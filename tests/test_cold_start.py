@@ -47,7 +47,15 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 
 def _run(cwd: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", CODE], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", CODE],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -69,7 +77,12 @@ def test_a_repeated_cold_run_imports_no_heavy_library(tmp_path: Path) -> None:
     second = _run(tmp_path)
     assert second["code"] == 0
     # modules the interpreter itself loads at startup here (site, .pth files) are not ours to avoid
-    bare = subprocess.run([sys.executable, "-c", "import sys; print(' '.join(sys.modules))"], capture_output=True, text=True, check=False)
+    bare = subprocess.run(
+        [sys.executable, "-c", "import sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     at_startup = set(bare.stdout.split())
     loaded = [name for name in HEAVY if name in second["modules"] and name not in at_startup]
     assert loaded == []
@@ -82,5 +95,7 @@ def test_an_edited_file_is_parsed_and_validated_again(tmp_path: Path) -> None:
     assert _run(tmp_path)["code"] == 0
     path.write_text("pull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: [.]\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", CODE], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", CODE], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert "'directory' must be a string, got list ['.']" in done.stderr

@@ -68,8 +68,12 @@ def test_a_plain_prefect_file_has_nothing_to_report() -> None:
 def _validate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "prefect.yaml").write_text(FILE)
     return subprocess.run(
-        [sys.executable, "-m", "stepengine", "validate", *args], capture_output=True, text=True, cwd=tmp_path,
-        env=dict(os.environ), timeout=60,
+        [sys.executable, "-m", "stepengine", "validate", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ),
+        timeout=60,
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import stepengine
 from stepengine.errors import StepExecutionError
-from stepengine.runner import NestedRunError, _RUN_LOCK
+from stepengine.runner import _RUN_LOCK, NestedRunError
 
 N = 4
 
@@ -53,7 +53,7 @@ def _files(tmp_path: Path) -> list[tuple[Path, Path]]:
 
 
 def _check(tmp_path: Path, made: list[tuple[Path, Path]], results: list[dict]) -> None:
-    for i, ((_, directory), outputs) in enumerate(zip(made, results)):
+    for i, ((_, directory), outputs) in enumerate(zip(made, results, strict=False)):
         assert outputs["where"]["stdout"].strip() == str(directory.resolve()), f"run {i}'s pwd"
         assert (directory / "marker.txt").read_text() == f"run{i}", f"run {i}'s file"
         assert sorted(p.name for p in directory.iterdir()) == ["marker.txt"], f"run {i}'s directory"
@@ -104,7 +104,9 @@ def test_the_working_directory_is_restored_after_a_failure_and_kept_on_request(t
     with pytest.raises(StepExecutionError):
         stepengine.run(file)
     assert os.getcwd() == original
-    file.write_text(f"pull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: {tmp_path}\n")
+    file.write_text(
+        f"pull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: {tmp_path}\n"
+    )
     stepengine.run(file)
     assert os.getcwd() == original
     stepengine.run(file, keep_directory=True)

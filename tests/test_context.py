@@ -31,5 +31,7 @@ def test_masking_filter_masks_message_arguments_and_attached_traceback() -> None
         logger.removeHandler(handler)
     text = stream.getvalue()
     assert secret not in text
-    assert text.startswith("WARNING token *** in use\nERROR failed with ***\nTraceback (most recent call last):\n")
+    assert text.startswith(
+        "WARNING token *** in use\nERROR failed with ***\nTraceback (most recent call last):\n"
+    )
     assert text.endswith("ValueError: bad token ***\n")

@@ -34,9 +34,11 @@ class Recorder:
 
         def boom(name: str = "boom", kind: str = "RuntimeError") -> None:
             self.calls.append(name)
-            raise {"RuntimeError": RuntimeError, "KeyError": KeyError, "FileNotFoundError": FileNotFoundError}[kind](
-                "it broke"
-            )
+            raise {
+                "RuntimeError": RuntimeError,
+                "KeyError": KeyError,
+                "FileNotFoundError": FileNotFoundError,
+            }[kind]("it broke")
 
         def flaky(name: str = "flaky", kind: str = "ValueError") -> dict:
             self.calls.append(name)
@@ -91,9 +93,11 @@ def test_false_if_skips_the_step_and_it_produces_no_outputs() -> None:
     assert rec.calls == ["a", "c"]
     assert "b" not in outputs and outputs["c"]["name"] == "c"
     assert kinds(events) == [
-        ("step.started", "a"), ("step.finished", "a"),
+        ("step.started", "a"),
+        ("step.finished", "a"),
         ("step.skipped", "b"),
-        ("step.started", "c"), ("step.finished", "c"),
+        ("step.started", "c"),
+        ("step.finished", "c"),
     ]
     skipped = [e for e in events if e.kind == "step.skipped"][0]
     assert (skipped.message, skipped.outcome, skipped.line) == ("if: a.name == 'x'", "skipped", 4)
@@ -168,7 +172,9 @@ def test_prepare_checks_control_values_given_without_a_schema() -> None:
     from stepengine.registry import Registry
     from stepengine.runner import prepare
 
-    step = Step("build", 0, "ok", {}, controls={"retries": 1.5, "timeout_seconds": 0, "continue_on_error": "yes"})
+    step = Step(
+        "build", 0, "ok", {}, controls={"retries": 1.5, "timeout_seconds": 0, "continue_on_error": "yes"}
+    )
     with pytest.raises(stepengine.ValidationError) as info:
         prepare([step], Registry(Recorder().steps()))  # type: ignore[arg-type]
     assert [i.message for i in info.value.issues] == [
@@ -200,7 +206,10 @@ def test_retries_run_a_failing_step_again_until_it_succeeds() -> None:
     )
     assert outputs["f"] == {"attempts": 3}
     retrying = [e for e in events if e.kind == "step.retrying"]
-    assert [(e.attempt, e.message) for e in retrying] == [(2, "ValueError: not yet"), (3, "ValueError: not yet")]
+    assert [(e.attempt, e.message) for e in retrying] == [
+        (2, "ValueError: not yet"),
+        (3, "ValueError: not yet"),
+    ]
     assert all(0.0005 <= e.delay <= 0.004 for e in retrying)  # type: ignore[operator]
     finished = [e for e in events if e.kind == "step.finished"][0]
     assert (finished.attempt, finished.outcome) == (3, "success")
@@ -335,13 +344,19 @@ def test_a_timed_out_attempt_is_retried() -> None:
     )
     assert outputs["s"] == {"slept": True} and rec.calls == ["sleepy", "sleepy"]
     (retrying,) = [e for e in events if e.kind == "step.retrying"]
-    assert retrying.message == "timed out after 0.2 s (timeout_seconds) and was stopped, with its child processes"
+    assert (
+        retrying.message
+        == "timed out after 0.2 s (timeout_seconds) and was stopped, with its child processes"
+    )
 
 
 def test_a_timeout_is_not_retried_when_retry_on_excludes_it() -> None:
     rec = Recorder()
     with pytest.raises(stepengine.StepExecutionError):
-        run("build:\n  - sleepy: {only_first: true, timeout_seconds: 0.2, retries: 2, retry_on: [KeyError]}\n", rec)
+        run(
+            "build:\n  - sleepy: {only_first: true, timeout_seconds: 0.2, retries: 2, retry_on: [KeyError]}\n",
+            rec,
+        )
     assert rec.calls == ["sleepy"]
 
 
@@ -456,7 +471,7 @@ def test_finally_runs_on_sigint_and_the_run_exits_130(tmp_path: Path, signame: s
               - prefect.deployments.steps.run_shell_script:
                   script: bash -c 'echo $$ > {tmp_path / "pid"}; touch {started}; sleep 60'
               - prefect.deployments.steps.run_shell_script:
-                  script: touch {tmp_path / 'never'}
+                  script: touch {tmp_path / "never"}
             finally:
               - prefect.deployments.steps.run_shell_script:
                   script: touch {marker}
@@ -569,7 +584,10 @@ def test_retries_with_continue_on_error_exhaust_then_go_on() -> None:
     )
     assert rec.calls == ["flaky", "flaky", "flaky", "ok"]
     assert [e.kind for e in events if e.step_id == "f"] == [
-        "step.started", "step.retrying", "step.retrying", "step.failed"
+        "step.started",
+        "step.retrying",
+        "step.retrying",
+        "step.failed",
     ]
     assert "next" in outputs
 
@@ -585,9 +603,22 @@ def test_the_composed_editor_schema_knows_the_control_keys() -> None:
         return {}
 
     validator = jsonschema.Draft202012Validator(composed_schema(Registry({"greet": greet})))
-    good = {"build": [{"greet": {"name": "x", "if": "success()", "retries": 2, "retry_on": ["OSError"],
-                                 "retry_delay_seconds": 0.5, "timeout_seconds": 3, "continue_on_error": True}}],
-            "finally": [{"greet": {"name": "bye"}}]}
+    good = {
+        "build": [
+            {
+                "greet": {
+                    "name": "x",
+                    "if": "success()",
+                    "retries": 2,
+                    "retry_on": ["OSError"],
+                    "retry_delay_seconds": 0.5,
+                    "timeout_seconds": 3,
+                    "continue_on_error": True,
+                }
+            }
+        ],
+        "finally": [{"greet": {"name": "bye"}}],
+    }
     assert list(validator.iter_errors(good)) == []
     bad = {"build": [{"greet": {"name": "x", "retries": -1}}]}
     assert [e.message for e in validator.iter_errors(bad)] == ["-1 is less than the minimum of 0"]
@@ -605,8 +636,10 @@ def test_a_nested_run_keeps_the_outer_deadline() -> None:
 
     started = time.monotonic()
     with pytest.raises(stepengine.StepExecutionError) as info:
-        stepengine.run(stepengine.loads("build:\n  - nested: {timeout_seconds: 0.5}\n", file="p.yaml"),
-                       steps={"nested": nested})
+        stepengine.run(
+            stepengine.loads("build:\n  - nested: {timeout_seconds: 0.5}\n", file="p.yaml"),
+            steps={"nested": nested},
+        )
     assert time.monotonic() - started < 10
     assert "timed out after 0.5 s" in str(info.value)
 

@@ -68,13 +68,19 @@ def _project(tmp_path: Path) -> None:
     (tmp_path / "values.yaml").write_text(f"blocks:\n  secret:\n    token: {SECRET}\n")
 
 
-def _run(tmp_path: Path, *args: str, env: dict | None = None, merged: bool = False) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, *args: str, env: dict | None = None, merged: bool = False
+) -> subprocess.CompletedProcess[str]:
     """``merged``: stdout and stderr into one pipe (as a CI log shows them), in ``.stdout``."""
     base = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS", "NO_COLOR")}
     return subprocess.run(
         [sys.executable, "-m", "stepengine", "run", "--values", "values.yaml", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merged else subprocess.PIPE,
-        text=True, cwd=tmp_path, env={**base, **(env or {})}, timeout=60,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**base, **(env or {})},
+        timeout=60,
     )
 
 
@@ -90,12 +96,18 @@ def test_json_event_stream_validates_against_its_schema_and_masks_secrets(tmp_pa
     assert [(e["kind"], e.get("section"), e.get("index")) for e in events if e["kind"] != "step.output"] == [
         ("warning", None, None),
         ("run.started", None, None),
-        ("step.started", "build", 0), ("step.finished", "build", 0),
-        ("step.started", "build", 1), ("step.retrying", "build", 1), ("step.finished", "build", 1),
-        ("step.started", "build", 2), ("step.failed", "build", 2),
+        ("step.started", "build", 0),
+        ("step.finished", "build", 0),
+        ("step.started", "build", 1),
+        ("step.retrying", "build", 1),
+        ("step.finished", "build", 1),
+        ("step.started", "build", 2),
+        ("step.failed", "build", 2),
         ("step.skipped", "build", 3),
-        ("step.started", "build", 4), ("step.failed", "build", 4),
-        ("step.started", "finally", 0), ("step.finished", "finally", 0),
+        ("step.started", "build", 4),
+        ("step.failed", "build", 4),
+        ("step.started", "finally", 0),
+        ("step.finished", "finally", 0),
         ("run.failed", None, None),
     ]
     outputs = [(e["index"], e["stream"], e["message"]) for e in events if e["kind"] == "step.output"]
@@ -111,7 +123,9 @@ def test_json_event_stream_validates_against_its_schema_and_masks_secrets(tmp_pa
 
 
 def test_json_mode_reports_a_config_error_as_one_json_line(tmp_path: Path) -> None:
-    (tmp_path / "prefect.yaml").write_text("build:\n  - prefect.deployments.steps.run_shell_script: {retries: x}\n")
+    (tmp_path / "prefect.yaml").write_text(
+        "build:\n  - prefect.deployments.steps.run_shell_script: {retries: x}\n"
+    )
     (tmp_path / "values.yaml").write_text("{}\n")
     result = _run(tmp_path, "--log-format", "json")
     assert result.returncode == 2
@@ -154,7 +168,9 @@ def test_resume_from_saved_outputs(tmp_path: Path) -> None:
 
 def test_github_actions_groups_output_and_annotates_failures(tmp_path: Path) -> None:
     _project(tmp_path)
-    result = _run(tmp_path, env={"GITHUB_ACTIONS": "true"}, merged=True)  # the output (stdout) inside its group
+    result = _run(
+        tmp_path, env={"GITHUB_ACTIONS": "true"}, merged=True
+    )  # the output (stdout) inside its group
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert SECRET not in result.stdout
@@ -177,8 +193,19 @@ def test_github_actions_groups_output_and_annotates_failures(tmp_path: Path) -> 
 def test_github_escaping_of_messages_and_properties() -> None:
     stream = io.StringIO()
     printer = EventPrinter(github=True, stream=stream)
-    printer(Event("step.failed", 0.0, section="pull", index=0, function="a.b", file="dir,x:y.yaml", line=3,
-                  message="100% broken\r\nnext line", outcome="failure"))
+    printer(
+        Event(
+            "step.failed",
+            0.0,
+            section="pull",
+            index=0,
+            function="a.b",
+            file="dir,x:y.yaml",
+            line=3,
+            message="100% broken\r\nnext line",
+            outcome="failure",
+        )
+    )
     assert stream.getvalue() == (
         "::error file=dir%2Cx%3Ay.yaml,line=3,title=pull[0] (b) failed::100%25 broken%0D%0Anext line\n"
     )
@@ -192,19 +219,29 @@ _values = st.one_of(st.none(), st.text(max_size=10), st.integers(min_value=0, ma
     kind=st.sampled_from(sorted(KINDS - {"log"})),
     message=st.text(max_size=40),
     duration=st.floats(min_value=0, max_value=1e6),
-    inputs=st.dictionaries(st.text(max_size=8), st.recursive(_values, lambda c: st.lists(c, max_size=3), max_leaves=5), max_size=4),
+    inputs=st.dictionaries(
+        st.text(max_size=8),
+        st.recursive(_values, lambda c: st.lists(c, max_size=3), max_leaves=5),
+        max_size=4,
+    ),
     attempt=st.integers(min_value=1, max_value=100),
 )
 def test_every_event_the_runner_can_make_fits_the_schema(
     kind: str, message: str, duration: float, inputs: dict, attempt: int
 ) -> None:
     """Fields as the runner fills them for each kind (see runner.py), with arbitrary values."""
-    step = dict(section="pull", index=0, function="f", file="p.yaml", line=1) if kind.startswith("step.") else {}
+    step = (
+        dict(section="pull", index=0, function="f", file="p.yaml", line=1) if kind.startswith("step.") else {}
+    )
     extra: dict = {}
     if kind == "step.started":
         extra = {"inputs": inputs}
     elif kind in ("step.finished", "step.failed"):
-        extra = {"duration": duration, "outcome": "success" if kind == "step.finished" else "failure", "attempt": attempt}
+        extra = {
+            "duration": duration,
+            "outcome": "success" if kind == "step.finished" else "failure",
+            "attempt": attempt,
+        }
     elif kind == "step.skipped":
         extra = {"outcome": "skipped", "message": message}
     elif kind == "step.retrying":
@@ -235,7 +272,10 @@ def test_json_log_records_fit_the_schema(capsys: pytest.CaptureFixture[str]) -> 
     record = json.loads(line)
     _validator().validate(record)
     assert (record["kind"], record["level"], record["logger"], record["message"]) == (
-        "log", "warning", "stepengine.steps.x", "careful: this"
+        "log",
+        "warning",
+        "stepengine.steps.x",
+        "careful: this",
     )
 
 
@@ -260,9 +300,19 @@ def _events() -> list[Event]:
     return [
         Event("run.started", 0.0),
         Event("step.started", 0.0, index=0, step_id="a", inputs={}, **base),  # type: ignore[arg-type]
-        Event("step.output", 0.0, index=0, step_id="a", message="[bold]not markup[/bold]", stream="stdout", **base),  # type: ignore[arg-type]
+        Event(
+            "step.output",
+            0.0,
+            index=0,
+            step_id="a",
+            message="[bold]not markup[/bold]",
+            stream="stdout",
+            **base,
+        ),  # type: ignore[arg-type]
         Event("step.retrying", 0.0, index=0, step_id="a", attempt=2, delay=0.5, message="flaky", **base),  # type: ignore[arg-type]
-        Event("step.finished", 0.0, index=0, step_id="a", duration=1.25, attempt=2, outcome="success", **base),  # type: ignore[arg-type]
+        Event(
+            "step.finished", 0.0, index=0, step_id="a", duration=1.25, attempt=2, outcome="success", **base
+        ),  # type: ignore[arg-type]
         Event("step.skipped", 0.0, index=1, message="if: false", outcome="skipped", **base),  # type: ignore[arg-type]
         Event("step.started", 0.0, index=2, inputs={}, **base),  # type: ignore[arg-type]
         Event("step.failed", 0.0, index=2, duration=0.5, message="boom", outcome="failure", **base),  # type: ignore[arg-type]
@@ -280,9 +330,18 @@ def test_rich_progress_ends_with_a_table_of_timings_and_outcomes(no_color: bool)
             progress(event)
     text = out.getvalue()
     assert "[bold]not markup[/bold]" in text  # step output is printed literally
-    table = text[text.index("steps"):]
-    for expected in ("build[0] (a: do_it)", "✓ success", "2", "1.25 s", "build[1] (do_it)", "↷ skipped",
-                     "build[2] (do_it)", "✗ failure", "0.50 s"):
+    table = text[text.index("steps") :]
+    for expected in (
+        "build[0] (a: do_it)",
+        "✓ success",
+        "2",
+        "1.25 s",
+        "build[1] (do_it)",
+        "↷ skipped",
+        "build[2] (do_it)",
+        "✗ failure",
+        "0.50 s",
+    ):
         assert expected in table
     colors = "\x1b[32m" in text or "\x1b[31m" in text
     assert colors is not no_color
@@ -310,7 +369,9 @@ def test_a_terminal_gets_live_progress_and_a_final_table_without_secrets(tmp_pat
     _project(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "GITHUB_ACTIONS"}
     env.update(TERM="xterm", COLUMNS="120", NO_COLOR="1")
-    code, text = _pty_run([sys.executable, "-m", "stepengine", "run", "--values", "values.yaml"], tmp_path, env)
+    code, text = _pty_run(
+        [sys.executable, "-m", "stepengine", "run", "--values", "values.yaml"], tmp_path, env
+    )
     assert code == 1
     assert SECRET not in text
     assert "┏" in text and "outcome" in text and "✓ success" in text and "✗ failure" in text
@@ -326,7 +387,9 @@ def test_importing_the_cli_does_not_import_rich() -> None:
 
 def test_without_rich_a_terminal_gets_plain_lines(tmp_path: Path) -> None:
     """rich is an optional extra: with it unimportable (sys.modules['rich'] = None), plain lines."""
-    (tmp_path / "prefect.yaml").write_text("build:\n  - prefect.deployments.steps.run_shell_script: {script: echo hi}\n")
+    (tmp_path / "prefect.yaml").write_text(
+        "build:\n  - prefect.deployments.steps.run_shell_script: {script: echo hi}\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "GITHUB_ACTIONS"}
     env["TERM"] = "xterm"
     code = "import sys; sys.modules['rich'] = None; from stepengine.cli import main; main()"
@@ -349,7 +412,9 @@ def test_the_last_line_counts_skipped_steps_and_continued_failures(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     last = result.stderr.splitlines()[-1]
     # every step is counted (issue 15: "ok: 1 step" for three steps)
-    assert last.startswith("ok: 3 steps in ") and last.endswith(" s (1 succeeded, 1 skipped, 1 failed and continued)")
+    assert last.startswith("ok: 3 steps in ") and last.endswith(
+        " s (1 succeeded, 1 skipped, 1 failed and continued)"
+    )
     assert result.stdout == "y\n"  # the steps' output on stdout, as Prefect prints it
 
 
@@ -372,7 +437,11 @@ def test_verbose_rich_progress_shows_inputs_as_written() -> None:
     console = Console(file=out, force_terminal=True, width=200, no_color=True)
     with RichProgress(console=console, verbose=True) as progress:
         progress(Event("step.started", 0.0, section="pull", index=0, function="f", inputs={"x": "{{ a.b }}"}))
-        progress(Event("step.finished", 0.0, section="pull", index=0, function="f", duration=0.1, outcome="success"))
+        progress(
+            Event(
+                "step.finished", 0.0, section="pull", index=0, function="f", duration=0.1, outcome="success"
+            )
+        )
     assert 'pull[0] (f) inputs: {"x": "{{ a.b }}"}' in out.getvalue()
 
 
@@ -385,7 +454,12 @@ def test_json_log_format_keeps_stderr_json_when_a_step_writes_to_the_terminal(tm
     )
     (tmp_path / "prefect.yaml").write_text("build:\n  - chatty_steps.chat: {}\n")
     (tmp_path / "values.yaml").write_text("{}\n")
-    result = _run(tmp_path, "--log-format", "json", env={"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))})
+    result = _run(
+        tmp_path,
+        "--log-format",
+        "json",
+        env={"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     events = [json.loads(line) for line in result.stderr.splitlines()]  # every line is one JSON object
@@ -412,7 +486,10 @@ def test_a_resumed_run_is_never_fed_a_masked_output(tmp_path: Path) -> None:
     assert _run(tmp_path, "--only", "a", "--save-outputs", "out.json", env=env).returncode == 0
     assert _run(tmp_path, "--only", "c", "--save-outputs", "out2.json", env=env).returncode == 0
     saved = json.loads((tmp_path / "out.json").read_text())
-    assert (saved["a"]["stdout"], saved["$masked"]) == ("***", ["a.stdout", "stdout"])  # outputs are merged flat too
+    assert (saved["a"]["stdout"], saved["$masked"]) == (
+        "***",
+        ["a.stdout", "stdout"],
+    )  # outputs are merged flat too
     merged = {**saved, **json.loads((tmp_path / "out2.json").read_text())}
     (tmp_path / "both.json").write_text(json.dumps(merged))
     result = _run(tmp_path, "--from-step", "b", "--load-outputs", "both.json", env=env)
@@ -422,5 +499,7 @@ def test_a_resumed_run_is_never_fed_a_masked_output(tmp_path: Path) -> None:
         "(give it with --var a.stdout=… if a step needs it)"
     )
     assert "***" not in result.stdout
-    fed = _run(tmp_path, "--from-step", "b", "--load-outputs", "both.json", "--var", f"a.stdout={SECRET}", env=env)
+    fed = _run(
+        tmp_path, "--from-step", "b", "--load-outputs", "both.json", "--var", f"a.stdout={SECRET}", env=env
+    )
     assert fed.returncode == 0, fed.stderr

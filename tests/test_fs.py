@@ -22,7 +22,9 @@ def test_success_replaces_the_target(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
-def test_failure_keeps_the_previous_content_and_leaves_no_temporary(tmp_path: Path, error: BaseException) -> None:
+def test_failure_keeps_the_previous_content_and_leaves_no_temporary(
+    tmp_path: Path, error: BaseException
+) -> None:
     target = tmp_path / "out"
     target.mkdir()
     (target / "old.txt").write_text("old")

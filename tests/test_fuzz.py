@@ -68,12 +68,37 @@ STEPS = {f.__name__: f for f in (echo, noop, fail, boom, bare, returns)}
 NAMES = [*STEPS, "no_such_step", ".os.system", "..x.y", "a..b", "x:", ":y", "pkg.mod:func", "", " "]
 
 PLACEHOLDERS = [
-    "{{ x }}", "{{ s.v }}", "{{ s.v[0] }}", "{{ s }}", "{{ v }}", "{{ . }}", "{{ [] }}", "{{ .. }}", "{{ [0] }}",
-    "{{ s.missing }}", "{{ later.v }}", "{{ $HOME }}", "{{ $NOPE }}", "{{ prefect.blocks.secret.t }}",
-    "{{ prefect.blocks.secret.missing }}", "{{ prefect.blocks.json.j.a.b }}", "{{ prefect.variables.v }}",
-    "{{ prefect.variables.nope }}", "{{ prefect.blocks. }}", "{{ ctx.flow.name }}", "{{ 1/0 }}",
-    "{{ x | default('d') }}", "{{ 'ab' * 3 }}", "{{ range(3) | list }}", "{{ x.__class__ }}", "{{ ",
-    "}}", "{{}}", "{{ s.v }}{{ x }}", "a {{ s }} b", "{{ x }} and {{ $HOME }}",
+    "{{ x }}",
+    "{{ s.v }}",
+    "{{ s.v[0] }}",
+    "{{ s }}",
+    "{{ v }}",
+    "{{ . }}",
+    "{{ [] }}",
+    "{{ .. }}",
+    "{{ [0] }}",
+    "{{ s.missing }}",
+    "{{ later.v }}",
+    "{{ $HOME }}",
+    "{{ $NOPE }}",
+    "{{ prefect.blocks.secret.t }}",
+    "{{ prefect.blocks.secret.missing }}",
+    "{{ prefect.blocks.json.j.a.b }}",
+    "{{ prefect.variables.v }}",
+    "{{ prefect.variables.nope }}",
+    "{{ prefect.blocks. }}",
+    "{{ ctx.flow.name }}",
+    "{{ 1/0 }}",
+    "{{ x | default('d') }}",
+    "{{ 'ab' * 3 }}",
+    "{{ range(3) | list }}",
+    "{{ x.__class__ }}",
+    "{{ ",
+    "}}",
+    "{{}}",
+    "{{ s.v }}{{ x }}",
+    "a {{ s }} b",
+    "{{ x }} and {{ $HOME }}",
 ]
 
 scalars = st.one_of(
@@ -85,7 +110,9 @@ scalars = st.one_of(
     st.sampled_from(PLACEHOLDERS),
 )
 keys = st.one_of(
-    st.sampled_from(["v", "value", "id", "if", "requires", "timeout_seconds", "continue_on_error", "retries", "retry_on"]),
+    st.sampled_from(
+        ["v", "value", "id", "if", "requires", "timeout_seconds", "continue_on_error", "retries", "retry_on"]
+    ),
     st.text(max_size=6),
     st.integers(-3, 3),
     st.none(),
@@ -117,17 +144,26 @@ def step(draw: st.DrawFn, names: st.SearchStrategy[object]) -> object:
 
 
 @st.composite
-def documents(draw: st.DrawFn, names: st.SearchStrategy[object] = st.sampled_from(NAMES) | keys) -> dict[object, object]:
+def documents(
+    draw: st.DrawFn,
+    names: st.SearchStrategy[object] = st.sampled_from(NAMES) | keys,  # noqa: B008 (a strategy, built once)
+) -> dict[object, object]:
     step = _step(names)
     document: dict[object, object] = {}
-    for section in draw(st.lists(st.sampled_from(["build", "push", "pull", "finally"]), max_size=3, unique=True)):
+    for section in draw(
+        st.lists(st.sampled_from(["build", "push", "pull", "finally"]), max_size=3, unique=True)
+    ):
         document[section] = draw(st.one_of(st.lists(step(), max_size=3), step(), st.none(), values))
     if draw(st.integers(0, 3)) == 0:
-        document["deployments"] = draw(st.lists(
-            st.fixed_dictionaries({"name": st.one_of(st.text(max_size=4), st.integers())},
-                                  optional={"pull": st.lists(step(), max_size=2), "build": st.none()}),
-            max_size=2,
-        ))
+        document["deployments"] = draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {"name": st.one_of(st.text(max_size=4), st.integers())},
+                    optional={"pull": st.lists(step(), max_size=2), "build": st.none()},
+                ),
+                max_size=2,
+            )
+        )
     if draw(st.integers(0, 4)) == 0:
         document[draw(keys)] = draw(values)
     return document
@@ -145,12 +181,69 @@ yaml_texts = st.builds(_dump, documents(), st.booleans())
 
 #: raw pieces of YAML (anchors, aliases, merges, tags, odd scalars) put together as lines
 FRAGMENTS = [
-    "pull:", "build:", "push:", "finally:", "deployments:", "- name: d", "  - echo:", "  - noop: {}", "  - returns:",
-    "      value: ", "      v: ", "      id: s", "      id: later", "  - 5: {}", "  - ~: {}", "  - .os.system: {}",
-    "&a", "*a", "&b [1, 2]", "<<: *a", "<<: [*a, *b]", "!foo", "!!binary", "!!int x", "!!float y", "!!timestamp z",
-    "!!set {a, b}", "!!omap [a: 1]", "=", "=: 1", "? [a]", ": 1", "{", "}", "[", "]", "'", '"', "|", ">", "#", "%YAML 1.1",
-    "---", "...", "\t", "2026-13-45", "2026-01-01T10:00:00", ".inf", ".nan", "0x1F", "0o17", "1_000", "1e999",
-    "9" * 4301, "{{ . }}", "{{ s.v }}", "{{ [] }}", '"{{ x }}"', "@", "`", "\x85", "\ufeff", "\u2028",
+    "pull:",
+    "build:",
+    "push:",
+    "finally:",
+    "deployments:",
+    "- name: d",
+    "  - echo:",
+    "  - noop: {}",
+    "  - returns:",
+    "      value: ",
+    "      v: ",
+    "      id: s",
+    "      id: later",
+    "  - 5: {}",
+    "  - ~: {}",
+    "  - .os.system: {}",
+    "&a",
+    "*a",
+    "&b [1, 2]",
+    "<<: *a",
+    "<<: [*a, *b]",
+    "!foo",
+    "!!binary",
+    "!!int x",
+    "!!float y",
+    "!!timestamp z",
+    "!!set {a, b}",
+    "!!omap [a: 1]",
+    "=",
+    "=: 1",
+    "? [a]",
+    ": 1",
+    "{",
+    "}",
+    "[",
+    "]",
+    "'",
+    '"',
+    "|",
+    ">",
+    "#",
+    "%YAML 1.1",
+    "---",
+    "...",
+    "\t",
+    "2026-13-45",
+    "2026-01-01T10:00:00",
+    ".inf",
+    ".nan",
+    "0x1F",
+    "0o17",
+    "1_000",
+    "1e999",
+    "9" * 4301,
+    "{{ . }}",
+    "{{ s.v }}",
+    "{{ [] }}",
+    '"{{ x }}"',
+    "@",
+    "`",
+    "\x85",
+    "\ufeff",
+    "\u2028",
 ]
 raw_texts = st.lists(
     st.tuples(st.integers(0, 8), st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=4)),
@@ -166,8 +259,11 @@ def fenced(monkeypatch: pytest.MonkeyPatch) -> None:
         raise ModuleNotFoundError(f"No module named {name!r} (the fuzzer imports nothing)", name=name)
 
     monkeypatch.setattr(registry_module.Registry, "registrations", lambda self: {})
-    monkeypatch.setattr(registry_module, "importlib", types.SimpleNamespace(
-        import_module=refuse, invalidate_caches=lambda: None))
+    monkeypatch.setattr(
+        registry_module,
+        "importlib",
+        types.SimpleNamespace(import_module=refuse, invalidate_caches=lambda: None),
+    )
 
 
 def _exercise(text: str) -> None:
@@ -195,7 +291,11 @@ def _exercise(text: str) -> None:
                 assert exc.exit_code == 2
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(yaml_texts)
 # the crash corpus (each crashed with something undocumented before; see tests/test_bad_input.py)
 @example("pull:\n- 5: {}\n")
@@ -209,7 +309,11 @@ def test_generated_files_raise_only_documented_errors(fenced: None, text: str) -
     _exercise(text)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(raw_texts)
 @example("a:\n  =: 1\n")
 @example("a:\n  !foo b: 1\n")
@@ -224,7 +328,7 @@ def test_raw_yaml_raises_only_documented_errors(fenced: None, text: str) -> None
 
 # -- the command, once, with a few generated files ------------------------------------------------
 
-CLI_STEPS = '''
+CLI_STEPS = """
 def echo(**arguments):
     return dict(arguments)
 
@@ -237,22 +341,29 @@ def fail(**arguments):
 
 def returns(value=None, **arguments):
     return value
-'''
+"""
 
 
 def _for_the_command(document: object) -> object:
     """The same document with its harmless step names spelled as this test's module path."""
     if isinstance(document, dict):
-        return {(f"fuzz_cli_steps.{k}" if k in ("echo", "fail", "returns") else k): _for_the_command(v)
-                for k, v in document.items()}
+        return {
+            (f"fuzz_cli_steps.{k}" if k in ("echo", "fail", "returns") else k): _for_the_command(v)
+            for k, v in document.items()
+        }
     if isinstance(document, list):
         return [_for_the_command(v) for v in document]
     return document
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(documents(st.sampled_from(NAMES)).filter(lambda d: any(k in d for k in ("build", "push", "pull"))), st.booleans())
-def test_the_command_exits_0_1_or_2_on_generated_files(tmp_path_factory: pytest.TempPathFactory, document: object, flow: bool) -> None:
+@given(
+    documents(st.sampled_from(NAMES)).filter(lambda d: any(k in d for k in ("build", "push", "pull"))),
+    st.booleans(),
+)
+def test_the_command_exits_0_1_or_2_on_generated_files(
+    tmp_path_factory: pytest.TempPathFactory, document: object, flow: bool
+) -> None:
     """Step names come only from NAMES: the module path of a harmless step here, or a name that
     resolves to nothing (never a real step: this run has no fence)."""
     work = tmp_path_factory.mktemp("cli-fuzz")
@@ -262,7 +373,13 @@ def test_the_command_exits_0_1_or_2_on_generated_files(tmp_path_factory: pytest.
     (work / "prefect.yaml").write_text(text)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(work)]), "HOME": str(work)}
     for verb in (["validate"], ["plan"], ["run", "--output", "json"]):
-        done = subprocess.run([sys.executable, "-m", "stepengine", *verb], cwd=work, env=env,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "stepengine", *verb],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode in (0, 1, 2), f"{verb} exited {done.returncode} on:\n{text}\n{done.stderr}"
         assert "Traceback" not in done.stderr, f"{verb} on:\n{text}\n{done.stderr}"

@@ -51,23 +51,26 @@ def project(tmp_path: Path, deployments: str = DEPLOYMENT_YAML) -> Path:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stepengine", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "stepengine", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 @pytest.mark.parametrize(
     ("selector", "script"),
     [
         ("etl-daily", "echo daily"),
-        ("etl-d*", "echo daily"),                # a pattern that matches one
-        ("etl-flow/prod", "echo etl prod"),      # FLOW/NAME: the entrypoint's function, - and _ alike
+        ("etl-d*", "echo daily"),  # a pattern that matches one
+        ("etl-flow/prod", "echo etl prod"),  # FLOW/NAME: the entrypoint's function, - and _ alike
         ("etl_flow/prod", "echo etl prod"),
-        ("report-*/prod", "echo report prod"),   # a pattern on either side
+        ("report-*/prod", "echo report prod"),  # a pattern on either side
         ("report-flow/p*", "echo report prod"),
-        ("etl-hourly", "echo top-level pull"),   # no override: the top-level pull
+        ("etl-hourly", "echo top-level pull"),  # no override: the top-level pull
     ],
 )
-def test_a_deployment_is_chosen_by_name_flow_and_name_or_pattern(tmp_path: Path, selector: str, script: str) -> None:
+def test_a_deployment_is_chosen_by_name_flow_and_name_or_pattern(
+    tmp_path: Path, selector: str, script: str
+) -> None:
     config = stepengine.load(project(tmp_path))
     (step,) = config.steps_for(["pull"], selector)
     assert step.arguments == {"script": script}
@@ -83,7 +86,9 @@ def test_a_deployment_is_chosen_by_name_flow_and_name_or_pattern(tmp_path: Path,
         ("etl-dialy", "no deployment named 'etl-dialy' (did you mean 'etl-daily'?)"),
     ],
 )
-def test_several_matches_or_none_is_an_error_listing_the_deployments(tmp_path: Path, selector: str, message: str) -> None:
+def test_several_matches_or_none_is_an_error_listing_the_deployments(
+    tmp_path: Path, selector: str, message: str
+) -> None:
     config = stepengine.load(project(tmp_path))
     with pytest.raises(ConfigError) as info:
         config.deployment(selector)
@@ -107,35 +112,48 @@ def test_validate_plan_and_run_read_deployment_yaml(tmp_path: Path) -> None:
 
 
 def test_validate_reports_problems_of_both_files_at_once(tmp_path: Path) -> None:
-    project(tmp_path, """
+    project(
+        tmp_path,
+        """
         - name: one
           entrypoint: flows/etl.py:etl_flow
           tags: 5
           pull:
             - prefect.deployments.steps.run_shell_script:
                 scrip: typo
-    """)
-    (tmp_path / "prefect.yaml").write_text(textwrap.dedent(PREFECT_YAML).lstrip().replace("script: echo", "scriptt: echo"))
+    """,
+    )
+    (tmp_path / "prefect.yaml").write_text(
+        textwrap.dedent(PREFECT_YAML).lstrip().replace("script: echo", "scriptt: echo")
+    )
     with pytest.raises(ValidationError) as info:
         stepengine.validate(tmp_path / "prefect.yaml")
     where = [(Path(i.file or "").name, i.line) for i in info.value.issues]
-    assert where == [("prefect.yaml", 4), ("prefect.yaml", 5), ("deployment.yaml", 3), ("deployment.yaml", 5),
-                     ("deployment.yaml", 6)], [i.render() for i in info.value.issues]
+    assert where == [
+        ("prefect.yaml", 4),
+        ("prefect.yaml", 5),
+        ("deployment.yaml", 3),
+        ("deployment.yaml", 5),
+        ("deployment.yaml", 6),
+    ], [i.render() for i in info.value.issues]
     result = cli("validate", cwd=tmp_path)
     assert result.returncode == 2
-    assert [line.split(":")[0] for line in result.stderr.splitlines() if ": " in line and "hint" not in line] == [
-        "prefect.yaml", "prefect.yaml", "deployment.yaml", "deployment.yaml", "deployment.yaml"
-    ]
+    assert [
+        line.split(":")[0] for line in result.stderr.splitlines() if ": " in line and "hint" not in line
+    ] == ["prefect.yaml", "prefect.yaml", "deployment.yaml", "deployment.yaml", "deployment.yaml"]
 
 
 def test_a_deployment_yaml_given_alone_is_read_in_any_of_its_forms(tmp_path: Path) -> None:
-    project(tmp_path, """
+    project(
+        tmp_path,
+        """
         - name: listed
           entrypoint: flows/etl.py:etl_flow
           pull:
             - prefect.deployments.steps.run_shell_script:
                 script: echo listed
-    """)
+    """,
+    )
     config = stepengine.load(tmp_path / "deployment.yaml")
     assert [d.name for d in config.deployments] == ["listed"]
     assert stepengine.validate(tmp_path / "deployment.yaml") == []

@@ -54,13 +54,15 @@ def encodings(secret: str) -> list[str]:
     pieces=st.lists(filler, min_size=1, max_size=6),
     data=st.data(),
 )
-def test_stream_masker_catches_every_encoding_across_any_chunk_split(secret: str, pieces: list[str], data: st.DataObject) -> None:
+def test_stream_masker_catches_every_encoding_across_any_chunk_split(
+    secret: str, pieces: list[str], data: st.DataObject
+) -> None:
     """For random secrets and random chunk splits, no masked stream contains the secret or its encodings."""
     forms = encodings(secret)
     chosen = data.draw(st.lists(st.sampled_from(forms), min_size=1, max_size=6))
-    stream = "".join(p + f for p, f in zip(pieces, chosen)) + pieces[-1]
+    stream = "".join(p + f for p, f in zip(pieces, chosen, strict=False)) + pieces[-1]
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
-    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=False)]
     masker = Masker()
     masker.add(secret)
     streamer = StreamMasker(masker)
@@ -170,9 +172,13 @@ def test_scrub_exception_masks_the_whole_chain_and_every_attribute() -> None:
             try:
                 open(f"/nonexistent/{secret}")
             except OSError as low:
-                raise ProcessError(["git", "clone", f"https://u:{secret}@h/r"], 128, stderr=f"fatal: {secret}") from low
+                raise ProcessError(
+                    ["git", "clone", f"https://u:{secret}@h/r"], 128, stderr=f"fatal: {secret}"
+                ) from low
         except ProcessError as exc:
-            raise StepExecutionError(section="pull", step_index=0, step_id="c", function="git_clone", cause=exc) from exc
+            raise StepExecutionError(
+                section="pull", step_index=0, step_id="c", function="git_clone", cause=exc
+            ) from exc
     except StepExecutionError as caught:
         error = scrub_exception(caught, masker)
     text = "".join(traceback.format_exception(error))
@@ -231,16 +237,23 @@ def test_masked_text_stream_cannot_be_bypassed_by_pieces_flushes_or_bytes(how: s
 
 @settings(max_examples=200, deadline=None)
 @given(secret=secrets, pieces=st.lists(filler, min_size=1, max_size=5), data=st.data())
-def test_byte_stream_masker_catches_every_form_across_any_byte_split(secret: str, pieces: list[str], data: st.DataObject) -> None:
+def test_byte_stream_masker_catches_every_form_across_any_byte_split(
+    secret: str, pieces: list[str], data: st.DataObject
+) -> None:
     """Like the text stream masker, on UTF-8 bytes cut anywhere (even inside a character)."""
     forms = encodings(secret)
     chosen = data.draw(st.lists(st.sampled_from(forms), min_size=1, max_size=5))
-    stream = ("".join(p + f for p, f in zip(pieces, chosen)) + pieces[-1]).encode("utf-8", "surrogatepass")
+    stream = ("".join(p + f for p, f in zip(pieces, chosen, strict=False)) + pieces[-1]).encode(
+        "utf-8", "surrogatepass"
+    )
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
     masker = Masker()
     masker.add(secret)
     streamer = ByteStreamMasker(masker)
-    out = b"".join(streamer.feed(stream[a:b]) for a, b in zip([0, *cuts], [*cuts, len(stream)])) + streamer.flush()
+    out = (
+        b"".join(streamer.feed(stream[a:b]) for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=False))
+        + streamer.flush()
+    )
     for form in forms:
         assert form.encode("utf-8", "surrogatepass") not in out
     assert out.count(MASK.encode()) >= 1
@@ -254,7 +267,11 @@ def test_masking_a_thousand_secrets_finds_each_one_in_one_pass() -> None:
     secrets_ = [f"tok-{i:04d}-" + os.urandom(8).hex() for i in range(1000)]
     for secret in secrets_:
         masker.add(secret)
-    text = " ".join(f"<{s}>" for s in secrets_[::-7]) + " " + base64.b64encode(secrets_[3].encode()).decode().rstrip("=")
+    text = (
+        " ".join(f"<{s}>" for s in secrets_[::-7])
+        + " "
+        + base64.b64encode(secrets_[3].encode()).decode().rstrip("=")
+    )
     masked = masker.mask(text)
     assert not any(s in masked for s in secrets_)
     assert masked.startswith("<***> <***>") and masked.endswith(" ***") and masked.count("***") == 144

@@ -37,30 +37,59 @@ def test_readme_starts_with_a_user_command_and_a_developer_command() -> None:
     assert "pytest" in developer
 
 
-@pytest.mark.skipif(not any(WHEELHOUSE.glob("hatchling-*.whl")), reason=f"no local wheel folder at {WHEELHOUSE} (made by .ci/install.d/75-wheelhouse.sh)")
+@pytest.mark.skipif(
+    not any(WHEELHOUSE.glob("hatchling-*.whl")),
+    reason=f"no local wheel folder at {WHEELHOUSE} (made by .ci/install.d/75-wheelhouse.sh)",
+)
 def test_readme_first_command_in_a_fresh_venv(tmp_path: Path) -> None:
     project = tmp_path / "stepengine"
-    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".git", ".bench", ".venv", "*.egg-info", "__pycache__", "build", "dist"))
+    shutil.copytree(
+        ROOT,
+        project,
+        ignore=shutil.ignore_patterns(
+            ".git", ".bench", ".venv", "*.egg-info", "__pycache__", "build", "dist"
+        ),
+    )
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if not key.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV", "STEPENGINE_"))
     }
     env.update(
         PATH=f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}",
         VIRTUAL_ENV=str(env_dir),
-        PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(WHEELHOUSE),
-        PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_ROOT_USER_ACTION="ignore",
-        HOME=str(tmp_path / "home"), STEPENGINE_HOME=str(tmp_path / "home" / ".stepengine"),
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=str(WHEELHOUSE),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_ROOT_USER_ACTION="ignore",
+        HOME=str(tmp_path / "home"),
+        STEPENGINE_HOME=str(tmp_path / "home" / ".stepengine"),
     )
     user_command = readme_commands()[0]
-    done = subprocess.run(["bash", "-ec", user_command], cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        ["bash", "-ec", user_command],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     # the example greets with the --var value and the venv's HOME
     assert f"hi from {tmp_path / 'home'}" in done.stdout + done.stderr
     # the command came from the venv, and stepengine was installed there (not found on the test's path)
     assert (env_dir / "bin" / "stepengine").exists()
-    where = subprocess.run([str(env_dir / "bin" / "python"), "-c", "import stepengine; print(stepengine.__file__)"], env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-c", "import stepengine; print(stepengine.__file__)"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert where.stdout.startswith(str(env_dir)), where.stdout
     assert sys.prefix not in where.stdout or sys.prefix == str(env_dir)

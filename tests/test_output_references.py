@@ -13,7 +13,8 @@ import stepengine
 
 
 def test_a_whole_value_reference_passes_the_output_itself() -> None:
-    config = stepengine.loads(textwrap.dedent("""\
+    config = stepengine.loads(
+        textwrap.dedent("""\
         pull:
           - make:
               id: make
@@ -25,7 +26,9 @@ def test_a_whole_value_reference_passes_the_output_itself() -> None:
           - nested:
               settings:
                 all: ["{{ make.items }}"]
-        """), file="prefect.yaml")  # fmt: skip
+        """),
+        file="prefect.yaml",
+    )
     produced = {"items": [f"line {i}" for i in range(1000)], "table": {"a": [1, 2]}}
     seen: list[object] = []
     steps = {

@@ -32,7 +32,11 @@ def test_plan_runs_nothing(tmp_path: Path) -> None:
         file="prefect.yaml",
     )
     result = plan(config, steps={"record": lambda: called.append("x")})
-    assert [p.step.label for p in result.steps] == ["build[0] (run_shell_script)", "build[1] (record)", "finally[0] (record)"]
+    assert [p.step.label for p in result.steps] == [
+        "build[0] (run_shell_script)",
+        "build[1] (record)",
+        "finally[0] (record)",
+    ]
     assert result.issues == []
     assert not marker.exists() and called == []
 
@@ -64,7 +68,9 @@ def test_plan_templates_inputs_masks_secrets_and_defers_outputs() -> None:
 
 
 def test_a_whole_value_from_an_earlier_step_keeps_its_marker() -> None:
-    config = stepengine.loads("pull:\n  - a: {id: a}\n  - b: {x: '{{ a.out }}', y: '{{ a.list[0] }}'}\n", file="p.yaml")
+    config = stepengine.loads(
+        "pull:\n  - a: {id: a}\n  - b: {x: '{{ a.out }}', y: '{{ a.list[0] }}'}\n", file="p.yaml"
+    )
     result = plan(config, steps={"a": lambda: {}, "b": lambda x, y: None})
     assert result.steps[1].inputs == {"x": "<from a.out>", "y": "<from a.list[0]>"}
 
@@ -121,7 +127,9 @@ def test_if_is_decided_when_it_can_be() -> None:
 
 
 def test_plan_follows_from_step_and_only() -> None:
-    config = stepengine.loads("pull:\n  - s: {id: a}\n  - s: {id: b}\nfinally:\n  - s: {id: z}\n", file="p.yaml")
+    config = stepengine.loads(
+        "pull:\n  - s: {id: a}\n  - s: {id: b}\nfinally:\n  - s: {id: z}\n", file="p.yaml"
+    )
     steps = {"s": lambda: {}}
     assert [p.step.id for p in plan(config, steps=steps, from_step="b").steps] == ["b", "z"]
     assert [p.step.id for p in plan(config, steps=steps, only="a").steps] == ["a"]
@@ -135,8 +143,14 @@ def test_to_dict_is_json_ready() -> None:
     assert json.loads(json.dumps(data)) == {
         "steps": [
             {
-                "section": "pull", "index": 0, "function": "s", "location": "p.yaml:2:5", "inputs": {"x": 1},
-                "id": "a", "controls": {"retries": 2, "if": "true"}, "if_now": True,
+                "section": "pull",
+                "index": 0,
+                "function": "s",
+                "location": "p.yaml:2:5",
+                "inputs": {"x": 1},
+                "id": "a",
+                "controls": {"retries": 2, "if": "true"},
+                "if_now": True,
             }
         ],
         "problems": [],

@@ -57,15 +57,21 @@ def test_step_warnings_are_shown_by_the_cli(tmp_path: Path) -> None:
     )
     (tmp_path / "prefect.yaml").write_text("pull:\n  - legacy_steps.legacy: {}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    result = subprocess.run([sys.executable, "-m", "stepengine", "run"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "stepengine", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "> Running legacy step...\nlegacy is deprecated\n" in result.stderr + result.stdout
 
 
 def test_a_failing_step_still_shows_its_warnings() -> None:
     def fails() -> dict:
-        warnings.warn("about to fail", UserWarning)
+        warnings.warn("about to fail", UserWarning, stacklevel=2)
         raise RuntimeError("boom")
 
     events: list[stepengine.Event] = []
@@ -182,8 +188,13 @@ def test_allow_missing_env_and_variables_render_as_empty_text() -> None:
 
 def test_allow_missing_variable_without_any_store_is_empty_too() -> None:
     config = load("pull:\n  - echo:\n      v: '{{ prefect.variables.missing }}'\n")
-    outputs = stepengine.run(config, steps={"echo": lambda **kw: kw}, resolver=None, allow_missing=True,
-                             env={"STEPENGINE_STORES": "values"})  # fmt: skip
+    outputs = stepengine.run(
+        config,
+        steps={"echo": lambda **kw: kw},
+        resolver=None,
+        allow_missing=True,
+        env={"STEPENGINE_STORES": "values"},
+    )
     assert outputs == {"v": ""}
 
 
@@ -192,8 +203,12 @@ def test_allow_missing_keeps_a_missing_block_an_error() -> None:
     for text in ("{{ prefect.blocks.secret.nope }}", "x {{ prefect.blocks.json.cfg.no_such_field }}"):
         config = load(f"pull:\n  - echo:\n      v: '{text}'\n")
         with pytest.raises(TemplateError):
-            stepengine.run(config, steps={"echo": lambda **kw: kw}, allow_missing=True,
-                           resolver=InMemoryResolver(blocks={"json/cfg": {"a": 1}}))  # fmt: skip
+            stepengine.run(
+                config,
+                steps={"echo": lambda **kw: kw},
+                allow_missing=True,
+                resolver=InMemoryResolver(blocks={"json/cfg": {"a": 1}}),
+            )
 
 
 # -- .prefectignore, parsed as Prefect parses it ---------------------------------------------------
@@ -205,9 +220,14 @@ def test_prefectignore_lines_are_stripped_as_prefect_aws_does(tmp_path: Path) ->
 
     project = tmp_path / "project"
     files = {
-        "flow.py": "x", "debug.log": "x", "notes.tmp": "x", "secret.env": "x", "build/out.bin": "x",
-        "build/keep.txt": "x", " # not a comment.txt": "x",
-    }  # fmt: skip
+        "flow.py": "x",
+        "debug.log": "x",
+        "notes.tmp": "x",
+        "secret.env": "x",
+        "build/out.bin": "x",
+        "build/keep.txt": "x",
+        " # not a comment.txt": "x",
+    }
     for rel, text in files.items():
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         (project / rel).write_text(text)

@@ -90,46 +90,81 @@ def test_legacy_schedule_keys_warn_naming_the_refusing_version_and_fail_when_str
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("deployments:\n  - name: d\n    parameters: null\n",
-         "prefect.yaml:3:5: deployment 'd': 'parameters: null': Prefect 3.4.19 and later refuse it"),
-        ("deployments:\n  - name: d\n    work_pool: {name: p, job_variables: null}\n",
-         "prefect.yaml:3:26: deployment 'd': 'job_variables: null': Prefect 3.4.19 and later refuse it"),
+        (
+            "deployments:\n  - name: d\n    parameters: null\n",
+            "prefect.yaml:3:5: deployment 'd': 'parameters: null': Prefect 3.4.19 and later refuse it",
+        ),
+        (
+            "deployments:\n  - name: d\n    work_pool: {name: p, job_variables: null}\n",
+            "prefect.yaml:3:26: deployment 'd': 'job_variables: null': Prefect 3.4.19 and later refuse it",
+        ),
         ("deployments: null\n", "prefect.yaml:1:1: 'deployments: null': Prefect 3.4.19 and later refuse it"),
-        ("prefect-version: 3.1\n", "prefect.yaml:1:1: 'prefect-version' is a number: Prefect 3.4.19 and later"),
-        ("deployments:\n  - name: d\n    version: 2\n",
-         "prefect.yaml:3:5: deployment 'd': 'version' is a number: Prefect 3.0 and later refuse it"),
-        ("deployments:\n  - name: d\n    description: 2024\n",
-         "prefect.yaml:3:5: deployment 'd': 'description' is a number: Prefect 3.4.19 and later refuse it"),
+        (
+            "prefect-version: 3.1\n",
+            "prefect.yaml:1:1: 'prefect-version' is a number: Prefect 3.4.19 and later",
+        ),
+        (
+            "deployments:\n  - name: d\n    version: 2\n",
+            "prefect.yaml:3:5: deployment 'd': 'version' is a number: Prefect 3.0 and later refuse it",
+        ),
+        (
+            "deployments:\n  - name: d\n    description: 2024\n",
+            "prefect.yaml:3:5: deployment 'd': 'description' is a number: Prefect 3.4.19 and later refuse it",
+        ),
         ("pull:\n  - null\n", "prefect.yaml:2:5: pull[0] is null: Prefect 3.4.19 and later refuse it"),
-        ("deployments:\n  - name: d\n    work_pool: null\n",
-         "prefect.yaml:3:5: deployment 'd': 'work_pool: null': Prefect before 3.4.19 refuses it"),
-        ("deployments:\n  - name: d\n    schedule: [{cron: '0 0 * * *'}]\n",
-         "prefect.yaml:3:5: deployment 'd': 'schedule' is a list: Prefect 3.4.19 and later refuse it"),
-        ("deployments:\n  - name: d\n    schedule: {timezone: UTC}\n",
-         "prefect.yaml:3:5: deployment 'd': schedule names none of cron, interval or rrule: Prefect 2.16.1 and "
-         "later refuse it"),
-        ("deployments:\n  - name: d\n    schedule: {cron: '0 0 * * *', interval: 60}\n",
-         "prefect.yaml:3:5: deployment 'd': schedule names 2 kinds (cron, interval): Prefect 2.10–2.16.0 and "
-         "3.4.21 and later refuse it; Prefect 2.16.1–3.4.20 use only 'cron'"),
-        ("deployments:\n  - name: d\n    schedule: {cron: '0 0 * * *'}\n    schedules: []\n",
-         "prefect.yaml:3:5: deployment 'd': both 'schedule' and 'schedules': Prefect 2.16.1 and later refuse"),
-        ("deployments:\n  - name: d\n    schedules: [{cron: '0 0 * * *', tz: UTC}]\n",
-         "prefect.yaml:3:37: deployment 'd': schedules[0]: unknown key 'tz': Prefect 3.4.21 and later refuse it"),
-        ("deployments:\n  - name: d\n    schedules: [{cron: '0 0 * * *', day_or: false, slug: s}]\n",
-         "prefect.yaml:3:37: deployment 'd': schedules[0]: 'day_or': Prefect 3.4.21–3.4.22 refuse it"),
-        ("deployments:\n  - name: d\n    schedules: [{cron: '0 0 * * *', replaces: old}]\n",
-         "prefect.yaml:3:37: deployment 'd': schedules[0]: 'replaces': Prefect 3.4.21–3.6.16 refuse it"),
-        ("deployments:\n  - name: d\n    schedules: [{interval: '3600'}]\n",
-         "prefect.yaml:3:18: deployment 'd': schedules[0]: interval '3600' (text, not seconds): Prefect before 3.4.19 "
-         "and 3.6.11 and later refuse it"),
-        ("deployments:\n  - name: d\n    schedules: [{interval: '{{ build.seconds }}'}]\n",
-         "prefect.yaml:3:18: deployment 'd': schedules[0]: interval '{{ build.seconds }}': Prefect before 3.1.15 "
-         "and 3.4.21 and later refuse it"),
-        ("deployments:\n  - name: d\n    schedules: [{interval: PT1H}]\n",
-         "prefect.yaml:3:18: deployment 'd': schedules[0]: interval 'PT1H' (text, not seconds): Prefect before "
-         "3.4.19 refuse it"),
-        ("deployments:\n  - name: d\n    schedule: {cron: '0 0 * * *', anchor_date: '2024-01-01'}\n",
-         "prefect.yaml:3:35: deployment 'd': schedule: 'anchor_date' without 'interval': Prefect 2.10–2.16.0 refuse"),
+        (
+            "deployments:\n  - name: d\n    work_pool: null\n",
+            "prefect.yaml:3:5: deployment 'd': 'work_pool: null': Prefect before 3.4.19 refuses it",
+        ),
+        (
+            "deployments:\n  - name: d\n    schedule: [{cron: '0 0 * * *'}]\n",
+            "prefect.yaml:3:5: deployment 'd': 'schedule' is a list: Prefect 3.4.19 and later refuse it",
+        ),
+        (
+            "deployments:\n  - name: d\n    schedule: {timezone: UTC}\n",
+            "prefect.yaml:3:5: deployment 'd': schedule names none of cron, interval or rrule: Prefect 2.16.1 and "
+            "later refuse it",
+        ),
+        (
+            "deployments:\n  - name: d\n    schedule: {cron: '0 0 * * *', interval: 60}\n",
+            "prefect.yaml:3:5: deployment 'd': schedule names 2 kinds (cron, interval): Prefect 2.10–2.16.0 and "
+            "3.4.21 and later refuse it; Prefect 2.16.1–3.4.20 use only 'cron'",
+        ),
+        (
+            "deployments:\n  - name: d\n    schedule: {cron: '0 0 * * *'}\n    schedules: []\n",
+            "prefect.yaml:3:5: deployment 'd': both 'schedule' and 'schedules': Prefect 2.16.1 and later refuse",
+        ),
+        (
+            "deployments:\n  - name: d\n    schedules: [{cron: '0 0 * * *', tz: UTC}]\n",
+            "prefect.yaml:3:37: deployment 'd': schedules[0]: unknown key 'tz': Prefect 3.4.21 and later refuse it",
+        ),
+        (
+            "deployments:\n  - name: d\n    schedules: [{cron: '0 0 * * *', day_or: false, slug: s}]\n",
+            "prefect.yaml:3:37: deployment 'd': schedules[0]: 'day_or': Prefect 3.4.21–3.4.22 refuse it",
+        ),
+        (
+            "deployments:\n  - name: d\n    schedules: [{cron: '0 0 * * *', replaces: old}]\n",
+            "prefect.yaml:3:37: deployment 'd': schedules[0]: 'replaces': Prefect 3.4.21–3.6.16 refuse it",
+        ),
+        (
+            "deployments:\n  - name: d\n    schedules: [{interval: '3600'}]\n",
+            "prefect.yaml:3:18: deployment 'd': schedules[0]: interval '3600' (text, not seconds): Prefect before 3.4.19 "
+            "and 3.6.11 and later refuse it",
+        ),
+        (
+            "deployments:\n  - name: d\n    schedules: [{interval: '{{ build.seconds }}'}]\n",
+            "prefect.yaml:3:18: deployment 'd': schedules[0]: interval '{{ build.seconds }}': Prefect before 3.1.15 "
+            "and 3.4.21 and later refuse it",
+        ),
+        (
+            "deployments:\n  - name: d\n    schedules: [{interval: PT1H}]\n",
+            "prefect.yaml:3:18: deployment 'd': schedules[0]: interval 'PT1H' (text, not seconds): Prefect before "
+            "3.4.19 refuse it",
+        ),
+        (
+            "deployments:\n  - name: d\n    schedule: {cron: '0 0 * * *', anchor_date: '2024-01-01'}\n",
+            "prefect.yaml:3:35: deployment 'd': schedule: 'anchor_date' without 'interval': Prefect 2.10–2.16.0 refuse",
+        ),
     ],
 )
 def test_values_some_versions_refuse_are_warnings(text: str, expected: str) -> None:
@@ -156,8 +191,9 @@ def test_what_no_version_accepts_is_an_error(text: str) -> None:
 
 
 def test_everything_every_version_accepts_is_silent() -> None:
-    assert _warnings(
-        """\
+    assert (
+        _warnings(
+            """\
         name: p
         prefect-version: "2.10.21"
         pull: {}
@@ -194,7 +230,9 @@ def test_everything_every_version_accepts_is_silent() -> None:
                 anchor_date: "2024-01-01T00:00:00"
               - rrule: FREQ=DAILY
         """
-    ) == []
+        )
+        == []
+    )
 
 
 # Bad files whose every message must be worded for a person: no schema dumps.

@@ -58,7 +58,19 @@ def test_builtin_steps_import_only_the_step_api() -> None:
     assert offenders == []
 
 
-HEAVY = ["yaml", "jinja2", "jsonschema", "click", "rich", "docker", "fsspec", "git", "httpx", "asyncio", "sqlite3"]
+HEAVY = [
+    "yaml",
+    "jinja2",
+    "jsonschema",
+    "click",
+    "rich",
+    "docker",
+    "fsspec",
+    "git",
+    "httpx",
+    "asyncio",
+    "sqlite3",
+]
 
 
 def test_import_stepengine_stays_light() -> None:

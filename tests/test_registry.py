@@ -47,7 +47,9 @@ def test_builtin_steps_come_through_entry_points_under_short_and_prefect_names()
 
 
 def test_third_party_entry_point(site: Path) -> None:
-    _make_distribution(site, "acme_steps", "acme_steps", {"acme": "acme_steps:acme"}, "def acme(x):\n    return {'x': x}\n")
+    _make_distribution(
+        site, "acme_steps", "acme_steps", {"acme": "acme_steps:acme"}, "def acme(x):\n    return {'x': x}\n"
+    )
     step = Registry().resolve("acme")
     assert step.func(x=1) == {"x": 1}
     assert (step.distribution, step.version) == ("acme_steps", "1.0")
@@ -85,12 +87,17 @@ def test_unknown_step_lists_closest_names() -> None:
 def test_missing_module_with_requires_says_what_to_install() -> None:
     with pytest.raises(StepLookupError) as info:
         Registry().resolve("prefect_snowflake.steps.thing", requires=("prefect-snowflake>=1",))
-    assert info.value.hint == "install it with: pip install prefect-snowflake>=1   (or run with --install-requires)"
+    assert (
+        info.value.hint
+        == "install it with: pip install prefect-snowflake>=1   (or run with --install-requires)"
+    )
 
 
 def test_broken_import_inside_a_step_module_is_shown(site: Path) -> None:
     (site / "broken_mod.py").write_text("import not_installed_dependency_xyz\ndef f():\n    pass\n")
-    with pytest.raises(StepLookupError, match="importing broken_mod failed: No module named 'not_installed_dependency_xyz'"):
+    with pytest.raises(
+        StepLookupError, match="importing broken_mod failed: No module named 'not_installed_dependency_xyz'"
+    ):
         Registry().resolve("broken_mod.f")
 
 

@@ -12,8 +12,20 @@ from stepengine.resolvers import ChainResolver, FileResolver, InMemoryResolver, 
 
 
 def test_secret_field_names() -> None:
-    assert [n for n in ("token", "api_token", "password", "aws_secret_access_key", "private_key", "connection_string",
-                        "passphrase", "credentials") if not is_secret_field(n)] == []  # fmt: skip
+    assert [
+        n
+        for n in (
+            "token",
+            "api_token",
+            "password",
+            "aws_secret_access_key",
+            "private_key",
+            "connection_string",
+            "passphrase",
+            "credentials",
+        )
+        if not is_secret_field(n)
+    ] == []
     assert [n for n in ("aws_access_key_id", "username", "region_name", "url", 3) if is_secret_field(n)] == []
 
 
@@ -21,7 +33,12 @@ def test_block_secrets_rule() -> None:
     assert block_secrets("secret", {"value": "s"}) == ["s"]
     assert block_secrets("secret", {"value": {"user": "u", "pw": "p"}}) == [{"user": "u", "pw": "p"}]
     assert block_secrets("aws-secret", {"secret_name": "n", "x": 1}) == [{"secret_name": "n", "x": 1}]
-    data = {"username": "u", "token": "t", "nested": {"password": "p", "host": "h"}, "list": [{"api_key": "k"}]}
+    data = {
+        "username": "u",
+        "token": "t",
+        "nested": {"password": "p", "host": "h"},
+        "list": [{"api_key": "k"}],
+    }
     assert block_secrets("github-credentials", data) == ["t", "p", "k"]
     assert block_secrets("json", {"value": {"replicas": 2}}) == []
 
@@ -55,7 +72,9 @@ def test_a_values_file_with_unknown_keys_is_refused(tmp_path: Path) -> None:
 
 def test_chain_first_hit_wins_and_describes_every_store(tmp_path: Path) -> None:
     first = InMemoryResolver(blocks={"secret/a": "from-first"})
-    second = InMemoryResolver(blocks={"secret/a": "from-second", "secret/b": "only-second"}, variables={"v": 1})
+    second = InMemoryResolver(
+        blocks={"secret/a": "from-second", "secret/b": "only-second"}, variables={"v": 1}
+    )
     chain = ChainResolver(first, second)
     assert chain.get_block("secret", "a") == {"value": "from-first"}
     assert chain.get_block("secret", "b") == {"value": "only-second"}

@@ -233,7 +233,12 @@ def test_events_in_order_with_raw_inputs_and_durations() -> None:
     config = load("pull:\n  - a:\n      id: one\n      x: 1\n  - a:\n      x: '{{ one.x }}'\n")
     stepengine.run(config, steps={"a": lambda x: {"x": x}}, on_event=events.append)
     assert [e.kind for e in events] == [
-        "run.started", "step.started", "step.finished", "step.started", "step.finished", "run.finished",
+        "run.started",
+        "step.started",
+        "step.finished",
+        "step.started",
+        "step.finished",
+        "run.finished",
     ]
     assert events[3].inputs == {"x": "{{ one.x }}"}  # before templating
     assert (events[3].section, events[3].index, events[3].function, events[3].line) == ("pull", 1, "a", 5)
@@ -269,7 +274,9 @@ def test_secret_values_are_masked_in_events_and_errors() -> None:
 
 def test_vars_seed_the_namespace_and_count_as_known_references() -> None:
     config = load("pull:\n  - echo:\n      x: '{{ cfg.branch }}-{{ n }}'\n")
-    outputs = stepengine.run(config, steps={"echo": lambda x: {"x": x}}, values={"cfg": {"branch": "main"}, "n": "1"})
+    outputs = stepengine.run(
+        config, steps={"echo": lambda x: {"x": x}}, values={"cfg": {"branch": "main"}, "n": "1"}
+    )
     assert outputs["x"] == "main-1"
 
 
@@ -279,14 +286,18 @@ def test_allow_missing_drops_unresolved_whole_values() -> None:
     def capture(**kwargs: object) -> None:
         seen.update(kwargs)
 
-    config = load("pull:\n  - capture:\n      a: '{{ nope }}'\n      b: 'x{{ $NOT_SET_ANYWHERE }}'\n      c: 1\n")
+    config = load(
+        "pull:\n  - capture:\n      a: '{{ nope }}'\n      b: 'x{{ $NOT_SET_ANYWHERE }}'\n      c: 1\n"
+    )
     stepengine.run(config, steps={"capture": capture}, allow_missing=True)
     assert seen == {"b": "x", "c": 1}
 
 
 def test_validate_checks_every_deployment_without_running(tmp_path: Path) -> None:
     path = tmp_path / "prefect.yaml"
-    path.write_text("pull:\n  - set_working_directory:\n      directory: .\ndeployments:\n  - name: d\n    pull:\n      - nope_step:\n")
+    path.write_text(
+        "pull:\n  - set_working_directory:\n      directory: .\ndeployments:\n  - name: d\n    pull:\n      - nope_step:\n"
+    )
     with pytest.raises(ValidationError) as info:
         stepengine.validate(path)
     assert len(info.value.issues) == 1

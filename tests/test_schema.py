@@ -127,8 +127,14 @@ def test_composed_schema_has_step_argument_schemas() -> None:
     assert shell["required"] == ["script"]
     assert shell["additionalProperties"] is False
     assert shell["properties"]["stream_output"] == {"type": "boolean", "default": True}
-    assert shell["properties"]["env"] == {"type": ["object", "null"], "additionalProperties": {"type": "string"}, "default": None}
-    assert schema["$defs"]["step"]["properties"]["run_shell_script"] == {"$ref": "#/$defs/stepsByName/run_shell_script"}
+    assert shell["properties"]["env"] == {
+        "type": ["object", "null"],
+        "additionalProperties": {"type": "string"},
+        "default": None,
+    }
+    assert schema["$defs"]["step"]["properties"]["run_shell_script"] == {
+        "$ref": "#/$defs/stepsByName/run_shell_script"
+    }
     validator = jsonschema.Draft202012Validator(schema)
     bad = {"pull": [{"run_shell_script": {"scrpt": "x"}}]}
     assert not validator.is_valid(bad)

@@ -29,7 +29,7 @@ ENVIRON = "env" + "-key-41be"
 FROM_STEP = "stp" + "-made-5e6f"
 ALL = (BLOCK, CREDENTIAL, VARIABLE, ENVIRON, FROM_STEP)
 
-STEPS_MODULE = '''
+STEPS_MODULE = """
 import sys
 
 from stepengine.step_api import emit_output, get_logger, mask
@@ -86,7 +86,7 @@ def unprintable():
     token = "stp" + "-made-5e6f"
     mask(token)
     return {"value": Unprintable(token)}
-'''
+"""
 
 SHELL_AND_FAILING_STEP = """
 pull:
@@ -135,7 +135,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DEPLOY_KEY", ENVIRON)
     monkeypatch.setenv("STEPENGINE_SECRET_ENV", "DEPLOY_KEY")
     # prepended: the console script must import this checkout (a worktree's PYTHONPATH), not another
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -145,7 +147,9 @@ def run_cli(project: Path, yaml: str) -> subprocess.CompletedProcess[str]:
     (project / "prefect.yaml").write_text(yaml)
     exe = shutil.which("stepengine")
     assert exe
-    return subprocess.run([exe, "run", "--output", "json", "-v"], cwd=project, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [exe, "run", "--output", "json", "-v"], cwd=project, capture_output=True, text=True, timeout=60
+    )
 
 
 def run_api(project: Path, yaml: str) -> tuple[list[stepengine.Event], BaseException]:
@@ -215,7 +219,9 @@ def test_output_json_is_masked_with_the_secrets_the_run_found(project: Path) -> 
     )
     exe = shutil.which("stepengine")
     assert exe
-    result = subprocess.run([exe, "run", "--output", "json", "-q"], cwd=project, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [exe, "run", "--output", "json", "-q"], cwd=project, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     outputs = json.loads(result.stdout)
     assert outputs["fetched"] == {"token": "***"}
@@ -232,7 +238,9 @@ def test_an_unexpected_error_after_the_run_is_masked_with_the_runs_secrets(proje
     for args in (["run", "--output", "json"], ["run", "--output=json", "-s", "pull"]):
         for fastpath in ("1", "0"):  # without click, and through click
             env = {**os.environ, "STEPENGINE_CLI_FASTPATH": fastpath}
-            result = subprocess.run([exe, *args], cwd=project, capture_output=True, text=True, timeout=60, env=env)
+            result = subprocess.run(
+                [exe, *args], cwd=project, capture_output=True, text=True, timeout=60, env=env
+            )
             assert result.returncode == 3, result.stderr
             assert "RuntimeError: cannot print ***" in result.stderr
             assert_clean(result.stdout + result.stderr, "the CLI's output")
@@ -252,7 +260,9 @@ def test_a_python_steps_own_output_cannot_bypass_masking_in_the_cli(project: Pat
     assert_clean(result.stdout + result.stderr, "the CLI's output")
 
 
-def test_through_the_api_a_steps_print_and_logging_are_masked(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_through_the_api_a_steps_print_and_logging_are_masked(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The Python API masks sys.stdout/sys.stderr and every log record while a run is in progress
     (not raw writes to fd 1/2: see the README's security section)."""
     import io
@@ -292,7 +302,16 @@ def test_block_cli_masks_secrets_unless_revealed(tmp_path: Path) -> None:
         return subprocess.run([exe, *args], capture_output=True, text=True, env=env, input=stdin, timeout=60)
 
     assert cli("block", "set", "secret/tok", "--from-file", "-", stdin=BLOCK + "\n").returncode == 0
-    assert cli("block", "set", "aws-credentials/prod", "--json", json.dumps({"aws_access_key_id": "AKIA-ID", "aws_secret_access_key": CREDENTIAL})).returncode == 0
+    assert (
+        cli(
+            "block",
+            "set",
+            "aws-credentials/prod",
+            "--json",
+            json.dumps({"aws_access_key_id": "AKIA-ID", "aws_secret_access_key": CREDENTIAL}),
+        ).returncode
+        == 0
+    )
     assert cli("variable", "set", "pw", VARIABLE, "--secret").returncode == 0
     assert cli("block", "get", "secret/tok").stdout == "***\n"
     assert cli("block", "get", "secret/tok", "--reveal").stdout == BLOCK + "\n"
@@ -316,15 +335,23 @@ def test_a_values_file_is_never_cached(tmp_path: Path, verb: str) -> None:
     """``--values`` files hold secrets: their parse must not outlive them in the parse cache (issue 14)."""
     root = Path(__file__).resolve().parents[1]
     values = tmp_path / "values.yaml"
-    values.write_text(f"blocks:\n  secret:\n    vtok: {VALUES_BLOCK}\nsecret_variables:\n  vpass: {VALUES_VARIABLE}\n")
+    values.write_text(
+        f"blocks:\n  secret:\n    vtok: {VALUES_BLOCK}\nsecret_variables:\n  vpass: {VALUES_VARIABLE}\n"
+    )
     (tmp_path / "prefect.yaml").write_text(
         "pull:\n  - prefect.deployments.steps.run_shell_script:\n"
         "      script: echo {{ prefect.blocks.secret.vtok }} {{ prefect.variables.vpass }}\n"
     )
     env = {**os.environ, "PYTHONPATH": str(root)}
     for _ in range(2):  # the second time a cache, if there were one, would be read
-        done = subprocess.run([sys.executable, "-m", "stepengine", verb, "--values", str(values)], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "stepengine", verb, "--values", str(values)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         assert "*** ***" in done.stdout + done.stderr
     values.unlink()

@@ -30,10 +30,16 @@ def test_repeated_checks_give_the_same_problems_and_read_the_signature_once() ->
 
 def test_callables_that_are_new_objects_each_time_are_not_memoized() -> None:
     signatures._MEMO.clear()
-    assert argument_issues(functools.partial(step, count=2), {}) == [(None, "missing required argument 'path'")]
+    assert argument_issues(functools.partial(step, count=2), {}) == [
+        (None, "missing required argument 'path'")
+    ]
     assert signatures._MEMO == {}
     assert argument_issues(lambda **kw: {}, {"anything": 1}) == []
-    assert sorted(kind for kind, _ in signatures._MEMO) == ["hints", "parameters", "schemas"]  # the lambda: a plain function
+    assert sorted(kind for kind, _ in signatures._MEMO) == [
+        "hints",
+        "parameters",
+        "schemas",
+    ]  # the lambda: a plain function
 
 
 # --- parameters read from the code object (no ``inspect`` on the cold path) -------------------------

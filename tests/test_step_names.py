@@ -30,10 +30,14 @@ def _names(prefix: str, steps: dict[str, str]) -> dict[str, str]:
 
 # prefect/deployments/steps/__init__.py (2.11+): what `prefect.deployments.steps.X` imports
 _PACKAGE = {
-    "set_working_directory": CHDIR, "git_clone": GIT, "git_clone_project": GIT,  # git_clone_project: 2.11-2.20
-    "pull_from_remote_storage": REMOTE, "pull_with_block": BLOCK,  # 2.16+
-    "run_shell_script": SHELL, "pip_install_requirements": PIP,
-}  # fmt: skip
+    "set_working_directory": CHDIR,
+    "git_clone": GIT,
+    "git_clone_project": GIT,  # git_clone_project: 2.11-2.20
+    "pull_from_remote_storage": REMOTE,
+    "pull_with_block": BLOCK,  # 2.16+
+    "run_shell_script": SHELL,
+    "pip_install_requirements": PIP,
+}
 _PULL = {k: v for k, v in _PACKAGE.items() if k not in ("run_shell_script", "pip_install_requirements")}
 _UTILITY = {"run_shell_script": SHELL, "pip_install_requirements": PIP}
 
@@ -58,16 +62,24 @@ INTEGRATIONS = {
     **{
         f"prefect_aws.{module}.steps.{name}": f"builtin_steps.blob:{target}"
         for module in ("projects", "deployments")
-        for name, target in {"push_to_s3": "push_to_s3", "pull_from_s3": "pull_from_s3",
-                             "push_project_to_s3": "push_to_s3", "pull_project_from_s3": "pull_from_s3"}.items()
-    },  # fmt: skip
+        for name, target in {
+            "push_to_s3": "push_to_s3",
+            "pull_from_s3": "pull_from_s3",
+            "push_project_to_s3": "push_to_s3",
+            "pull_project_from_s3": "pull_from_s3",
+        }.items()
+    },
     # prefect-gcp: the same story (projects.steps in 0.4.0-0.4.2, alias and old names until 0.6)
     **{
         f"prefect_gcp.{module}.steps.{name}": f"builtin_steps.blob:{target}"
         for module in ("projects", "deployments")
-        for name, target in {"push_to_gcs": "push_to_gcs", "pull_from_gcs": "pull_from_gcs",
-                             "push_project_to_gcs": "push_to_gcs", "pull_project_from_gcs": "pull_from_gcs"}.items()
-    },  # fmt: skip
+        for name, target in {
+            "push_to_gcs": "push_to_gcs",
+            "pull_from_gcs": "pull_from_gcs",
+            "push_project_to_gcs": "push_to_gcs",
+            "pull_project_from_gcs": "pull_from_gcs",
+        }.items()
+    },
     # prefect-azure: steps since 0.2.8, always under deployments
     "prefect_azure.deployments.steps.push_to_azure_blob_storage": "builtin_steps.blob:push_to_azure_blob_storage",
     "prefect_azure.deployments.steps.pull_from_azure_blob_storage": "builtin_steps.blob:pull_from_azure_blob_storage",

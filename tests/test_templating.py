@@ -24,7 +24,9 @@ def ctx(namespace: dict | None = None, **kwargs: object) -> TemplateContext:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=10,
 )
 
@@ -44,7 +46,10 @@ def test_whole_value_placeholder_returns_the_exact_object(value: object) -> None
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=string.printable + "{}$", max_size=40), st.text(alphabet=string.ascii_letters, max_size=10))
+@given(
+    st.text(alphabet=string.printable + "{}$", max_size=40),
+    st.text(alphabet=string.ascii_letters, max_size=10),
+)
 def test_render_once_inserted_text_is_never_scanned_again(inserted: str, suffix: str) -> None:
     """Whatever a step output contains ({{ $SECRET }} included) arrives literally."""
     namespace = {"a": {"out": inserted}}
@@ -55,7 +60,7 @@ def test_render_once_inserted_text_is_never_scanned_again(inserted: str, suffix:
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.from_regex(r"[a-z][a-z0-9_-]{0,6}", fullmatch=True), st.integers(), min_size=1))
 def test_every_placeholder_is_found_with_its_kind(names: dict) -> None:
-    text = " ".join("{{ %s }}" % n for n in names)
+    text = " ".join(f"{{{{ {n} }}}}" for n in names)
     found = find_placeholders(text)
     assert [p.name for p in found] == list(names)
     assert {p.kind for p in found} == {"output"}
@@ -120,14 +125,20 @@ def test_allow_missing_gives_prefects_behaviour() -> None:
     """A missing output as the whole value drops its key; anything else missing becomes empty text
     (Prefect's apply_values renders an unset environment variable as "" even as the whole value)."""
     c = ctx({}, allow_missing=True)
-    assert render({"a": "{{ nope.x }}", "b": "x{{ nope }}y", "c": ["{{ nope }}", 1]}, c) == {"b": "xy", "c": [1]}
+    assert render({"a": "{{ nope.x }}", "b": "x{{ nope }}y", "c": ["{{ nope }}", 1]}, c) == {
+        "b": "xy",
+        "c": [1],
+    }
     assert render("{{ nope }}", c) is MISSING
     assert render("{{ $NOPE }}", c) == ""
 
 
 def test_allow_missing_inserts_a_dict_as_prefect_does_but_not_a_blocks() -> None:
-    c = ctx({"a": {"d": {"k": 1}, "l": [1, "x"]}}, allow_missing=True,
-            resolver=InMemoryResolver(blocks={"json/cfg": {"value": {"k": 1}}}))  # fmt: skip
+    c = ctx(
+        {"a": {"d": {"k": 1}, "l": [1, "x"]}},
+        allow_missing=True,
+        resolver=InMemoryResolver(blocks={"json/cfg": {"value": {"k": 1}}}),
+    )
     assert render("x {{ a.d }} {{ a.l }}", c) == "x {'k': 1} [1, 'x']"
     with pytest.raises(TemplateError, match="is a dict and cannot be inserted into text"):
         render("x {{ prefect.blocks.json.cfg }}", c)
@@ -148,7 +159,10 @@ def test_blocks_value_unwrapping_fields_and_secret_masking() -> None:
     resolver = InMemoryResolver(
         blocks={
             "secret/gh-token": "ghp_s3cr3tvalue",
-            "aws-credentials/prod": {"aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": "wJalrXUtnFEMI"},
+            "aws-credentials/prod": {
+                "aws_access_key_id": "AKIAEXAMPLE",
+                "aws_secret_access_key": "wJalrXUtnFEMI",
+            },
             "json/cfg": {"a": {"b": [1, 2]}},
         }
     )

@@ -45,7 +45,9 @@ FASTPATH_ENV = "STEPENGINE_CLI_FASTPATH"
 
 #: the masker ``main`` made for this command line; ``command_scope`` uses it, so the secrets a run
 #: finds are still known while ``handle_errors`` prints an error after the command has ended
-_COMMAND_MASKER: contextvars.ContextVar[Masker | None] = contextvars.ContextVar("stepengine_command_masker", default=None)
+_COMMAND_MASKER: contextvars.ContextVar[Masker | None] = contextvars.ContextVar(
+    "stepengine_command_masker", default=None
+)
 
 
 @contextlib.contextmanager

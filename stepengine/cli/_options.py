@@ -52,7 +52,11 @@ def parse_vars(pairs: t.Sequence[str]) -> dict[str, str]:
 
 
 def strict_option(func: F) -> F:
-    return click.option("--strict", is_flag=True, help="Treat warnings (unknown keys, values some Prefect versions refuse) as errors.")(func)
+    return click.option(
+        "--strict",
+        is_flag=True,
+        help="Treat warnings (unknown keys, values some Prefect versions refuse) as errors.",
+    )(func)
 
 
 def store_options(func: F) -> F:
@@ -66,6 +70,9 @@ def store_options(func: F) -> F:
     func = click.option(
         "--prefect-api-url",
         metavar="URL",
-        help="Read blocks and variables from this Prefect API too (default: $PREFECT_API_URL; key: $PREFECT_API_KEY).",
+        help=(
+            "Read blocks and variables from this Prefect API too (default: $PREFECT_API_URL; key: "
+            "$PREFECT_API_KEY)."
+        ),
     )(func)
     return func

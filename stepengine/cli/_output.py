@@ -30,8 +30,15 @@ _log = logging.getLogger("stepengine")
 
 STDOUT, STDERR = "stdout", "stderr"
 
-__all__ = ["EventPrinter", "JsonPrinter", "RichProgress", "configure_logging", "make_printer", "print_json",
-           "summary_line"]
+__all__ = [
+    "EventPrinter",
+    "JsonPrinter",
+    "RichProgress",
+    "configure_logging",
+    "make_printer",
+    "print_json",
+    "summary_line",
+]
 
 
 def _label(event: Event) -> str:
@@ -102,7 +109,9 @@ class EventPrinter:
             if event.continued:
                 self._write(f"> {short} step failed, continuing (continue_on_error): {event.message}")
         elif kind == "step.skipped":
-            self._write(f"> Skipped {short} step ({event.message})" if event.message else f"> Skipped {short} step")
+            self._write(
+                f"> Skipped {short} step ({event.message})" if event.message else f"> Skipped {short} step"
+            )
         elif kind == "step.retrying":
             delay = f" in {event.delay:.2f} s" if event.delay else ""
             self._write(f"> Retrying {short} step (attempt {event.attempt}{delay}): {event.message}")
@@ -238,15 +247,30 @@ class JsonPrinter:
         lines = text.splitlines()
         stamp = time.time()
         out = "".join(
-            json.dumps({"kind": "log", "timestamp": stamp, "level": "info", "logger": f"step.{name}", "message": line},
-                       ensure_ascii=False, separators=(",", ":")) + "\n"
+            json.dumps(
+                {
+                    "kind": "log",
+                    "timestamp": stamp,
+                    "level": "info",
+                    "logger": f"step.{name}",
+                    "message": line,
+                },
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+            + "\n"
             for line in lines
-        )  # fmt: skip
+        )
         if out:
             self.sink._write_real(STDERR, out)
 
 
-_MARKS = {"success": ("✓", "green"), "failure": ("✗", "red"), "skipped": ("↷", "yellow"), "retrying": ("↻", "yellow")}
+_MARKS = {
+    "success": ("✓", "green"),
+    "failure": ("✗", "red"),
+    "skipped": ("↷", "yellow"),
+    "retrying": ("↻", "yellow"),
+}
 
 
 class RichProgress:
@@ -261,8 +285,9 @@ class RichProgress:
     #: how often the spinner and the elapsed times are redrawn
     REFRESH = 0.1
 
-    def __init__(self, *, verbose: bool = False, console: t.Any = None, terminal: t.Any = None,
-                 output_to: str = STDERR) -> None:  # fmt: skip
+    def __init__(
+        self, *, verbose: bool = False, console: t.Any = None, terminal: t.Any = None, output_to: str = STDERR
+    ) -> None:
         import queue
 
         from rich.console import Console
@@ -282,8 +307,14 @@ class RichProgress:
         self._queue: queue.SimpleQueue[tuple[t.Any, ...]] = queue.SimpleQueue()
         self._partial: dict[str, str] = {}
         self._thread: threading.Thread | None = None
-        self._live = Live(console=self.console, get_renderable=self._render, auto_refresh=False, transient=True,
-                          redirect_stdout=False, redirect_stderr=False)  # fmt: skip
+        self._live = Live(
+            console=self.console,
+            get_renderable=self._render,
+            auto_refresh=False,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
         # output lines go above the display unless stdout is elsewhere (a file, a pipe)
         self._output_direct = terminal is not None and output_to == STDOUT and not terminal.isatty(STDOUT)
         self._plain_direct = self._output_direct and not _colours_allowed(terminal, STDOUT)
@@ -357,7 +388,7 @@ class RichProgress:
         self._apply(item[1])
 
     def _print_text(self, name: str, text: str) -> None:
-        """Complete lines of output: straight to stdout when it is not the terminal, else above the display."""
+        """Complete lines of output: straight to stdout when not the terminal, else above the display."""
         if name == STDOUT and self._output_direct:
             self.terminal.write(STDOUT, strip_ansi(text) if self._plain_direct else text)
             return
@@ -384,8 +415,14 @@ class RichProgress:
                 self.console.print(Text(event.message, style="yellow"))
             return
         if row is None:
-            row = self.rows[key] = {"label": _label(event), "status": "running", "started": time.monotonic(),
-                                    "duration": None, "attempt": 1, "note": ""}
+            row = self.rows[key] = {
+                "label": _label(event),
+                "status": "running",
+                "started": time.monotonic(),
+                "duration": None,
+                "attempt": 1,
+                "note": "",
+            }
             if self.verbose and event.inputs:
                 from rich.text import Text
 
@@ -444,7 +481,9 @@ class RichProgress:
             symbol, style = _MARKS.get(row["status"], ("…", "yellow"))
             outcome = row["status"] if row["status"] != "running" else "interrupted"
             duration = f"{row['duration']:.2f} s" if row["duration"] is not None else "-"
-            table.add_row(_escape(row["label"]), f"[{style}]{symbol} {outcome}[/]", str(row["attempt"]), duration)
+            table.add_row(
+                _escape(row["label"]), f"[{style}]{symbol} {outcome}[/]", str(row["attempt"]), duration
+            )
         return table
 
 
@@ -494,8 +533,9 @@ def make_printer(
     interactive = not quiet and not github and tty and environ.get("TERM") != "dumb" and rich_available()
     if interactive:
         return RichProgress(verbose=verbose, terminal=terminal, output_to=output_to)
-    return EventPrinter(quiet=quiet, verbose=verbose, github=github, stream=stream, terminal=terminal,
-                        output_to=output_to)  # fmt: skip
+    return EventPrinter(
+        quiet=quiet, verbose=verbose, github=github, stream=stream, terminal=terminal, output_to=output_to
+    )
 
 
 def _isatty(stream: t.TextIO) -> bool:
@@ -508,15 +548,21 @@ def _isatty(stream: t.TextIO) -> bool:
 class _JsonLogFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps(
-            {"kind": "log", "timestamp": record.created, "level": record.levelname.lower(), "logger": record.name,
-             "message": record.getMessage()},
+            {
+                "kind": "log",
+                "timestamp": record.created,
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            },
             ensure_ascii=False,
             separators=(",", ":"),
         )
 
 
-def configure_logging(*, quiet: bool = False, verbose: bool = False, log_format: str = "text",
-                      stream: t.Any = None) -> None:  # fmt: skip
+def configure_logging(
+    *, quiet: bool = False, verbose: bool = False, log_format: str = "text", stream: t.Any = None
+) -> None:
     """The ``stepengine`` logger's handler on ``stream`` (default: ``sys.stderr``)."""
     from stepengine.context import MaskingFilter
 

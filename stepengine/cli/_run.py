@@ -72,9 +72,27 @@ def run_command(
     with Terminal(current_masker()) as terminal:
         # everything the steps write to fd 1 is output too: with --output json it goes to stderr
         terminal.stdout_to_stderr = output == "json"
-        _run(terminal, file, sections, deployment, variables, values_file, prefect_api_url, stores,
-             allow_missing, install_requires, output, quiet, strict, verbose, log_format, from_step, only,
-             load_outputs, save_outputs)  # fmt: skip
+        _run(
+            terminal,
+            file,
+            sections,
+            deployment,
+            variables,
+            values_file,
+            prefect_api_url,
+            stores,
+            allow_missing,
+            install_requires,
+            output,
+            quiet,
+            strict,
+            verbose,
+            log_format,
+            from_step,
+            only,
+            load_outputs,
+            save_outputs,
+        )
 
 
 def _run(
@@ -99,15 +117,31 @@ def _run(
     save_outputs: str | None,
 ) -> None:
     import stepengine
-    from stepengine.cli._output import STDERR, STDOUT, TerminalStream, configure_logging, make_printer, print_json
+    from stepengine.cli._output import (
+        STDERR,
+        STDOUT,
+        TerminalStream,
+        configure_logging,
+        make_printer,
+        print_json,
+    )
 
     json_log = log_format == "json" and terminal.capturing
     # --log-format json: stderr is JSON alone; log records and what steps write to fd 1/2 become
     # JSON objects of their own, never raw text in between
-    configure_logging(quiet=quiet, verbose=verbose, log_format=log_format,
-                      stream=TerminalStream(terminal, STDERR) if json_log else None)  # fmt: skip
-    printer = make_printer(log_format=log_format, quiet=quiet, verbose=verbose, terminal=terminal,
-                           output_to=STDERR if output == "json" else STDOUT)  # fmt: skip
+    configure_logging(
+        quiet=quiet,
+        verbose=verbose,
+        log_format=log_format,
+        stream=TerminalStream(terminal, STDERR) if json_log else None,
+    )
+    printer = make_printer(
+        log_format=log_format,
+        quiet=quiet,
+        verbose=verbose,
+        terminal=terminal,
+        output_to=STDERR if output == "json" else STDOUT,
+    )
     if json_log:
         terminal.set_deliver(printer.deliver)
     from stepengine.masking import current_masker
@@ -235,7 +269,7 @@ def _drop(data: t.Any, parts: list[str]) -> bool:
 
 def _masked_paths(value: t.Any, masked: t.Any, path: str = "") -> t.Iterator[str]:
     if isinstance(value, dict) and isinstance(masked, dict) and list(value) == list(masked):
-        for (key, item), other in zip(value.items(), masked.values()):
+        for (key, item), other in zip(value.items(), masked.values(), strict=False):
             yield from _masked_paths(item, other, f"{path}.{key}" if path else str(key))
     elif value != masked and path:
         yield path
@@ -280,5 +314,7 @@ def _cannot_write(path: str, exc: OSError) -> ConfigError:
     full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
     return ConfigError(
         f"cannot write the outputs file {path}: {'the disk is full' if full else exc.strerror or exc}",
-        hint="free some space and run again" if full else "--save-outputs needs a writable file in an existing directory",
+        hint="free some space and run again"
+        if full
+        else "--save-outputs needs a writable file in an existing directory",
     )

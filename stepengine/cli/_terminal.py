@@ -69,7 +69,9 @@ class Terminal:
         #: the first error writing a real stream (not a reader gone): raised when the command ends
         self.error: OSError | None = None
         #: streams that cannot be written any more (closed, or a reader gone: ``| head``)
-        self._gone: set[str] = {name for name, stream in ((STDOUT, sys.stdout), (STDERR, sys.stderr)) if stream is None}
+        self._gone: set[str] = {
+            name for name, stream in ((STDOUT, sys.stdout), (STDERR, sys.stderr)) if stream is None
+        }
         self._decoders: dict[str, t.Any] = {}
         if capture and _is_process_stream(sys.stdout, 1) and _is_process_stream(sys.stderr, 2):
             self._start()
@@ -90,8 +92,13 @@ class Terminal:
             return
         encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
         self.out = open(self._captures[STDOUT].saved, "w", encoding=encoding, errors="replace", closefd=False)
-        self.err = open(self._captures[STDERR].saved, "w", encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
-                        errors="backslashreplace", closefd=False)
+        self.err = open(
+            self._captures[STDERR].saved,
+            "w",
+            encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
+            errors="backslashreplace",
+            closefd=False,
+        )
         self._decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in self._captures}
         self._thread = threading.Thread(target=self._read_loop, name="stepengine-fd-masking", daemon=True)
         self._thread.start()

@@ -1,4 +1,5 @@
-"""``stepengine block``: set, get, list and remove blocks in the embedded store ($STEPENGINE_HOME/store.db)."""
+"""``stepengine block``: set, get, list and remove blocks in the embedded store
+($STEPENGINE_HOME/store.db)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
     block_type, sep, name = ref.partition("/")
     if not sep or not block_type or not name:
-        raise click.BadParameter(f"{ref!r} is not TYPE/NAME (e.g. secret/github-token)", param_hint="TYPE/NAME")
+        raise click.BadParameter(
+            f"{ref!r} is not TYPE/NAME (e.g. secret/github-token)", param_hint="TYPE/NAME"
+        )
     try:
         check_name("block type", block_type, BLOCK_TYPE_RE)
         check_name("block name", name, BLOCK_NAME_RE)
@@ -43,7 +46,9 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 def read_input(value: str | None, json_text: str | None, from_file: str | None) -> tuple[str, bool]:
     """The text given by exactly one of --value / --json / --from-file, and whether it is JSON."""
-    given = [o for o, v in (("--value", value), ("--json", json_text), ("--from-file", from_file)) if v is not None]
+    given = [
+        o for o, v in (("--value", value), ("--json", json_text), ("--from-file", from_file)) if v is not None
+    ]
     if len(given) != 1:
         raise click.UsageError("give exactly one of --value, --json or --from-file")
     if value is not None:
@@ -64,15 +69,30 @@ def parse_json(text: str, option: str) -> t.Any:
         return json.loads(text)
     except ValueError as exc:
         # the position only: the text may be a secret
-        raise click.BadParameter(f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", param_hint=option) from None
+        raise click.BadParameter(
+            f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", param_hint=option
+        ) from None
 
 
 @command.command("set")
 @click.argument("ref", metavar="TYPE/NAME")
-@click.option("--value", help="The text of a secret or string block (visible in the process list: prefer --from-file -).")
-@click.option("--json", "json_text", metavar="JSON", help="The block's data as JSON (an object for credentials blocks).")
-@click.option("--from-file", type=click.Path(dir_okay=False, allow_dash=True), help="Read the value from a file ('-': stdin); JSON unless the type is secret or string.")
-@click.option("--secret", is_flag=True, help="Mask every value of this block when a run reads it (always on for type secret).")
+@click.option(
+    "--value",
+    help="The text of a secret or string block (visible in the process list: prefer --from-file -).",
+)
+@click.option(
+    "--json", "json_text", metavar="JSON", help="The block's data as JSON (an object for credentials blocks)."
+)
+@click.option(
+    "--from-file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Read the value from a file ('-': stdin); JSON unless the type is secret or string.",
+)
+@click.option(
+    "--secret",
+    is_flag=True,
+    help="Mask every value of this block when a run reads it (always on for type secret).",
+)
 def set_(ref: str, value: str | None, json_text: str | None, from_file: str | None, secret: bool) -> None:
     """Create or replace the block TYPE/NAME."""
     from stepengine.stores.sqlite import TEXT_TYPES, make_block_data
@@ -102,9 +122,8 @@ def get(ref: str, reveal: bool) -> None:
     """Print a block: the text of a secret/string block, the JSON of any other."""
     import json
 
-    from stepengine.stores.sqlite import TEXT_TYPES
-
     from stepengine.masking import Masker, using_masker
+    from stepengine.stores.sqlite import TEXT_TYPES
 
     block_type, name = parse_ref(ref)
     store = open_store()
@@ -171,7 +190,9 @@ def print_items(items: t.Sequence[t.Any], as_json: bool) -> None:
     import json
 
     if as_json:
-        click.echo(json.dumps([{"name": i.name, "secret": i.secret, "updated": i.updated} for i in items], indent=2))
+        click.echo(
+            json.dumps([{"name": i.name, "secret": i.secret, "updated": i.updated} for i in items], indent=2)
+        )
         return
     for item in items:
         click.echo(f"{item.name}{'  (secret)' if item.secret else ''}")

@@ -28,7 +28,9 @@ def parse_json_pairs(pairs: t.Sequence[str], option: str, *, objects: bool = Fal
             continue
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE" + (" or a JSON object" if objects else ""), param_hint=option)
+            raise click.BadParameter(
+                f"{pair!r} is not KEY=VALUE" + (" or a JSON object" if objects else ""), param_hint=option
+            )
         try:
             result[key] = json.loads(value)
         except ValueError:
@@ -51,7 +53,11 @@ def _parameters(params: t.Sequence[str], params_json: str | None) -> dict[str, t
 
 
 def _schedules(
-    cron: t.Sequence[str], interval: t.Sequence[float], rrule: t.Sequence[str], timezone: str | None, anchor_date: str | None
+    cron: t.Sequence[str],
+    interval: t.Sequence[float],
+    rrule: t.Sequence[str],
+    timezone: str | None,
+    anchor_date: str | None,
 ) -> list[dict[str, t.Any]]:
     """One schedule per --cron/--interval/--rrule, each checked now (a bad one fails before build runs)."""
     if timezone is not None:
@@ -60,23 +66,33 @@ def _schedules(
         try:
             zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise click.BadParameter(f"{timezone!r} is not a time zone name (e.g. America/New_York)", param_hint="--timezone") from None
+            raise click.BadParameter(
+                f"{timezone!r} is not a time zone name (e.g. America/New_York)", param_hint="--timezone"
+            ) from None
     if anchor_date is not None:
         import datetime
 
         try:
             datetime.datetime.fromisoformat(anchor_date)
         except ValueError:
-            raise click.BadParameter(f"{anchor_date!r} is not an ISO 8601 date", param_hint="--anchor-date") from None
+            raise click.BadParameter(
+                f"{anchor_date!r} is not an ISO 8601 date", param_hint="--anchor-date"
+            ) from None
     for expression in cron:
         if len(expression.split()) not in (5, 6) and not expression.startswith("@"):
-            raise click.BadParameter(f"{expression!r} is not a cron expression (5 fields, e.g. '0 3 * * *')", param_hint="--cron")
+            raise click.BadParameter(
+                f"{expression!r} is not a cron expression (5 fields, e.g. '0 3 * * *')", param_hint="--cron"
+            )
     for seconds in interval:
         if not seconds > 0 or seconds == float("inf"):
-            raise click.BadParameter(f"{seconds} is not a positive number of seconds", param_hint="--interval")
+            raise click.BadParameter(
+                f"{seconds} is not a positive number of seconds", param_hint="--interval"
+            )
     for rule in rrule:
         if "FREQ=" not in rule.upper():
-            raise click.BadParameter(f"{rule!r} is not an RRule (e.g. 'FREQ=DAILY;BYHOUR=3')", param_hint="--rrule")
+            raise click.BadParameter(
+                f"{rule!r} is not an RRule (e.g. 'FREQ=DAILY;BYHOUR=3')", param_hint="--rrule"
+            )
     return [
         *({"cron": c} for c in cron),
         *({"interval": int(i) if float(i).is_integer() else i} for i in interval),
@@ -86,32 +102,106 @@ def _schedules(
 
 @click.command("deploy")
 @click.argument("entrypoint", required=False)
-@click.option("-f", "--flow", "flow_name", help="A flow registered with `stepengine flows register`, by name.")
+@click.option(
+    "-f", "--flow", "flow_name", help="A flow registered with `stepengine flows register`, by name."
+)
 @click.option("-n", "--name", help="Deployment name (a name not in the file makes a new deployment).")
-@click.option("-d", "--description", help="Deployment description (default: the flow's docstring or description=).")
+@click.option(
+    "-d", "--description", help="Deployment description (default: the flow's docstring or description=)."
+)
 @click.option("-p", "--pool", "work_pool", help="Work pool name.")
 @click.option("--work-queue", help="Work queue name.")
-@click.option("-jv", "-v", "--job-variable", "job_variables", multiple=True, metavar="KEY=VALUE", help="Job variable, merged into the work pool's job_variables: KEY=VALUE (a JSON value is taken as JSON) or a JSON object (repeatable).")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Flow parameter (repeatable; JSON values allowed); checked against the flow's signature.")
-@click.option("--params", "params_json", metavar="JSON", help='Flow parameters as one JSON object, e.g. \'{"limit": 10}\' (instead of --param).')
+@click.option(
+    "-jv",
+    "-v",
+    "--job-variable",
+    "job_variables",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help=(
+        "Job variable, merged into the work pool's job_variables: KEY=VALUE (a JSON value is taken as JSON) "
+        "or a JSON object (repeatable)."
+    ),
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Flow parameter (repeatable; JSON values allowed); checked against the flow's signature.",
+)
+@click.option(
+    "--params",
+    "params_json",
+    metavar="JSON",
+    help="Flow parameters as one JSON object, e.g. '{\"limit\": 10}' (instead of --param).",
+)
 @click.option("--cron", multiple=True, help="Add a cron schedule, e.g. '0 3 * * *' (repeatable).")
-@click.option("--interval", multiple=True, type=float, metavar="SECONDS", help="Add an interval schedule (repeatable).")
-@click.option("--rrule", multiple=True, help="Add an RRule schedule, e.g. 'FREQ=DAILY;BYHOUR=3' (repeatable).")
+@click.option(
+    "--interval", multiple=True, type=float, metavar="SECONDS", help="Add an interval schedule (repeatable)."
+)
+@click.option(
+    "--rrule", multiple=True, help="Add an RRule schedule, e.g. 'FREQ=DAILY;BYHOUR=3' (repeatable)."
+)
 @click.option("--timezone", help="Time zone of every schedule, e.g. America/New_York.")
 @click.option("--anchor-date", help="Anchor date of the interval schedules (ISO 8601).")
 @click.option("--version", "version", help="Deployment version.")
 @click.option("-t", "--tag", "tags", multiple=True, help="Tag (repeatable; replaces the file's tags).")
 @click.option("--concurrency-limit", type=click.IntRange(min=1), help="Most runs of this deployment at once.")
-@click.option("--collision-strategy", type=click.Choice(["ENQUEUE", "CANCEL_NEW"]), help="What a run over the concurrency limit does (default ENQUEUE).")
-@click.option("--enforce-parameter-schema/--no-enforce-parameter-schema", default=None, help="Check parameters against the flow's signature (default: yes).")
+@click.option(
+    "--collision-strategy",
+    type=click.Choice(["ENQUEUE", "CANCEL_NEW"]),
+    help="What a run over the concurrency limit does (default ENQUEUE).",
+)
+@click.option(
+    "--enforce-parameter-schema/--no-enforce-parameter-schema",
+    default=None,
+    help="Check parameters against the flow's signature (default: yes).",
+)
 @click.option("--all", "deploy_all", is_flag=True, help="Deploy every deployment of the file.")
-@click.option("--prefect-file", "prefect_file", type=click.Path(dir_okay=False), default="prefect.yaml", show_default=True, help="The project file (deployment.yaml beside it is read too).")
-@click.option("--output", "output", type=click.Path(dir_okay=False, writable=True), help="Write the spec to this file instead of stdout.")
-@click.option("--values", "values_file", type=click.Path(dir_okay=False), help="YAML/JSON file with blocks: and variables: for build/push steps.")
+@click.option(
+    "--prefect-file",
+    "prefect_file",
+    type=click.Path(dir_okay=False),
+    default="prefect.yaml",
+    show_default=True,
+    help="The project file (deployment.yaml beside it is read too).",
+)
+@click.option(
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the spec to this file instead of stdout.",
+)
+@click.option(
+    "--values",
+    "values_file",
+    type=click.Path(dir_okay=False),
+    help="YAML/JSON file with blocks: and variables: for build/push steps.",
+)
 @var_option
-@click.option("--prefect-api-url", help="Also create or update the flow and deployment on this Prefect server (e.g. http://127.0.0.1:4200/api); blocks and variables are read from it too.")
-@click.option("--stores", metavar="ORDER", help="Stores to read blocks and variables from, first hit wins (default: $STEPENGINE_STORES or values,env,local,prefect).")
-@click.option("-q", "--quiet", "quiet", is_flag=True, help="Print only errors (and the spec, on stdout, unless --output).")
+@click.option(
+    "--prefect-api-url",
+    help=(
+        "Also create or update the flow and deployment on this Prefect server "
+        "(e.g. http://127.0.0.1:4200/api); blocks and variables are read from it too."
+    ),
+)
+@click.option(
+    "--stores",
+    metavar="ORDER",
+    help=(
+        "Stores to read blocks and variables from, first hit wins "
+        "(default: $STEPENGINE_STORES or values,env,local,prefect)."
+    ),
+)
+@click.option(
+    "-q",
+    "--quiet",
+    "quiet",
+    is_flag=True,
+    help="Print only errors (and the spec, on stdout, unless --output).",
+)
 def command(
     entrypoint: str | None,
     flow_name: str | None,
@@ -182,18 +272,34 @@ def command(
         from stepengine.project.script import deploys_itself, run_script
 
         if deploys_itself(entrypoint):
-            given = [option for option, value in (
-                ("-n", name), ("-p", work_pool), ("--work-queue", work_queue), ("-jv", job_variables),
-                ("--param", params or params_json), ("-d", description), ("-t", tags), ("--version", version),
-                ("--cron/--interval/--rrule", cron or interval or rrule), ("--all", deploy_all),
-            ) if value]  # fmt: skip
+            given = [
+                option
+                for option, value in (
+                    ("-n", name),
+                    ("-p", work_pool),
+                    ("--work-queue", work_queue),
+                    ("-jv", job_variables),
+                    ("--param", params or params_json),
+                    ("-d", description),
+                    ("-t", tags),
+                    ("--version", version),
+                    ("--cron/--interval/--rrule", cron or interval or rrule),
+                    ("--all", deploy_all),
+                )
+                if value
+            ]
             if given:
                 raise click.UsageError(
-                    f"{entrypoint} deploys itself (its __main__ block calls .deploy): {', '.join(given)} cannot be "
+                    f"{entrypoint} deploys itself (its __main__ block calls .deploy): "
+                    f"{', '.join(given)} cannot be "
                     "given with it; change the call in the file, or deploy one flow with FILE.py:function"
                 )
-            specs, warnings = run_script(entrypoint, resolver=resolver, on_event=EventPrinter(quiet=quiet),
-                                         prefect_api_url=prefect_api_url)  # fmt: skip
+            specs, warnings = run_script(
+                entrypoint,
+                resolver=resolver,
+                on_event=EventPrinter(quiet=quiet),
+                prefect_api_url=prefect_api_url,
+            )
             if not quiet:
                 for warning in warnings:
                     click.echo(f"warning: {warning}", err=True)
@@ -225,7 +331,10 @@ def command(
             ids = register_deployment(spec, prefect_api_url)
             spec["id"], spec["flow_id"] = ids["deployment_id"], ids["flow_id"]
             if not quiet:
-                click.echo(f"registered deployment {spec['flow_name']}/{spec['name']} ({ids['deployment_id']})", err=True)
+                click.echo(
+                    f"registered deployment {spec['flow_name']}/{spec['name']} ({ids['deployment_id']})",
+                    err=True,
+                )
     if not quiet:
         _tell_how_to_run(specs, str(project.directory))
     _emit(specs if deploy_all else specs[0], output, quiet)
@@ -235,7 +344,8 @@ def _tell_how_to_run(specs: t.Sequence[t.Mapping[str, t.Any]], directory: str) -
     where = "" if os.path.samefile(directory, os.getcwd()) else f" {directory}"
     for spec in specs:
         click.echo(
-            f"deployment {spec['flow_name']}/{spec['name']} recorded; run it with: stepengine execute{where} -d {spec['name']}",
+            f"deployment {spec['flow_name']}/{spec['name']} recorded; run it with: "
+            f"stepengine execute{where} -d {spec['name']}",
             err=True,
         )
 

@@ -10,11 +10,41 @@ from stepengine.cli.deploy import parse_json_pairs
 
 @click.command("execute")
 @click.argument("file", type=click.Path(dir_okay=False), default="prefect.yaml")
-@click.option("-d", "--deployment", "-n", "--name", "deployment", help="Deployment name, or FLOW/NAME: one `deploy` recorded in .prefect/deployments.json, else one of FILE (default: the only one).")
-@click.option("--spec", "spec_file", type=click.Path(dir_okay=False, exists=True), help="Run a spec written by `stepengine deploy --output` instead of FILE.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Flow parameter (repeatable; JSON values allowed).")
-@click.option("--python", "python", help="Interpreter to run the flow in (default: job_variables python/venv/conda_prefix, else this one).")
-@click.option("--values", "values_file", type=click.Path(dir_okay=False), help="YAML/JSON file with blocks: and variables: for the pull steps.")
+@click.option(
+    "-d",
+    "--deployment",
+    "-n",
+    "--name",
+    "deployment",
+    help=(
+        "Deployment name, or FLOW/NAME: one `deploy` recorded in .prefect/deployments.json, else one of "
+        "FILE (default: the only one)."
+    ),
+)
+@click.option(
+    "--spec",
+    "spec_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Run a spec written by `stepengine deploy --output` instead of FILE.",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Flow parameter (repeatable; JSON values allowed).",
+)
+@click.option(
+    "--python",
+    "python",
+    help="Interpreter to run the flow in (default: job_variables python/venv/conda_prefix, else this one).",
+)
+@click.option(
+    "--values",
+    "values_file",
+    type=click.Path(dir_okay=False),
+    help="YAML/JSON file with blocks: and variables: for the pull steps.",
+)
 @store_options
 @click.option("--keep", is_flag=True, help="Keep the temporary working directory.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the pull steps' progress.")
@@ -59,7 +89,9 @@ def command(
         if not spec_file and any("no earlier step has that id" in issue.message for issue in exc.issues):
             # pull steps that use build/push outputs need the spec deploy rendered (and recorded)
             name = deployment or spec_name_hint(file)
-            exc.hint = f"deploy it first (`stepengine deploy -n {name}`): execute -d then runs the deployed spec"
+            exc.hint = (
+                f"deploy it first (`stepengine deploy -n {name}`): execute -d then runs the deployed spec"
+            )
         raise
     if code:
         click.echo(f"flow {spec.get('flow_name') or spec['entrypoint']} failed (exit code {code})", err=True)

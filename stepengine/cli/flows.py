@@ -44,4 +44,6 @@ def ls(as_json: bool) -> None:
     width = max(len(name) for name in registry)
     for name, record in sorted(registry.items()):
         properties = (record.get("parameter_openapi_schema") or {}).get("properties") or {}
-        click.echo(f"{name:<{width}}  {record.get('entrypoint', '')}  ({', '.join(properties) or 'no parameters'})")
+        click.echo(
+            f"{name:<{width}}  {record.get('entrypoint', '')}  ({', '.join(properties) or 'no parameters'})"
+        )

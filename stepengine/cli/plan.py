@@ -15,14 +15,29 @@ from stepengine.cli._options import section_options, store_options, strict_optio
 @click.argument("file", type=click.Path(dir_okay=False), default="prefect.yaml")
 @section_options
 @var_option
-@click.option("--values", "values_file", type=click.Path(dir_okay=False), help="YAML/JSON file with blocks: and variables:.")
+@click.option(
+    "--values",
+    "values_file",
+    type=click.Path(dir_okay=False),
+    help="YAML/JSON file with blocks: and variables:.",
+)
 @store_options
-@click.option("--load-outputs", type=click.Path(dir_okay=False, exists=True),
-              help="Seed template values from an outputs file written by run --save-outputs.")
+@click.option(
+    "--load-outputs",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Seed template values from an outputs file written by run --save-outputs.",
+)
 @click.option("--from-step", metavar="ID", help="Plan a resumed run starting at this step.")
 @click.option("--only", metavar="ID", help="Plan just this step.")
-@click.option("--allow-missing", is_flag=True, help="Prefect's lenient templating: drop unresolved placeholders.")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", help="json: the plan as one JSON document.")
+@click.option(
+    "--allow-missing", is_flag=True, help="Prefect's lenient templating: drop unresolved placeholders."
+)
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="json: the plan as one JSON document.",
+)
 @strict_option
 def command(
     file: str,
@@ -67,8 +82,10 @@ def command(
         if result.issues:
             # the problems are in the JSON document already: say so once, not each problem again
             n = len(result.issues)
-            click.echo(f"error: {n} problem{'s' if n != 1 else ''} found while templating (listed in \"problems\")",
-                       err=True)
+            click.echo(
+                f'error: {n} problem{"s" if n != 1 else ""} found while templating (listed in "problems")',
+                err=True,
+            )
             raise click.exceptions.Exit(2)
     else:
         write_plan(result, sys.stdout)

@@ -10,16 +10,39 @@ import click
 
 
 @click.command("prefect-pull-and-run")
-@click.option("--flow-run-id", envvar="PREFECT__FLOW_RUN_ID", metavar="ID", help="The flow run (default: $PREFECT__FLOW_RUN_ID, set by every Prefect worker).")
-@click.option("--prefect-api-url", metavar="URL", help="The Prefect API (default: $PREFECT_API_URL; key: $PREFECT_API_KEY).")
+@click.option(
+    "--flow-run-id",
+    envvar="PREFECT__FLOW_RUN_ID",
+    metavar="ID",
+    help="The flow run (default: $PREFECT__FLOW_RUN_ID, set by every Prefect worker).",
+)
+@click.option(
+    "--prefect-api-url",
+    metavar="URL",
+    help="The Prefect API (default: $PREFECT_API_URL; key: $PREFECT_API_KEY).",
+)
 @click.option(
     "--python",
     envvar="STEPENGINE_PREFECT_PYTHON",
     metavar="PATH",
-    help="Interpreter with Prefect installed that runs the flow (default: $STEPENGINE_PREFECT_PYTHON, else this one).",
+    help=(
+        "Interpreter with Prefect installed that runs the flow (default: $STEPENGINE_PREFECT_PYTHON, else "
+        "this one)."
+    ),
 )
-@click.option("--poll-interval", type=float, default=1.0, show_default=True, help="Seconds between checks of the flow run's state for a cancellation during the pull (0: only the worker's SIGTERM).")
-def command(flow_run_id: str | None, prefect_api_url: str | None, python: str | None, poll_interval: float) -> None:
+@click.option(
+    "--poll-interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help=(
+        "Seconds between checks of the flow run's state for a cancellation during the pull (0: only the "
+        "worker's SIGTERM)."
+    ),
+)
+def command(
+    flow_run_id: str | None, prefect_api_url: str | None, python: str | None, poll_interval: float
+) -> None:
     """Run a flow run's deployment pull steps with stepengine, then hand the flow to Prefect's engine.
 
     Put it in a work pool's base job template as the ``command`` (see the README). A failed pull

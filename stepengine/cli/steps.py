@@ -9,7 +9,9 @@ import click
 
 @click.command("steps")
 @click.argument("pattern", required=False)
-@click.option("--short", is_flag=True, help="One line per step function: name → function, its other names grouped.")
+@click.option(
+    "--short", is_flag=True, help="One line per step function: name → function, its other names grouped."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def command(pattern: str | None, short: bool, as_json: bool) -> None:
     """List the installed steps: name, distribution, signature, first docstring line.
@@ -27,7 +29,12 @@ def command(pattern: str | None, short: bool, as_json: bool) -> None:
         for reg in regs:
             if pattern and not _matches(pattern, name, reg.value):
                 continue
-            row = {"name": name, "distribution": reg.distribution, "version": reg.version, "target": reg.value}
+            row = {
+                "name": name,
+                "distribution": reg.distribution,
+                "version": reg.version,
+                "target": reg.value,
+            }
             if len(regs) > 1:
                 row["conflict"] = True
             rows.append((row, reg))
@@ -76,7 +83,9 @@ def _group(rows: list[tuple[dict[str, t.Any], t.Any]]) -> list[dict[str, t.Any]]
     for (distribution, target), names in by_target.items():
         # short names first, then Prefect's current paths before its 2.10-2.16 `projects` ones
         names.sort(key=lambda n: (n.count("."), ".projects." in n, len(n), n))
-        groups.append({"name": names[0], "target": target, "distribution": distribution, "aliases": names[1:]})
+        groups.append(
+            {"name": names[0], "target": target, "distribution": distribution, "aliases": names[1:]}
+        )
     return sorted(groups, key=lambda g: g["name"])
 
 

@@ -12,10 +12,20 @@ from stepengine.cli._options import parse_vars, section_options, strict_option, 
 @section_options
 @var_option
 @strict_option
-@click.option("--prefect-compatible", is_flag=True,
-              help="Also warn about every stepengine-only key and feature Prefect would not understand "
-                   "(errors with --strict).")
-def command(files: tuple[str, ...], sections: tuple[str, ...], deployment: str | None, variables: tuple[str, ...], strict: bool, prefect_compatible: bool = False) -> None:
+@click.option(
+    "--prefect-compatible",
+    is_flag=True,
+    help="Also warn about every stepengine-only key and feature Prefect would not understand "
+    "(errors with --strict).",
+)
+def command(
+    files: tuple[str, ...],
+    sections: tuple[str, ...],
+    deployment: str | None,
+    variables: tuple[str, ...],
+    strict: bool,
+    prefect_compatible: bool = False,
+) -> None:
     """Check FILES (default: prefect.yaml): schema, step names, step arguments, references."""
     import stepengine
 
@@ -23,8 +33,11 @@ def command(files: tuple[str, ...], sections: tuple[str, ...], deployment: str |
     for file in files or ("prefect.yaml",):
         try:
             warnings = stepengine.validate(
-                file, sections=list(sections) or None, deployment=deployment,
-                values=parse_vars(variables), strict=strict,
+                file,
+                sections=list(sections) or None,
+                deployment=deployment,
+                values=parse_vars(variables),
+                strict=strict,
             )
         except stepengine.ConfigError as exc:
             for warning in getattr(exc, "warnings", ()):
@@ -45,8 +58,11 @@ def command(files: tuple[str, ...], sections: tuple[str, ...], deployment: str |
                 continue
             if incompatible:
                 n = len(incompatible)
-                click.echo(f"{file}: valid, but Prefect would not run it the same ({n} warning{'s' if n != 1 else ''})",
-                           err=True)
+                click.echo(
+                    f"{file}: valid, but Prefect would not run it the same "
+                    f"({n} warning{'s' if n != 1 else ''})",
+                    err=True,
+                )
                 continue
         click.echo(f"{file}: valid", err=True)
     if failed:

@@ -20,7 +20,11 @@ def command() -> None:
 @click.argument("name")
 @click.argument("value", required=False)
 @click.option("--json", "is_json", is_flag=True, help="VALUE is JSON (a number, list, object...), not text.")
-@click.option("--from-file", type=click.Path(dir_okay=False, allow_dash=True), help="Read the value from a file ('-': stdin).")
+@click.option(
+    "--from-file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Read the value from a file ('-': stdin).",
+)
 @click.option("--secret", is_flag=True, help="Mask this value wherever a run would show it.")
 def set_(name: str, value: str | None, is_json: bool, from_file: str | None, secret: bool) -> None:
     """Create or replace the variable NAME."""

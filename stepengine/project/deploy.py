@@ -28,7 +28,14 @@ from stepengine.config import Config, Step
 from stepengine.errors import ConfigError, TemplateError
 from stepengine.project.layout import Project
 
-__all__ = ["DeployRequest", "deploy_project", "record_project", "refuse_secrets", "render_spec", "step_to_yaml"]
+__all__ = [
+    "DeployRequest",
+    "deploy_project",
+    "record_project",
+    "refuse_secrets",
+    "render_spec",
+    "step_to_yaml",
+]
 
 #: the pull a deployment gets when its file has no pull section at all
 DEFAULT_PULL = "prefect.deployments.steps.set_working_directory"
@@ -68,12 +75,16 @@ def _working_directory(path: Path) -> t.Iterator[None]:
         os.chdir(previous)
 
 
-def _chosen(project: Project, request: DeployRequest, deploy_all: bool) -> list[tuple[int | None, dict[str, t.Any]]]:
+def _chosen(
+    project: Project, request: DeployRequest, deploy_all: bool
+) -> list[tuple[int | None, dict[str, t.Any]]]:
     """``(index in the file or None, entry data)`` for each deployment to deploy."""
     deployments = project.config.deployments
     if deploy_all:
         if request.name or request.entrypoint or request.flow_name:
-            raise ConfigError("--all deploys every deployment of the file: it cannot be combined with a name or entrypoint")
+            raise ConfigError(
+                "--all deploys every deployment of the file: it cannot be combined with a name or entrypoint"
+            )
         if not deployments:
             raise ConfigError(f"{project.config.file}: --all: the file defines no deployments")
         return [(i, dict(d.data)) for i, d in enumerate(deployments)]
@@ -238,7 +249,11 @@ def _schedules(entry: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
     result = []
     for item in raw or []:
         item = dict(item)
-        outer = {k: item.pop(k) for k in ("active", "max_active_runs", "catchup", "parameters", "slug") if k in item}
+        outer = {
+            k: item.pop(k)
+            for k in ("active", "max_active_runs", "catchup", "parameters", "slug")
+            if k in item
+        }
         if isinstance(outer.get("active"), str):
             outer["active"] = outer["active"].strip().lower() in ("true", "1", "yes", "on")
         outer.setdefault("active", True)
@@ -276,10 +291,19 @@ def deploy_project(
 
         check_config(project.config, Registry(steps), values=values or ())
     specs = [
-        render_spec(project, index, _apply(entry, request, project.directory), run_build_push=run_build_push,
-                    values=values, resolver=resolver, on_event=on_event, steps=steps, flow_source=flow_source)
+        render_spec(
+            project,
+            index,
+            _apply(entry, request, project.directory),
+            run_build_push=run_build_push,
+            values=values,
+            resolver=resolver,
+            on_event=on_event,
+            steps=steps,
+            flow_source=flow_source,
+        )
         for index, entry in _chosen(project, request, deploy_all)
-    ]  # fmt: skip
+    ]
     if record:
         record_project(project, specs)
     return specs
@@ -294,7 +318,9 @@ def record_project(project: Project, specs: t.Sequence[t.Mapping[str, t.Any]]) -
 
     local = [s for s in specs if (project.directory / str(s["entrypoint"]).rpartition(":")[0]).is_file()]
     if local:
-        record_flows([flow_at(str(s["entrypoint"]), root=project.directory) for s in local], root=project.directory)
+        record_flows(
+            [flow_at(str(s["entrypoint"]), root=project.directory) for s in local], root=project.directory
+        )
     files = [Path(project.config.file) if project.config.file else None, project.deployment_file]
     record_deployments(project.directory, specs, source_digest(files))
 
@@ -401,7 +427,9 @@ def render_spec(
     return spec
 
 
-def check_parameters(spec: t.Mapping[str, t.Any], *, require_all: bool, parameters: t.Mapping[str, t.Any] | None = None) -> None:
+def check_parameters(
+    spec: t.Mapping[str, t.Any], *, require_all: bool, parameters: t.Mapping[str, t.Any] | None = None
+) -> None:
     """Check parameters against the recorded schema; ``ConfigError`` listing every problem."""
     import jsonschema
 
@@ -420,7 +448,9 @@ def check_parameters(spec: t.Mapping[str, t.Any], *, require_all: bool, paramete
         for name in values:
             if name not in known:
                 have = f" (it has: {', '.join(known)})" if known else " (it has none)"
-                problems.append(f"  {name}: the flow has no parameter {name!r}" + (did_you_mean(name, known) or have))
+                problems.append(
+                    f"  {name}: the flow has no parameter {name!r}" + (did_you_mean(name, known) or have)
+                )
     for error in sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path)):
         where = ".".join(str(p) for p in error.absolute_path)
         problems.append(f"  {where}: {error.message}" if where else f"  {error.message}")

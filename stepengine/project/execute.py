@@ -27,9 +27,13 @@ from pathlib import Path
 from stepengine.errors import ConfigError
 
 __all__ = [
-    "SpecSource", "choose_python", "execute_spec", "load_spec", "load_spec_with_source",
+    "SpecSource",
+    "choose_python",
+    "execute_spec",
+    "load_spec",
+    "load_spec_with_source",
     "resolve_placeholders",
-]  # fmt: skip
+]
 
 #: the child's program: import the entrypoint's file (never as __main__), call the function. When
 #: the interpreter has no Prefect, stepengine's stand-in ``prefect`` package (``STAND_IN``, passed as
@@ -185,7 +189,11 @@ def _pull_config(spec: t.Mapping[str, t.Any], source: SpecSource | str | None = 
             located = None
         if located is not None:
             label, start = source.file, (*source.prefix, "pull_steps")
-            positions = {("pull", *path[len(start) :]): at for path, at in located.positions.items() if path[: len(start)] == start}
+            positions = {
+                ("pull", *path[len(start) :]): at
+                for path, at in located.positions.items()
+                if path[: len(start)] == start
+            }
     document = Document({"pull": list(spec.get("pull_steps") or [])}, positions, label)
     errors = [i for i in check_document(document) if i.severity == "error"]
     if errors:
@@ -219,7 +227,19 @@ def execute_spec(
 
     with using_masker(Masker(parent=current_masker())) as masker:
         masker.add(env_secrets())
-        return _execute(spec, parameters, python, resolver, on_event, steps, stdout, stderr, keep_directory, masker, source)
+        return _execute(
+            spec,
+            parameters,
+            python,
+            resolver,
+            on_event,
+            steps,
+            stdout,
+            stderr,
+            keep_directory,
+            masker,
+            source,
+        )
 
 
 def _execute(
@@ -260,13 +280,20 @@ def _execute(
             os.chdir(scratch)
             with _environment(job_env):
                 outputs = stepengine.run(
-                    config, sections=["pull"], resolver=resolver, on_event=on_event, steps=steps, masker=masker,
+                    config,
+                    sections=["pull"],
+                    resolver=resolver,
+                    on_event=on_event,
+                    steps=steps,
+                    masker=masker,
                     keep_directory=True,
                 )
             # Prefect's rule: the flow runs where the pull's ``directory`` output points (a
             # git_clone's checkout), else where the pull steps left the working directory.
             directory = outputs.get("directory")
-            flow_directory = os.path.abspath(directory) if isinstance(directory, str) and directory else os.getcwd()
+            flow_directory = (
+                os.path.abspath(directory) if isinstance(directory, str) and directory else os.getcwd()
+            )
         finally:
             os.chdir(previous)
         interpreter = choose_python({**spec, "job_variables": variables}, python, base=flow_directory)
@@ -300,7 +327,9 @@ def _environment(extra: t.Mapping[str, str]) -> t.Iterator[None]:
                 os.environ[key] = value
 
 
-def resolve_placeholders(spec: t.Mapping[str, t.Any], resolver: t.Any) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+def resolve_placeholders(
+    spec: t.Mapping[str, t.Any], resolver: t.Any
+) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
     """The spec's ``job_variables`` and ``parameters`` with their block and variable placeholders
     resolved, as a worker resolves them at run time (``deploy`` keeps every secret one as a
     placeholder). Secret values are registered with the current masker, so logs show ``***``."""
@@ -335,7 +364,9 @@ def _run_flow(argv: list[str], cwd: str, env: dict[str, str], stdout: t.Any, std
         stdout = stderr = subprocess.PIPE
         env = {**env, "PYTHONUNBUFFERED": "1"}  # a pipe would make the child buffer its output
     try:
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+        process = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr
+        )
     except OSError as exc:
         raise ConfigError(f"cannot start {argv[0]}: {exc.strerror}") from None
     with process:

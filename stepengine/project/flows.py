@@ -19,12 +19,28 @@ from pathlib import Path
 from stepengine.errors import ConfigError
 
 __all__ = [
-    "FlowInfo", "find_flows", "flow_at", "load_registry", "parameter_schema", "record_flows", "register_flows",
+    "FlowInfo",
+    "find_flows",
+    "flow_at",
+    "load_registry",
+    "parameter_schema",
+    "record_flows",
+    "register_flows",
     "resolve_entrypoint",
-]  # fmt: skip
+]
 
 FLOWS_FILE = Path(".prefect") / "flows.json"
-_SKIP_DIRS = {".git", ".venv", "venv", "env", "__pycache__", "node_modules", ".prefect", ".tox", "site-packages"}
+_SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "env",
+    "__pycache__",
+    "node_modules",
+    ".prefect",
+    ".tox",
+    "site-packages",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +85,9 @@ def _flow_aliases(tree: ast.Module) -> tuple[set[str], set[str]]:
     return names, modules
 
 
-def _flow_decorator(node: ast.FunctionDef | ast.AsyncFunctionDef, names: set[str], modules: set[str]) -> ast.expr | None:
+def _flow_decorator(
+    node: ast.FunctionDef | ast.AsyncFunctionDef, names: set[str], modules: set[str]
+) -> ast.expr | None:
     for decorator in node.decorator_list:
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
         if isinstance(target, ast.Name) and target.id in names:
@@ -84,7 +102,11 @@ def _flow_decorator(node: ast.FunctionDef | ast.AsyncFunctionDef, names: set[str
 def _keyword(decorator: ast.expr, name: str) -> str | None:
     if isinstance(decorator, ast.Call):
         for keyword in decorator.keywords:
-            if keyword.arg == name and isinstance(keyword.value, ast.Constant) and isinstance(keyword.value.value, str):
+            if (
+                keyword.arg == name
+                and isinstance(keyword.value, ast.Constant)
+                and isinstance(keyword.value.value, str)
+            ):
                 return keyword.value.value
     return None
 
@@ -101,7 +123,9 @@ def _parse(path: Path) -> tuple[ast.Module, str]:
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
-        raise ConfigError(f"invalid Python: {exc.msg}", file=str(path), line=exc.lineno, col=exc.offset) from None
+        raise ConfigError(
+            f"invalid Python: {exc.msg}", file=str(path), line=exc.lineno, col=exc.offset
+        ) from None
     return tree, hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
@@ -169,7 +193,8 @@ def flow_at(entrypoint: str, *, root: str | os.PathLike[str] = ".") -> FlowInfo:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:
             decorator = _flow_decorator(node, names, modules)
             return FlowInfo(
-                name=(_keyword(decorator, "name") if decorator is not None else None) or function.replace("_", "-"),
+                name=(_keyword(decorator, "name") if decorator is not None else None)
+                or function.replace("_", "-"),
                 entrypoint=entrypoint,
                 function=function,
                 description=(_keyword(decorator, "description") if decorator is not None else None)
@@ -182,7 +207,8 @@ def flow_at(entrypoint: str, *, root: str | os.PathLike[str] = ".") -> FlowInfo:
 
     defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     raise ConfigError(
-        f"entrypoint {entrypoint!r}: {file_part} defines no function {function!r}" + did_you_mean(function, defined)
+        f"entrypoint {entrypoint!r}: {file_part} defines no function {function!r}"
+        + did_you_mean(function, defined)
     )
 
 
@@ -267,7 +293,9 @@ def _annotation_schema(node: ast.expr | None) -> dict[str, t.Any]:
             return schema
         base = dict(_SIMPLE.get(origin or "", {}))
         if base.get("type") == "array":
-            if origin in ("tuple", "Tuple") and not (len(args) == 2 and isinstance(args[1], ast.Constant) and args[1].value is Ellipsis):
+            if origin in ("tuple", "Tuple") and not (
+                len(args) == 2 and isinstance(args[1], ast.Constant) and args[1].value is Ellipsis
+            ):
                 base["prefixItems"] = [_annotation_schema(a) for a in args]
                 base.pop("items")
                 base["minItems"] = base["maxItems"] = len(args)
@@ -325,7 +353,9 @@ def parameter_schema(node: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, 
     args = node.args
     positional = [*args.posonlyargs, *args.args]
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
-    pairs = list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults))
+    pairs = list(zip(positional, defaults, strict=False)) + list(
+        zip(args.kwonlyargs, args.kw_defaults, strict=False)
+    )
     if args.vararg is not None:  # as Prefect: *args is an array parameter, **kwargs an object one
         pairs.insert(len(positional), (args.vararg, None))
     if args.kwarg is not None:
@@ -408,7 +438,9 @@ def resolve_entrypoint(text: str, *, root: str | os.PathLike[str] = ".") -> str:
     if len(flows) == 1:
         return flows[0].entrypoint
     if not flows:
-        raise ConfigError(f"{text}: no @flow functions found", hint="name the function: path/to/file.py:function")
+        raise ConfigError(
+            f"{text}: no @flow functions found", hint="name the function: path/to/file.py:function"
+        )
     listing = ", ".join(f"{f.name} ({f.entrypoint})" for f in flows)
     raise ConfigError(
         f"{text}: {len(flows)} flows found: {listing}",

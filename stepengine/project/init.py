@@ -120,7 +120,9 @@ def detect_fields(directory: str | os.PathLike[str]) -> dict[str, str]:
     return fields
 
 
-def choose_recipe(directory: str | os.PathLike[str], detected: t.Mapping[str, str] | None = None) -> tuple[str, str]:
+def choose_recipe(
+    directory: str | os.PathLike[str], detected: t.Mapping[str, str] | None = None
+) -> tuple[str, str]:
     """The recipe for a directory, and why: git remote + Dockerfile → docker-git, git remote → git,
     Dockerfile → docker, else local."""
     detected = detected if detected is not None else detect_fields(directory)
@@ -155,7 +157,8 @@ def _fill(recipe: Recipe, values: dict[str, str], prompt: Prompt | None) -> dict
         lines = "\n".join(f"  {f.name}: {f.help}" if f.help else f"  {f.name}" for f in missing)
         example = " ".join(f"--field {f.name}=..." for f in missing)
         raise ConfigError(
-            f"recipe {recipe.name!r} needs {len(missing)} more field{'s' if len(missing) != 1 else ''}:\n{lines}",
+            f"recipe {recipe.name!r} needs {len(missing)} more "
+            f"field{'s' if len(missing) != 1 else ''}:\n{lines}",
             hint=f"give them as {example}",
         )
     return filled

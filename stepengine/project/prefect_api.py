@@ -131,7 +131,9 @@ def _request_once(api_url: str, method: str, path: str, payload: t.Any, timeout:
         ) from None
 
 
-def register_deployment(spec: t.Mapping[str, t.Any], api_url: str, *, timeout: float = 30.0) -> dict[str, str]:
+def register_deployment(
+    spec: t.Mapping[str, t.Any], api_url: str, *, timeout: float = 30.0
+) -> dict[str, str]:
     """Create or update the flow and the deployment; returns ``{"flow_id", "deployment_id"}``."""
     flow = _request(api_url, "POST", "/flows/", {"name": spec["flow_name"]}, timeout)
     deployment = _request(api_url, "POST", "/deployments/", deployment_body(spec, flow["id"]), timeout)

@@ -57,7 +57,9 @@ class PrefectRunLog:
     call that fails is reported once on stderr and the pull goes on: logs are not worth a failed run.
     """
 
-    def __init__(self, api_url: str, flow_run_id: str, *, echo: t.TextIO | None = None, name: str = "stepengine.pull") -> None:
+    def __init__(
+        self, api_url: str, flow_run_id: str, *, echo: t.TextIO | None = None, name: str = "stepengine.pull"
+    ) -> None:
         self.api_url = api_url
         self.flow_run_id = flow_run_id
         self.echo = echo
@@ -89,7 +91,13 @@ class PrefectRunLog:
 
         now = datetime.datetime.now(datetime.timezone.utc).isoformat()
         records = [
-            {"name": self.name, "level": level, "message": current_masker().mask(line), "timestamp": now, "flow_run_id": self.flow_run_id}
+            {
+                "name": self.name,
+                "level": level,
+                "message": current_masker().mask(line),
+                "timestamp": now,
+                "flow_run_id": self.flow_run_id,
+            }
             for line in lines
         ]
         try:
@@ -182,10 +190,14 @@ def pull_and_run(
 
     flow_run_id = flow_run_id or os.environ.get("PREFECT__FLOW_RUN_ID")
     if not flow_run_id:
-        raise ConfigError("no flow run: set PREFECT__FLOW_RUN_ID (a Prefect worker sets it) or pass --flow-run-id")
+        raise ConfigError(
+            "no flow run: set PREFECT__FLOW_RUN_ID (a Prefect worker sets it) or pass --flow-run-id"
+        )
     api_url = (api_url or os.environ.get("PREFECT_API_URL") or "").rstrip("/")
     if not api_url:
-        raise ConfigError("no Prefect API: set PREFECT_API_URL (a Prefect worker sets it) or pass --prefect-api-url")
+        raise ConfigError(
+            "no Prefect API: set PREFECT_API_URL (a Prefect worker sets it) or pass --prefect-api-url"
+        )
     python = python or sys.executable
     echo = sys.stderr if echo is None else echo
     log = PrefectRunLog(api_url, flow_run_id, echo=echo)
@@ -202,7 +214,9 @@ def pull_and_run(
         pull_steps = deployment.get("pull_steps") or []
         entrypoint = deployment.get("entrypoint")
         if not pull_steps:
-            log.write(f"deployment {deployment.get('name')!r} has no pull steps: Prefect's engine loads the flow\n")
+            log.write(
+                f"deployment {deployment.get('name')!r} has no pull steps: Prefect's engine loads the flow\n"
+            )
             return _hand_over(python, argv, env, execute)
         if not entrypoint:
             raise ConfigError(f"deployment {deployment.get('name')!r} has no entrypoint")
@@ -234,9 +248,14 @@ def _pull(
     from stepengine.project.execute import _pull_config
     from stepengine.stores import default_resolver
 
-    config = _pull_config(deployment, f"deployment {deployment.get('name')!r} ({api_url}/deployments/{deployment.get('id')})")
+    config = _pull_config(
+        deployment, f"deployment {deployment.get('name')!r} ({api_url}/deployments/{deployment.get('id')})"
+    )
     resolver = default_resolver(prefect_api_url=api_url)
-    log.write(f"stepengine: running {len(deployment.get('pull_steps') or [])} pull step(s) of deployment {deployment.get('name')!r}\n")
+    log.write(
+        f"stepengine: running {len(deployment.get('pull_steps') or [])} pull step(s) of deployment "
+        f"{deployment.get('name')!r}\n"
+    )
     start = os.getcwd()
     previous = _interrupt_on_sigterm()
     try:
@@ -244,7 +263,12 @@ def _pull(
         try:
             with watch:
                 outputs = stepengine.run(
-                    config, sections=["pull"], resolver=resolver, on_event=EventPrinter(stream=log), steps=steps, masker=current_masker(),
+                    config,
+                    sections=["pull"],
+                    resolver=resolver,
+                    on_event=EventPrinter(stream=log),
+                    steps=steps,
+                    masker=current_masker(),
                     keep_directory=True,  # the flow starts where the pull left it
                 )
         except KeyboardInterrupt:
@@ -288,4 +312,7 @@ def _hand_over(python: str, argv: list[str], env: dict[str, str], execute: t.Any
     try:
         os.execve(python, argv, env)
     except OSError as exc:
-        raise ConfigError(f"cannot start Prefect's engine with {python}: {exc.strerror}", hint="pass --python PATH (an interpreter with prefect installed)") from None
+        raise ConfigError(
+            f"cannot start Prefect's engine with {python}: {exc.strerror}",
+            hint="pass --python PATH (an interpreter with prefect installed)",
+        ) from None

@@ -80,7 +80,9 @@ def _read_recipe(name: str, path: Path, distribution: str | None) -> Recipe:
     for field_name, spec in (meta.get("fields") or {}).items():
         spec = spec or {}
         default = spec.get("default")
-        fields.append(Field(str(field_name), str(spec.get("help", "")), None if default is None else str(default)))
+        fields.append(
+            Field(str(field_name), str(spec.get("help", "")), None if default is None else str(default))
+        )
     return Recipe(name, path, str(meta.get("description", "")).strip(), tuple(fields), distribution)
 
 

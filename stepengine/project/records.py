@@ -19,8 +19,14 @@ from pathlib import Path
 from stepengine.errors import ConfigError
 
 __all__ = [
-    "RECORDS_FILE", "Record", "find_deployment", "find_records", "load_records", "record_deployments", "source_digest",
-]  # fmt: skip
+    "RECORDS_FILE",
+    "Record",
+    "find_deployment",
+    "find_records",
+    "load_records",
+    "record_deployments",
+    "source_digest",
+]
 
 RECORDS_FILE = Path(".prefect") / "deployments.json"
 
@@ -55,8 +61,13 @@ def load_records(root: str | os.PathLike[str]) -> dict[str, Record]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}", hint="delete it and deploy again") from None
-    if not isinstance(data, dict) or not all(isinstance(v, dict) and isinstance(v.get("spec"), dict) for v in data.values()):
-        raise ConfigError(f"{path}: not a deployments file (expected an object of records)", hint="delete it and deploy again")
+    if not isinstance(data, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("spec"), dict) for v in data.values()
+    ):
+        raise ConfigError(
+            f"{path}: not a deployments file (expected an object of records)",
+            hint="delete it and deploy again",
+        )
     return {str(k): Record(str(k), v["spec"], v.get("source_sha256"), path) for k, v in data.items()}
 
 
@@ -81,16 +92,22 @@ def _locked(path: Path) -> t.Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def record_deployments(root: str | os.PathLike[str], specs: t.Iterable[t.Mapping[str, t.Any]], digest: str | None) -> Path:
+def record_deployments(
+    root: str | os.PathLike[str], specs: t.Iterable[t.Mapping[str, t.Any]], digest: str | None
+) -> Path:
     """Add or replace the records of ``specs`` in ``<root>/.prefect/deployments.json``; its path."""
     path = Path(root) / RECORDS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
-        records = {k: {"spec": r.spec, "source_sha256": r.source_digest} for k, r in load_records(root).items()}
+        records = {
+            k: {"spec": r.spec, "source_sha256": r.source_digest} for k, r in load_records(root).items()
+        }
         for spec in specs:
             records[f"{spec['flow_name']}/{spec['name']}"] = {"spec": dict(spec), "source_sha256": digest}
         staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        staging.write_text(json.dumps(dict(sorted(records.items())), indent=2, default=str) + "\n", encoding="utf-8")
+        staging.write_text(
+            json.dumps(dict(sorted(records.items())), indent=2, default=str) + "\n", encoding="utf-8"
+        )
         os.replace(staging, path)
     return path
 
@@ -125,8 +142,11 @@ def find_deployment(
         if len(names) != 1:
             listing = ", ".join(map(str, names))
             raise ConfigError(
-                "which deployment? give its name with -d NAME" + (f" (this project has: {listing})" if names else ""),
-                hint=None if names else f"deploy one first: stepengine deploy path/to/file.py:function -n NAME "
+                "which deployment? give its name with -d NAME"
+                + (f" (this project has: {listing})" if names else ""),
+                hint=None
+                if names
+                else f"deploy one first: stepengine deploy path/to/file.py:function -n NAME "
                 f"(nothing recorded in {directory / '.prefect' / 'deployments.json'}"
                 + (f" and no deployments in {project.config.file})" if project is not None else ")"),
             )
@@ -145,7 +165,8 @@ def find_deployment(
             files = [Path(project.config.file) if project.config.file else None, project.deployment_file]
             if source_digest(files) != record.source_digest:
                 warning = (
-                    f"{project.config.file} changed since deployment {record.key!r} was deployed; running it as "
+                    f"{project.config.file} changed since deployment {record.key!r} was deployed; "
+                    "running it as "
                     f"deployed (run `stepengine deploy -n {short}` again to use the changes)"
                 )
         return dict(record.spec), warning, SpecSource(str(record.path), (record.key, "spec"))

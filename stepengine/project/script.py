@@ -6,7 +6,8 @@ Prefect's own pattern keeps the flow and its deployment in one file::
     def etl(limit: int = 10): ...
 
     if __name__ == "__main__":
-        etl.from_source("https://github.com/org/repo.git", "flows/etl.py:etl").deploy("nightly", work_pool_name="process")
+        source = etl.from_source("https://github.com/org/repo.git", "flows/etl.py:etl")
+        source.deploy("nightly", work_pool_name="process")
 
 ``python flows/etl.py`` needs Prefect. ``stepengine deploy flows/etl.py`` runs the file as
 ``__main__`` in this process with stepengine's stand-in ``prefect`` package in place of any other
@@ -36,11 +37,28 @@ __all__ = ["build_from_script", "deploy_from_script", "deploys_itself", "run_scr
 _DEPLOY_CALLS = {"deploy", "apply", "build_from_flow"}
 #: ``Flow.deploy`` keywords stepengine takes as they are
 _PASSED = (
-    "job_variables", "parameters", "build", "push", "work_queue_name", "description", "tags", "version",
-    "cron", "schedules", "enforce_parameter_schema", "paused",
-)  # fmt: skip
+    "job_variables",
+    "parameters",
+    "build",
+    "push",
+    "work_queue_name",
+    "description",
+    "tags",
+    "version",
+    "cron",
+    "schedules",
+    "enforce_parameter_schema",
+    "paused",
+)
 #: ``Flow.deploy`` keywords that change nothing here
-_IGNORED = ("print_next_steps", "ignore_warnings", "concurrency_limit", "triggers", "version_type", "schedule")
+_IGNORED = (
+    "print_next_steps",
+    "ignore_warnings",
+    "concurrency_limit",
+    "triggers",
+    "version_type",
+    "schedule",
+)
 
 
 @dataclasses.dataclass
@@ -89,7 +107,11 @@ def _stand_in_prefect() -> t.Iterator[None]:
     finder is put back afterwards."""
     from stepengine.project.execute import STAND_IN
 
-    saved = {name: module for name, module in sys.modules.items() if name == "prefect" or name.startswith("prefect.")}
+    saved = {
+        name: module
+        for name, module in sys.modules.items()
+        if name == "prefect" or name.startswith("prefect.")
+    }
     for name in saved:
         del sys.modules[name]
     finders = list(sys.meta_path)
@@ -164,7 +186,9 @@ def deploy_from_script(
     image = options.get("image")
     if image is not None:
         if not isinstance(image, str):
-            raise ConfigError(f"deploy {name!r}: image= must be an image name here (a DockerImage object needs Prefect)")
+            raise ConfigError(
+                f"deploy {name!r}: image= must be an image name here (a DockerImage object needs Prefect)"
+            )
         kwargs["image"] = image
     for key in options:
         if key in _IGNORED:
@@ -172,9 +196,14 @@ def deploy_from_script(
         elif key not in _PASSED and key not in ("interval", "image", "rrule"):
             raise ConfigError(f"deploy {name!r}: unknown argument {key!r} to .deploy()")
     spec = from_source(source, entrypoint).deploy(
-        name, work_pool_name, **kwargs, resolver=run.resolver, on_event=run.on_event,
-        prefect_api_url=run.prefect_api_url, record=True,
-    )  # fmt: skip
+        name,
+        work_pool_name,
+        **kwargs,
+        resolver=run.resolver,
+        on_event=run.on_event,
+        prefect_api_url=run.prefect_api_url,
+        record=True,
+    )
     run.specs.append(spec)
     return spec
 
@@ -189,8 +218,14 @@ def build_from_script(flow: t.Any, name: str, options: t.Mapping[str, t.Any]) ->
         if options.pop(key, None) is not None:
             run.warnings.append(f"deployment {name!r}: {key}= is not used by stepengine (ignored)")
     spec = build_from_flow(
-        flow, name, apply=run.prefect_api_url is not None or bool(os.environ.get("PREFECT_API_URL")),
-        resolver=run.resolver, on_event=run.on_event, prefect_api_url=run.prefect_api_url, record=True, **options,
-    )  # fmt: skip
+        flow,
+        name,
+        apply=run.prefect_api_url is not None or bool(os.environ.get("PREFECT_API_URL")),
+        resolver=run.resolver,
+        on_event=run.on_event,
+        prefect_api_url=run.prefect_api_url,
+        record=True,
+        **options,
+    )
     run.specs.append(spec)
     return spec

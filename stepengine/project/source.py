@@ -26,7 +26,8 @@ __all__ = ["FlowSource", "build_from_flow", "from_source"]
 
 _STORAGE_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory")
 _GIT_SCHEMES = ("http", "https", "ssh", "git", "git+ssh")
-#: as Prefect: ``file://`` and ``local://`` name a local directory (a git repository when the path ends in .git)
+#: as Prefect: ``file://`` and ``local://`` name a local directory (a git repository when the path ends
+#: in .git)
 _LOCAL_SCHEMES = ("file", "local")
 
 
@@ -120,7 +121,10 @@ def _entrypoint_of(function: t.Any, directory: str | None) -> str:
     except TypeError:
         file = None
     if not file or not name or "." in name or "<" in name:
-        raise ConfigError(f"from_source: {function!r} is not a module-level function; give the entrypoint as path/file.py:function")
+        raise ConfigError(
+            f"from_source: {function!r} is not a module-level function; give the entrypoint as "
+            f"path/file.py:function"
+        )
     if directory is None:
         raise ConfigError("from_source: with a remote source, give the entrypoint as path/file.py:function")
     relative = os.path.relpath(os.path.realpath(file), os.path.realpath(directory))
@@ -137,7 +141,9 @@ class FlowSource:
     def __init__(self, source: t.Any, entrypoint: t.Any) -> None:
         self.source = source
         self.pull_steps, self.local_directory = _pull_steps(source)
-        self.entrypoint = entrypoint if isinstance(entrypoint, str) else _entrypoint_of(entrypoint, self.local_directory)
+        self.entrypoint = (
+            entrypoint if isinstance(entrypoint, str) else _entrypoint_of(entrypoint, self.local_directory)
+        )
 
     def __repr__(self) -> str:
         return f"FlowSource({self.source!r}, {self.entrypoint!r})"
@@ -201,10 +207,15 @@ class FlowSource:
             repository, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
             if build:
                 data["build"] = [
-                    {"prefect_docker.deployments.steps.build_docker_image": {
-                        "id": "build_image", "image_name": repository, "tag": tag or "latest",
-                        "dockerfile": dockerfile}}
-                ]  # fmt: skip
+                    {
+                        "prefect_docker.deployments.steps.build_docker_image": {
+                            "id": "build_image",
+                            "image_name": repository,
+                            "tag": tag or "latest",
+                            "dockerfile": dockerfile,
+                        }
+                    }
+                ]
                 job_variables.setdefault("image", "{{ build_image.image }}")
             else:
                 job_variables.setdefault("image", image)
@@ -242,10 +253,14 @@ class FlowSource:
         )
         self._resolver = resolver
         (spec,) = deploy_project(
-            project, request, resolver=resolver, on_event=on_event, steps=steps,
+            project,
+            request,
+            resolver=resolver,
+            on_event=on_event,
+            steps=steps,
             flow_source=None if self.local_directory else self._fetch_flow,
             record=self.local_directory is not None if record is None else record,
-        )  # fmt: skip
+        )
         url = prefect_api_url or os.environ.get("PREFECT_API_URL")
         if url and register:
             from stepengine.project.prefect_api import register_deployment
@@ -268,8 +283,9 @@ class FlowSource:
         with tempfile.TemporaryDirectory(prefix="stepengine-source-") as scratch:
             os.chdir(scratch)
             try:
-                stepengine.run(config, sections=["pull"], resolver=getattr(self, "_resolver", None),
-                               keep_directory=True)
+                stepengine.run(
+                    config, sections=["pull"], resolver=getattr(self, "_resolver", None), keep_directory=True
+                )
                 return flow_at(entrypoint, root=os.getcwd())
             finally:
                 os.chdir(previous)
@@ -308,9 +324,16 @@ def build_from_flow(
     Prefect server (``prefect_api_url=`` or ``PREFECT_API_URL``). Other ``options`` go to
     ``FlowSource.deploy`` (``cron``, ``tags``, ``description``, ``image``...). Returns the spec.
     """
-    source = FlowSource(storage if storage is not None else os.fspath(path or os.getcwd()), entrypoint or flow)
+    source = FlowSource(
+        storage if storage is not None else os.fspath(path or os.getcwd()), entrypoint or flow
+    )
     variables = {**(job_variables or {}), **(infra_overrides or {})}
     return source.deploy(
-        name, work_pool_name, job_variables=variables, parameters=parameters,
-        work_queue_name=work_queue_name, register=apply, **options,
-    )  # fmt: skip
+        name,
+        work_pool_name,
+        job_variables=variables,
+        parameters=parameters,
+        work_queue_name=work_queue_name,
+        register=apply,
+        **options,
+    )

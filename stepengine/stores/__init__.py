@@ -1,4 +1,5 @@
-"""Block and variable stores, and the default chain a run resolves ``prefect.blocks`` / ``prefect.variables`` with.
+"""Block and variable stores, and the default chain a run resolves ``prefect.blocks`` /
+``prefect.variables`` with.
 
 Stores (each a resolver, see ``stepengine.resolvers``):
 
@@ -33,11 +34,15 @@ def parse_order(order: str | t.Sequence[str] | None, env: t.Mapping[str, str] | 
     env = os.environ if env is None else env
     if order is None:
         order = env.get("STEPENGINE_STORES") or list(DEFAULT_ORDER)
-    names = [n.strip() for n in order.split(",")] if isinstance(order, str) else [str(n).strip() for n in order]
+    names = (
+        [n.strip() for n in order.split(",")] if isinstance(order, str) else [str(n).strip() for n in order]
+    )
     names = [n for n in names if n]
     for name in names:
         if name not in STORE_NAMES:
-            raise ConfigError(f"unknown store {name!r} in the store order; stores are: {', '.join(STORE_NAMES)}")
+            raise ConfigError(
+                f"unknown store {name!r} in the store order; stores are: {', '.join(STORE_NAMES)}"
+            )
     if len(set(names)) != len(names):
         raise ConfigError(f"the store order {','.join(names)!r} names a store twice")
     return names
@@ -54,13 +59,16 @@ def default_resolver(
 
     :param values_file: a YAML/JSON file with ``blocks:`` and ``variables:`` (``--values``).
     :param prefect_api_url: a Prefect API URL (default ``PREFECT_API_URL``; none: no Prefect store).
-    :param order: store names in priority order (default ``STEPENGINE_STORES`` or ``values,env,local,prefect``).
+    :param order: store names in priority order (default ``STEPENGINE_STORES`` or
+        ``values,env,local,prefect``).
     :param env: the environment to read (default ``os.environ``).
     """
     env = os.environ if env is None else env
     names = parse_order(order, env)
     if values_file is not None and "values" not in names:
-        raise ConfigError(f"a values file was given, but the store order {','.join(names)!r} leaves out 'values'")
+        raise ConfigError(
+            f"a values file was given, but the store order {','.join(names)!r} leaves out 'values'"
+        )
     stores: list[t.Any] = []
     for name in names:
         if name == "values":
@@ -110,4 +118,6 @@ class _LocalStore:
 
     def describe_missing(self, kind: str, block_type: str | None, name: str) -> str:
         store = self._open()
-        return str(store.describe_missing(kind, block_type, name)) if hasattr(store, "describe_missing") else ""
+        return (
+            str(store.describe_missing(kind, block_type, name)) if hasattr(store, "describe_missing") else ""
+        )

@@ -51,7 +51,9 @@ class PrefectAPIStore:
         return f"PrefectAPIStore({self.api_url!r})"
 
     @classmethod
-    def from_env(cls, env: t.Mapping[str, str] | None = None, api_url: str | None = None) -> PrefectAPIStore | None:
+    def from_env(
+        cls, env: t.Mapping[str, str] | None = None, api_url: str | None = None
+    ) -> PrefectAPIStore | None:
         """The store ``PREFECT_API_URL`` / ``PREFECT_API_KEY`` describe, or ``None`` without a URL."""
         env = os.environ if env is None else env
         url = api_url or env.get("PREFECT_API_URL")
@@ -126,7 +128,9 @@ class PrefectAPIStore:
                 f"the Prefect API at {self.api_url} did not answer JSON for {what}", store=self.api_url
             ) from None
         if not isinstance(document, dict):
-            raise StoreError(f"the Prefect API at {self.api_url} answered an unexpected document", store=self.api_url)
+            raise StoreError(
+                f"the Prefect API at {self.api_url} answered an unexpected document", store=self.api_url
+            )
         self._cache[path] = document
         return document
 

@@ -30,7 +30,15 @@ from stepengine.errors import StoreError
 if t.TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["BLOCK_NAME_RE", "BLOCK_TYPE_RE", "SQLiteStore", "StoredItem", "check_name", "default_path", "make_block_data"]
+__all__ = [
+    "BLOCK_NAME_RE",
+    "BLOCK_TYPE_RE",
+    "SQLiteStore",
+    "StoredItem",
+    "check_name",
+    "default_path",
+    "make_block_data",
+]
 
 #: bumped when the table layout changes; a newer file is refused rather than misread
 SCHEMA_VERSION = 1
@@ -117,7 +125,9 @@ class SQLiteStore:
     # -- resolver protocol -----------------------------------------------------------------------
 
     def get_block(self, block_type: str, name: str) -> dict[str, t.Any]:
-        row = self._read_one("SELECT data, secret FROM blocks WHERE type = ? AND name = ?", (block_type, name))
+        row = self._read_one(
+            "SELECT data, secret FROM blocks WHERE type = ? AND name = ?", (block_type, name)
+        )
         if row is None:
             raise LookupError(f"{block_type}/{name}")
         data = self._decode(row[0], f"block {block_type}/{name}")
@@ -139,7 +149,9 @@ class SQLiteStore:
 
     # -- management (the CLI's block and variable verbs) ---------------------------------------
 
-    def set_block(self, block_type: str, name: str, data: t.Mapping[str, t.Any], *, secret: bool = False) -> None:
+    def set_block(
+        self, block_type: str, name: str, data: t.Mapping[str, t.Any], *, secret: bool = False
+    ) -> None:
         """Create or replace a block document. ``secret`` blocks are always stored as secret."""
         check_name("block type", block_type, BLOCK_TYPE_RE)
         check_name("block name", name, BLOCK_NAME_RE)
@@ -181,7 +193,9 @@ class SQLiteStore:
         if block_type:
             query += " WHERE type = ?"
             params = (block_type,)
-        return [StoredItem("block", n, bool(s), u) for n, s, u in self._read_all(query + " ORDER BY 1", params)]
+        return [
+            StoredItem("block", n, bool(s), u) for n, s, u in self._read_all(query + " ORDER BY 1", params)
+        ]
 
     def list_variables(self) -> list[StoredItem]:
         rows = self._read_all("SELECT name, secret, updated FROM variables ORDER BY name", ())
@@ -248,7 +262,8 @@ class SQLiteStore:
             return StoreError(
                 f"{self.path}: not a usable stepengine store ({reason})",
                 store=str(self.path),
-                hint="the file is damaged or is not a store: move it away, and set the blocks and variables again",
+                hint="the file is damaged or is not a store: move it away, and set the blocks and variables "
+                "again",
             )
         return StoreError(f"{self.path}: cannot use the store ({reason})", store=str(self.path))
 
@@ -283,8 +298,11 @@ class SQLiteStore:
         hint = None
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             hint = f"{self.path.parent} must be writable by you (or point STEPENGINE_HOME elsewhere)"
-        return StoreError(f"{self.path}: cannot {doing} the store: {where}: {exc.strerror or exc}",
-                          store=str(self.path), hint=hint)
+        return StoreError(
+            f"{self.path}: cannot {doing} the store: {where}: {exc.strerror or exc}",
+            store=str(self.path),
+            hint=hint,
+        )
 
     def _decode(self, text: str, what: str) -> t.Any:
         try:
@@ -333,7 +351,8 @@ class SQLiteStore:
             )
         if info.st_mode & 0o022:
             raise StoreError(
-                f"{self.path}: the store is writable by others (mode {stat.S_IMODE(info.st_mode):o}): not used, "
+                f"{self.path}: the store is writable by others (mode {stat.S_IMODE(info.st_mode):o}): "
+                "not used, "
                 "since its blocks and variables decide what a run does",
                 store=str(self.path),
                 hint=f"if you trust its content: chmod 600 {self.path}",
@@ -399,7 +418,11 @@ def _sqlite_code(exc: Exception) -> int | None:
 
 def check_name(what: str, name: str, pattern: re.Pattern[str]) -> None:
     if not isinstance(name, str) or not pattern.fullmatch(name):
-        allowed = "lowercase letters, digits, '-' and '_'" if pattern is BLOCK_TYPE_RE else "letters, digits, '-' and '_'"
+        allowed = (
+            "lowercase letters, digits, '-' and '_'"
+            if pattern is BLOCK_TYPE_RE
+            else "letters, digits, '-' and '_'"
+        )
         raise ValueError(f"{what} {name!r} is not valid: use {allowed}")
 
 

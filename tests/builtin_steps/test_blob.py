@@ -84,18 +84,28 @@ def aws_block(server: S3Server) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("scheme", ["memory", "file"])
-def test_push_then_pull_round_trip_honours_ignore_file(scheme: str, project: Path, workdir: Path, tmp_path: Path) -> None:
+def test_push_then_pull_round_trip_honours_ignore_file(
+    scheme: str, project: Path, workdir: Path, tmp_path: Path
+) -> None:
     """Ignored files (glob, negation, folder, path pattern) are not pushed; the pull restores the rest."""
     url = f"memory://rt-{uuid.uuid4().hex[:8]}/code" if scheme == "memory" else (tmp_path / "remote").as_uri()
     pushed = blob.push_to_blob_storage(url, directory=str(project))
     assert pushed == {"url": url, "files": len(PUSHED), "bytes": sum(len(v) for v in PUSHED.values())}
 
     pulled = blob.pull_from_blob_storage(url, directory="code")
-    assert pulled == {"directory": "code", "url": url, "files": len(PUSHED), "bytes": pushed["bytes"], "transferred": len(PUSHED)}
+    assert pulled == {
+        "directory": "code",
+        "url": url,
+        "files": len(PUSHED),
+        "bytes": pushed["bytes"],
+        "transferred": len(PUSHED),
+    }
     assert read_tree(workdir / "code") == PUSHED
 
 
-def test_s3_round_trip_with_ignore_patterns(moto_s3: S3Server, bucket: str, project: Path, workdir: Path) -> None:
+def test_s3_round_trip_with_ignore_patterns(
+    moto_s3: S3Server, bucket: str, project: Path, workdir: Path
+) -> None:
     url = f"s3://{bucket}/proj"
     pushed = blob.push_to_blob_storage(url, directory=str(project), **moto_s3.s3fs_options())
     assert pushed["files"] == len(PUSHED)
@@ -124,7 +134,11 @@ def test_azure_round_trip_and_repull(azurite: AzuriteServer, project: Path, work
     creds = {"connection_string": azurite.connection_string}
     blob.push_to_blob_storage(f"az://{container}/proj", directory=str(project), credentials=creds)
     out = blob.pull_from_blob_storage(container=container, folder="proj", credentials=creds)
-    assert (out["url"], out["directory"], out["transferred"]) == (f"az://{container}/proj", f"{container}/proj", len(PUSHED))
+    assert (out["url"], out["directory"], out["transferred"]) == (
+        f"az://{container}/proj",
+        f"{container}/proj",
+        len(PUSHED),
+    )
     assert read_tree(workdir / container / "proj") == PUSHED
     again = blob.pull_from_blob_storage(container=container, folder="proj", credentials=creds)
     assert again["transferred"] == 0
@@ -133,13 +147,17 @@ def test_azure_round_trip_and_repull(azurite: AzuriteServer, project: Path, work
 # --------------------------------------------------------------------------- Prefect-named steps
 
 
-def test_prefect_s3_steps_produce_prefect_outputs(moto_s3: S3Server, bucket: str, project: Path, workdir: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_prefect_s3_steps_produce_prefect_outputs(
+    moto_s3: S3Server, bucket: str, project: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """push_to_s3 uploads the cwd; pull_from_s3 merges into the cwd and returns Prefect's three keys."""
     monkeypatch.chdir(project)
     creds = {"aws_access_key_id": moto_s3.key, "aws_secret_access_key": moto_s3.secret}
     params = {"endpoint_url": moto_s3.endpoint_url}
-    assert blob.push_to_s3(bucket, "proj", credentials=creds, client_parameters=params) == {"bucket": bucket, "folder": "proj"}
+    assert blob.push_to_s3(bucket, "proj", credentials=creds, client_parameters=params) == {
+        "bucket": bucket,
+        "folder": "proj",
+    }
 
     monkeypatch.chdir(workdir)
     (workdir / "local-only.txt").write_text("untouched")
@@ -156,21 +174,26 @@ def test_pull_from_remote_storage_returns_netloc_path(moto_s3: S3Server, bucket:
     assert read_tree(workdir / bucket / "team" / "app") == {"flow.py": "x = 1\n", "pkg/__init__.py": ""}
 
 
-def test_prefect_gcs_steps_use_the_storage_emulator_host(gcs_emulator: GCSServer, project: Path, workdir: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_prefect_gcs_steps_use_the_storage_emulator_host(
+    gcs_emulator: GCSServer, project: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Prefect's GCS steps take no endpoint: like google-cloud-storage, gcsfs honours STORAGE_EMULATOR_HOST."""
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint_url)
     folder = f"pf-{uuid.uuid4().hex[:8]}"
     monkeypatch.chdir(project)
-    assert blob.push_to_gcs(gcs_emulator.bucket, folder, project="test") == {"bucket": gcs_emulator.bucket, "folder": folder}
+    assert blob.push_to_gcs(gcs_emulator.bucket, folder, project="test") == {
+        "bucket": gcs_emulator.bucket,
+        "folder": folder,
+    }
     monkeypatch.chdir(workdir)
     out = blob.pull_from_gcs(gcs_emulator.bucket, folder, project="test")
     assert out == {"bucket": gcs_emulator.bucket, "folder": folder, "directory": str(workdir)}
     assert read_tree(workdir) == PUSHED
 
 
-def test_prefect_azure_steps_produce_prefect_outputs(azurite: AzuriteServer, project: Path, workdir: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_prefect_azure_steps_produce_prefect_outputs(
+    azurite: AzuriteServer, project: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import adlfs
 
     container = f"c{uuid.uuid4().hex[:10]}"
@@ -199,8 +222,9 @@ def test_prefect_azure_steps_produce_prefect_outputs(azurite: AzuriteServer, pro
         ("proj/sub/./x", "has an empty or '.' segment"),
     ],
 )
-def test_unsafe_keys_are_rejected_before_anything_is_written(moto_s3: S3Server, bucket: str, workdir: Path,
-                                                             key: str, problem: str) -> None:  # fmt: skip
+def test_unsafe_keys_are_rejected_before_anything_is_written(
+    moto_s3: S3Server, bucket: str, workdir: Path, key: str, problem: str
+) -> None:
     put_objects(moto_s3, bucket, {"proj/fine.txt": b"ok", key: b"evil"})
     rel = key.removeprefix("proj/")
     with pytest.raises(StepError) as info:
@@ -211,8 +235,12 @@ def test_unsafe_keys_are_rejected_before_anything_is_written(moto_s3: S3Server, 
     )
     assert listing(workdir) == []
     with pytest.raises(StepError):  # the Prefect-named step merges into the cwd: still nothing written
-        blob.pull_from_s3(bucket, "proj", client_parameters={"endpoint_url": moto_s3.endpoint_url},
-                          credentials={"aws_access_key_id": moto_s3.key, "aws_secret_access_key": moto_s3.secret})  # fmt: skip
+        blob.pull_from_s3(
+            bucket,
+            "proj",
+            client_parameters={"endpoint_url": moto_s3.endpoint_url},
+            credentials={"aws_access_key_id": moto_s3.key, "aws_secret_access_key": moto_s3.secret},
+        )
     assert listing(workdir) == []
 
 
@@ -221,8 +249,10 @@ def test_object_that_is_also_a_folder_is_rejected(moto_s3: S3Server, bucket: str
     url = f"s3://{bucket}/p"
     with pytest.raises(StepError) as info:
         blob.pull_from_blob_storage(url, directory="out", **moto_s3.s3fs_options())
-    assert str(info.value) == (f"refusing to pull {url}: 'a/b' is both an object and a folder of other objects; "
-                               "nothing was written\nhint: rename or delete that object in the bucket")  # fmt: skip
+    assert str(info.value) == (
+        f"refusing to pull {url}: 'a/b' is both an object and a folder of other objects; "
+        "nothing was written\nhint: rename or delete that object in the bucket"
+    )
     assert listing(workdir) == []
 
 
@@ -243,17 +273,29 @@ def test_merge_pull_does_not_follow_a_symlink_out_of_the_cwd(workdir: Path, tmp_
 
 def _restricted_user(server: S3Server, bucket: str, denied_key: str) -> dict[str, str]:
     """An IAM user that may list the bucket but not read ``denied_key``: a real mid-transfer failure."""
-    iam = boto3.client("iam", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                       aws_access_key_id=server.key, aws_secret_access_key=server.secret)  # fmt: skip
+    iam = boto3.client(
+        "iam",
+        endpoint_url=server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=server.key,
+        aws_secret_access_key=server.secret,
+    )
     name = f"u{uuid.uuid4().hex[:8]}"
     iam.create_user(UserName=name)
-    policy = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
-        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/{denied_key}"},
-    ]}  # fmt: skip
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/{denied_key}"},
+        ],
+    }
     iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
     created = iam.create_access_key(UserName=name)["AccessKey"]
-    return {"key": created["AccessKeyId"], "secret": created["SecretAccessKey"], "endpoint_url": server.endpoint_url}
+    return {
+        "key": created["AccessKeyId"],
+        "secret": created["SecretAccessKey"],
+        "endpoint_url": server.endpoint_url,
+    }
 
 
 def test_failed_pull_keeps_the_previous_directory(moto_s3: S3Server, bucket: str, workdir: Path) -> None:
@@ -279,9 +321,12 @@ def test_failed_merge_pull_writes_nothing_into_the_cwd(moto_s3: S3Server, bucket
     (workdir / "a.txt").write_text("old a")
     options = _restricted_user(moto_s3, bucket, "proj/b.txt")
     with pytest.raises(StepError):
-        blob.pull_from_s3(bucket, "proj", credentials={"aws_access_key_id": options["key"],
-                          "aws_secret_access_key": options["secret"]},
-                          client_parameters={"endpoint_url": moto_s3.endpoint_url})  # fmt: skip
+        blob.pull_from_s3(
+            bucket,
+            "proj",
+            credentials={"aws_access_key_id": options["key"], "aws_secret_access_key": options["secret"]},
+            client_parameters={"endpoint_url": moto_s3.endpoint_url},
+        )
     assert read_tree(workdir) == {"a.txt": "old a"}
     assert listing(workdir) == ["a.txt"]
 
@@ -294,15 +339,29 @@ blob.pull_from_blob_storage(sys.argv[1], directory="out", concurrency=1, key=os.
 """
 
 
-def test_interrupted_pull_keeps_the_previous_directory(moto_s3: S3Server, bucket: str, workdir: Path, tmp_path: Path) -> None:
+def test_interrupted_pull_keeps_the_previous_directory(
+    moto_s3: S3Server, bucket: str, workdir: Path, tmp_path: Path
+) -> None:
     """SIGINT in the middle of the downloads: the old directory stays, the temporary one is removed."""
     source = write_tree(tmp_path / "src", {f"f{i:03}.txt": f"v2 {i}" for i in range(300)})
     url = f"s3://{bucket}/big"
     blob.push_to_blob_storage(url, directory=str(source), **moto_s3.s3fs_options())
     write_tree(workdir / "out", {"old.txt": "previous pull"})
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "K": moto_s3.key, "S": moto_s3.secret, "E": moto_s3.endpoint_url}
-    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_PULL, url], cwd=workdir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "K": moto_s3.key,
+        "S": moto_s3.secret,
+        "E": moto_s3.endpoint_url,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_PULL, url],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not any(len(list(d.iterdir())) >= 5 for d in workdir.glob(".out.*.tmp")):
@@ -337,7 +396,7 @@ class _TruncatingProxy:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
                 conn.request("GET", self.path, headers=dict(self.headers))
                 response = conn.getresponse()
@@ -348,7 +407,13 @@ class _TruncatingProxy:
                     body = body[: len(body) // 2]
                 self.send_response(response.status)
                 for name, value in response.getheaders():
-                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                    if name.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "date",
+                        "server",
+                    ):
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -372,7 +437,9 @@ class _TruncatingProxy:
 
 
 @pytest.mark.parametrize("checksums", ["when_supported", "when_required"])
-def test_truncated_download_is_detected_and_retried(moto_s3: S3Server, bucket: str, workdir: Path, checksums: str) -> None:
+def test_truncated_download_is_detected_and_retried(
+    moto_s3: S3Server, bucket: str, workdir: Path, checksums: str
+) -> None:
     """With botocore's checksum validation on, it catches the short body; with it off, the size check does."""
     config = {"config_kwargs": {"response_checksum_validation": checksums}}
     objects = {f"proj/f{i}.txt": (f"{i}" * 1000).encode() for i in range(6)}
@@ -381,8 +448,15 @@ def test_truncated_download_is_detected_and_retried(moto_s3: S3Server, bucket: s
     proxy = _TruncatingProxy(moto_s3.endpoint_url, flaky)
     try:
         with pytest.raises(StepError) as info:  # without retries the short body is caught, not kept
-            blob.pull_from_blob_storage(f"s3://{bucket}/proj", directory="code", retries=0, key=moto_s3.key,
-                                        secret=moto_s3.secret, endpoint_url=proxy.url, **config)  # fmt: skip
+            blob.pull_from_blob_storage(
+                f"s3://{bucket}/proj",
+                directory="code",
+                retries=0,
+                key=moto_s3.key,
+                secret=moto_s3.secret,
+                endpoint_url=proxy.url,
+                **config,
+            )
     finally:
         proxy.close()
     if checksums == "when_supported":
@@ -394,8 +468,14 @@ def test_truncated_download_is_detected_and_retried(moto_s3: S3Server, bucket: s
 
     proxy = _TruncatingProxy(moto_s3.endpoint_url, flaky)
     try:
-        out = blob.pull_from_blob_storage(f"s3://{bucket}/proj", directory="code", key=moto_s3.key,
-                                          secret=moto_s3.secret, endpoint_url=proxy.url, **config)  # fmt: skip
+        out = blob.pull_from_blob_storage(
+            f"s3://{bucket}/proj",
+            directory="code",
+            key=moto_s3.key,
+            secret=moto_s3.secret,
+            endpoint_url=proxy.url,
+            **config,
+        )
     finally:
         proxy.close()
     assert out["transferred"] == 6
@@ -403,13 +483,17 @@ def test_truncated_download_is_detected_and_retried(moto_s3: S3Server, bucket: s
     assert {path: proxy.hits[path] for path in flaky} == {path: 2 for path in flaky}
 
 
-def test_wrong_credentials_fail_at_once_without_the_secret(moto_s3: S3Server, bucket: str, workdir: Path) -> None:
+def test_wrong_credentials_fail_at_once_without_the_secret(
+    moto_s3: S3Server, bucket: str, workdir: Path
+) -> None:
     put_objects(moto_s3, bucket, {"proj/a.txt": b"a"})
     wrong = "WrongSecretValue1234567890"
     proxy = _TruncatingProxy(moto_s3.endpoint_url, flaky_paths=set())  # here only to count requests
     try:
         with pytest.raises(StepError) as info:
-            blob.pull_from_blob_storage(f"s3://{bucket}/proj", key=moto_s3.key, secret=wrong, endpoint_url=proxy.url)
+            blob.pull_from_blob_storage(
+                f"s3://{bucket}/proj", key=moto_s3.key, secret=wrong, endpoint_url=proxy.url
+            )
     finally:
         proxy.close()
     assert sum(proxy.hits.values()) == 1  # one refused listing, no retries
@@ -431,7 +515,11 @@ def test_wrong_azure_account_key_fails_at_once(azurite: AzuriteServer, project: 
 
     container = f"c{uuid.uuid4().hex[:10]}"
     adlfs.AzureBlobFileSystem(connection_string=azurite.connection_string).mkdir(container)
-    blob.push_to_blob_storage(f"az://{container}/p", directory=str(project), credentials={"connection_string": azurite.connection_string})
+    blob.push_to_blob_storage(
+        f"az://{container}/p",
+        directory=str(project),
+        credentials={"connection_string": azurite.connection_string},
+    )
     wrong_key = "d3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZ3dyb25nd3Jvbmc="
     wrong = azurite.connection_string.replace(ACCOUNT_KEY, wrong_key)
     started = time.monotonic()
@@ -446,13 +534,20 @@ def test_wrong_azure_account_key_fails_at_once(azurite: AzuriteServer, project: 
     assert wrong_key not in str(info.value) and listing(workdir) == []
 
 
-def test_unknown_access_key_is_reported(moto_s3: S3Server, bucket: str, project: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_unknown_access_key_is_reported(
+    moto_s3: S3Server, bucket: str, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(project)
     with pytest.raises(StepError) as info:
-        blob.push_to_s3(bucket, "proj", credentials={"aws_access_key_id": "AKIANOTAREALKEY00000",
-                        "aws_secret_access_key": "nope-nope-nope"},
-                        client_parameters={"endpoint_url": moto_s3.endpoint_url})  # fmt: skip
+        blob.push_to_s3(
+            bucket,
+            "proj",
+            credentials={
+                "aws_access_key_id": "AKIANOTAREALKEY00000",
+                "aws_secret_access_key": "nope-nope-nope",
+            },
+            client_parameters={"endpoint_url": moto_s3.endpoint_url},
+        )
     assert str(info.value) == (
         f"access denied while pushing s3://{bucket}/proj: The AWS Access Key Id you provided does not exist in our "
         "records.\nhint: check the credentials and that they may read/write this location"
@@ -465,17 +560,26 @@ def test_caps_refuse_before_downloading(moto_s3: S3Server, bucket: str, workdir:
     url = f"s3://{bucket}/p"
     with pytest.raises(StepError) as info:
         blob.pull_from_blob_storage(url, max_files=2, **moto_s3.s3fs_options())
-    assert str(info.value) == f"refusing to pull {url}: 3 objects exceed max_files=2\nhint: check the URL, or raise max_files"
+    assert (
+        str(info.value)
+        == f"refusing to pull {url}: 3 objects exceed max_files=2\nhint: check the URL, or raise max_files"
+    )
     with pytest.raises(StepError) as info:
         blob.pull_from_blob_storage(url, max_bytes=14, **moto_s3.s3fs_options())
-    assert str(info.value) == f"refusing to pull {url}: 15 bytes exceed max_bytes=14\nhint: check the URL, or raise max_bytes"
+    assert (
+        str(info.value)
+        == f"refusing to pull {url}: 15 bytes exceed max_bytes=14\nhint: check the URL, or raise max_bytes"
+    )
     assert listing(workdir) == []
 
 
 def test_empty_or_missing_location_is_an_error(moto_s3: S3Server, bucket: str, workdir: Path) -> None:
     with pytest.raises(StepError) as info:
         blob.pull_from_blob_storage(f"s3://{bucket}/nothing-here", **moto_s3.s3fs_options())
-    assert str(info.value) == f"nothing to pull: no objects under s3://{bucket}/nothing-here\nhint: check the bucket and folder names"
+    assert (
+        str(info.value)
+        == f"nothing to pull: no objects under s3://{bucket}/nothing-here\nhint: check the bucket and folder names"
+    )
     with pytest.raises(StepError) as info:
         blob.pull_from_blob_storage("s3://no-such-bucket-x/p", **moto_s3.s3fs_options())
     assert str(info.value) == (
@@ -493,29 +597,44 @@ def test_push_does_not_follow_symlinks_out_of_the_project(project: Path, tmp_pat
     out = blob.push_to_blob_storage(url, directory=str(project), ignore_file=None)
     import fsspec
 
-    names = sorted(p.rsplit("/", 1)[-1] for p in fsspec.filesystem("memory").find(url.removeprefix("memory:/")))
+    names = sorted(
+        p.rsplit("/", 1)[-1] for p in fsspec.filesystem("memory").find(url.removeprefix("memory:/"))
+    )
     assert "creds" not in names and "inside" in names
     assert out["files"] == len(PROJECT) + 1
 
 
-@pytest.mark.parametrize(("url", "module", "extra"), [("s3://b/f", "s3fs", "s3"), ("gs://b/f", "gcsfs", "gcs"),
-                                                       ("az://c/f", "adlfs", "azure")])  # fmt: skip
-def test_missing_backend_names_the_pip_install(url: str, module: str, extra: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("url", "module", "extra"),
+    [("s3://b/f", "s3fs", "s3"), ("gs://b/f", "gcsfs", "gcs"), ("az://c/f", "adlfs", "azure")],
+)
+def test_missing_backend_names_the_pip_install(
+    url: str, module: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The backend is made unimportable (sys.modules entry None), as when the extra is not installed."""
     monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(StepError) as info:
         blob.pull_from_blob_storage(url)
     scheme = url.split(":")[0]
-    assert str(info.value) == f"{scheme}:// storage needs {module}, which is not installed\nhint: pip install 'stepengine[{extra}]'"
+    assert (
+        str(info.value)
+        == f"{scheme}:// storage needs {module}, which is not installed\nhint: pip install 'stepengine[{extra}]'"
+    )
 
 
 def test_location_forms(workdir: Path) -> None:
     with pytest.raises(StepError) as info:
         blob.pull_from_blob_storage(container="c", folder="f")
-    assert str(info.value) == "cannot tell which storage service holds container 'c'\nhint: add protocol: s3, gs or az (or use url: s3://bucket/folder)"
+    assert (
+        str(info.value)
+        == "cannot tell which storage service holds container 'c'\nhint: add protocol: s3, gs or az (or use url: s3://bucket/folder)"
+    )
     with pytest.raises(StepError) as info:
         blob.pull_from_blob_storage("bucket/folder")
-    assert str(info.value) == "'bucket/folder' is not a storage URL\nhint: write it as protocol://bucket/folder, e.g. s3://b/f"
+    assert (
+        str(info.value)
+        == "'bucket/folder' is not a storage URL\nhint: write it as protocol://bucket/folder, e.g. s3://b/f"
+    )
     url = f"memory://forms-{uuid.uuid4().hex[:8]}"
     import fsspec
 
@@ -541,7 +660,9 @@ def test_repull_of_unchanged_objects_transfers_nothing(moto_s3: S3Server, bucket
 
     (target / "stray.txt").write_text("not in the bucket")
     swept = blob.pull_from_blob_storage(url, **moto_s3.s3fs_options())
-    assert swept["transferred"] == 0 and not (target / "stray.txt").exists()  # the directory mirrors the bucket
+    assert (
+        swept["transferred"] == 0 and not (target / "stray.txt").exists()
+    )  # the directory mirrors the bucket
     assert (target / "d0/f0.txt").stat().st_ino == inode
 
     put_objects(moto_s3, bucket, {"proj/d1/f1.txt": b"changed remotely"})
@@ -560,8 +681,14 @@ def test_moto_fixture_works_outside_pytest() -> None:
         "    c = s.boto3_client(); c.create_bucket(Bucket='bench'); c.put_object(Bucket='bench', Key='k', Body=b'v')\n"
         "    print(c.get_object(Bucket='bench', Key='k')['Body'].read().decode(), s.endpoint_url.startswith('http://127.0.0.1:'))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert (result.returncode, result.stdout) == (0, "v True\n"), result.stderr
 
 
@@ -597,13 +724,17 @@ pull:
 """
 
 
-def test_prefect_yaml_push_and_pull_through_stepengine_run(moto_s3: S3Server, bucket: str, project: Path,
-                                                           workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_prefect_yaml_push_and_pull_through_stepengine_run(
+    moto_s3: S3Server, bucket: str, project: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import stepengine
 
     (project / "prefect.yaml").write_text(PREFECT_YAML)
-    resolver = stepengine.InMemoryResolver(blocks={"aws-credentials/dev": {
-        "aws_access_key_id": moto_s3.key, "aws_secret_access_key": moto_s3.secret}})  # fmt: skip
+    resolver = stepengine.InMemoryResolver(
+        blocks={
+            "aws-credentials/dev": {"aws_access_key_id": moto_s3.key, "aws_secret_access_key": moto_s3.secret}
+        }
+    )
     values = {"bucket": bucket, "endpoint": moto_s3.endpoint_url}
     monkeypatch.chdir(project)
     pushed = stepengine.run(project / "prefect.yaml", sections=["push"], values=values, resolver=resolver)
@@ -611,28 +742,67 @@ def test_prefect_yaml_push_and_pull_through_stepengine_run(moto_s3: S3Server, bu
 
     monkeypatch.chdir(workdir)
     events: list[t.Any] = []
-    out = stepengine.run(project / "prefect.yaml", sections=["pull"], values={**values, **pushed}, resolver=resolver,
-                         on_event=events.append)  # fmt: skip
+    out = stepengine.run(
+        project / "prefect.yaml",
+        sections=["pull"],
+        values={**values, **pushed},
+        resolver=resolver,
+        on_event=events.append,
+    )
     assert out["pull_code"] == {"bucket": bucket, "folder": "my-project", "directory": str(workdir)}
     assert out["remote"] == {"directory": f"{bucket}/my-project/flows"}
-    assert read_tree(workdir / bucket / "my-project" / "flows") == {"main.py": "print('hello')\n", "util/helpers.py": "X = 1\n"}
+    assert read_tree(workdir / bucket / "my-project" / "flows") == {
+        "main.py": "print('hello')\n",
+        "util/helpers.py": "X = 1\n",
+    }
     assert read_tree(workdir)["prefect.yaml"] == PREFECT_YAML
     assert moto_s3.secret not in repr(events)
 
 
-def test_prefect_yaml_pull_through_the_cli(moto_s3: S3Server, bucket: str, project: Path, workdir: Path) -> None:
+def test_prefect_yaml_pull_through_the_cli(
+    moto_s3: S3Server, bucket: str, project: Path, workdir: Path
+) -> None:
     blob.push_to_blob_storage(f"s3://{bucket}/my-project", directory=str(project), **moto_s3.s3fs_options())
     # a deployed pull section has the push outputs filled in already
-    text = PREFECT_YAML.replace("{{ push_code.bucket }}", "{{ bucket }}").replace("{{ push_code.folder }}", "my-project")
+    text = PREFECT_YAML.replace("{{ push_code.bucket }}", "{{ bucket }}").replace(
+        "{{ push_code.folder }}", "my-project"
+    )
     (workdir / "prefect.yaml").write_text(text)
-    (workdir / "values.yaml").write_text(json.dumps({"blocks": {"aws-credentials/dev": {
-        "aws_access_key_id": moto_s3.key, "aws_secret_access_key": moto_s3.secret}}}))  # fmt: skip
+    (workdir / "values.yaml").write_text(
+        json.dumps(
+            {
+                "blocks": {
+                    "aws-credentials/dev": {
+                        "aws_access_key_id": moto_s3.key,
+                        "aws_secret_access_key": moto_s3.secret,
+                    }
+                }
+            }
+        )
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "stepengine", "run", "prefect.yaml", "--section", "pull", "--values", "values.yaml",
-         "--var", f"bucket={bucket}", "--var", f"endpoint={moto_s3.endpoint_url}",
-         "--output", "json"],
-        cwd=workdir, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "stepengine",
+            "run",
+            "prefect.yaml",
+            "--section",
+            "pull",
+            "--values",
+            "values.yaml",
+            "--var",
+            f"bucket={bucket}",
+            "--var",
+            f"endpoint={moto_s3.endpoint_url}",
+            "--output",
+            "json",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     outputs = json.loads(result.stdout)
     assert outputs["pull_code"] == {"bucket": bucket, "folder": "my-project", "directory": str(workdir)}

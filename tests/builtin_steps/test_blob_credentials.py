@@ -44,16 +44,22 @@ class TokenEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
                 form = urllib.parse.parse_qs(body)
                 claims = endpoint.verify(form.get("assertion", [""])[0])
-                if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"] or claims is None:
+                if (
+                    form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+                    or claims is None
+                ):
                     endpoint.rejected += 1
                     self._answer(400, {"error": "invalid_grant"})
                     return
                 endpoint.grants.append(claims)
-                self._answer(200, {"access_token": f"token-{uuid.uuid4().hex}", "expires_in": 3600, "token_type": "Bearer"})
+                self._answer(
+                    200,
+                    {"access_token": f"token-{uuid.uuid4().hex}", "expires_in": 3600, "token_type": "Bearer"},
+                )
 
             def _answer(self, status: int, data: dict[str, t.Any]) -> None:
                 payload = json.dumps(data).encode()
@@ -75,7 +81,9 @@ class TokenEndpoint:
     def verify(self, assertion: str) -> dict[str, t.Any] | None:
         try:
             header, payload, signature = assertion.split(".")
-            self.public_key.verify(_b64decode(signature), f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
+            self.public_key.verify(
+                _b64decode(signature), f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
         except Exception:
             return None
         return t.cast(dict[str, t.Any], json.loads(_b64decode(payload)))
@@ -88,7 +96,9 @@ class TokenEndpoint:
 @pytest.fixture
 def service_account() -> t.Iterator[tuple[dict[str, str], TokenEndpoint]]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     endpoint = TokenEndpoint(key.public_key())
     info = {
         "type": "service_account",
@@ -106,8 +116,14 @@ def service_account() -> t.Iterator[tuple[dict[str, str], TokenEndpoint]]:
 
 
 @pytest.mark.parametrize("form", ["info", "info as JSON text", "file"])
-def test_gcs_steps_sign_in_with_a_service_account(gcs_emulator: GCSServer, service_account: tuple[dict[str, str], TokenEndpoint],
-                                                 tmp_path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch, form: str) -> None:  # fmt: skip
+def test_gcs_steps_sign_in_with_a_service_account(
+    gcs_emulator: GCSServer,
+    service_account: tuple[dict[str, str], TokenEndpoint],
+    tmp_path: Path,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    form: str,
+) -> None:
     info, endpoint = service_account
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint_url)
     if form == "file":
@@ -132,16 +148,25 @@ def test_gcs_steps_sign_in_with_a_service_account(gcs_emulator: GCSServer, servi
     assert {g["iss"] for g in endpoint.grants} == {info["client_email"]}
 
 
-def test_a_service_account_with_a_foreign_key_is_refused_and_not_shown(gcs_emulator: GCSServer,
-                                                                      service_account: tuple[dict[str, str], TokenEndpoint],
-                                                                      workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_a_service_account_with_a_foreign_key_is_refused_and_not_shown(
+    gcs_emulator: GCSServer,
+    service_account: tuple[dict[str, str], TokenEndpoint],
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     info, endpoint = service_account
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint_url)
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    forged = {**info, "private_key": other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()).decode()}  # fmt: skip
+    forged = {
+        **info,
+        "private_key": other.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+    }
     with pytest.raises(StepError) as caught:
-        blob.pull_from_gcs(gcs_emulator.bucket, "anything", project="test", credentials={"service_account_info": forged})
+        blob.pull_from_gcs(
+            gcs_emulator.bucket, "anything", project="test", credentials={"service_account_info": forged}
+        )
     assert endpoint.rejected == 1 and not endpoint.grants  # refused once, not retried
     text = str(caught.value) + "".join(str(a) for a in caught.value.args)
     assert text.startswith(f"the service account {info['client_email']} could not sign in: ")
@@ -159,8 +184,9 @@ def test_a_missing_service_account_file_is_named(tmp_path: Path, workdir: Path) 
 # --------------------------------------------------------------------------- Azure: account_url
 
 
-def test_azure_steps_with_a_path_style_account_url_and_key(azurite: AzuriteServer, tmp_path: Path, workdir: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_azure_steps_with_a_path_style_account_url_and_key(
+    azurite: AzuriteServer, tmp_path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Azurite's URL is path-style (``http://127.0.0.1:PORT/devstoreaccount1``), like Azure Stack's."""
     import adlfs
 
@@ -168,7 +194,10 @@ def test_azure_steps_with_a_path_style_account_url_and_key(azurite: AzuriteServe
     adlfs.AzureBlobFileSystem(connection_string=azurite.connection_string).mkdir(container)
     credentials = {"account_url": azurite.blob_endpoint + "/", "account_key": ACCOUNT_KEY}
     monkeypatch.chdir(write_tree(tmp_path / "project", PROJECT))
-    assert blob.push_to_azure_blob_storage(container, "f", credentials) == {"container": container, "folder": "f"}
+    assert blob.push_to_azure_blob_storage(container, "f", credentials) == {
+        "container": container,
+        "folder": "f",
+    }
     monkeypatch.chdir(workdir)
     out = blob.pull_from_azure_blob_storage(container, "f", credentials)
     assert out == {"container": container, "folder": "f", "directory": str(workdir)}

@@ -35,8 +35,14 @@ def _staging(workdir: Path) -> list[Path]:
 
 def _start_pull(yaml_file: Path, workdir: Path, home: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "STEPENGINE_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "stepengine", "run", str(yaml_file), "--section", "pull", "-q"],
-                            cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "stepengine", "run", str(yaml_file), "--section", "pull", "-q"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_staging(proc: subprocess.Popen[str], workdir: Path, files: int) -> Path:
@@ -64,7 +70,9 @@ def test_staging_of_a_killed_pull_is_never_pushed_and_removed_by_the_next_pull(
         client.put_object(Bucket=bucket, Key=key, Body=body.encode())
     url = f"s3://{bucket}/proj"
     yaml_file = tmp_path / "prefect.yaml"
-    yaml_file.write_text(PULL_INTO_CWD.format(url=url, key=moto_s3.key, secret=moto_s3.secret, endpoint=moto_s3.endpoint_url))
+    yaml_file.write_text(
+        PULL_INTO_CWD.format(url=url, key=moto_s3.key, secret=moto_s3.secret, endpoint=moto_s3.endpoint_url)
+    )
     (workdir / "mine.txt").write_text("the user's own file\n")
     home = tmp_path / "home"
 
@@ -85,23 +93,39 @@ def test_staging_of_a_killed_pull_is_never_pushed_and_removed_by_the_next_pull(
     assert owner.returncode == -signal.SIGKILL
     assert _staging(workdir) == [staging] and any(staging.rglob("*.txt"))  # what the killed run left
 
-    pushed = blob.push_to_blob_storage(f"s3://{bucket}/pushed", directory=str(workdir), **moto_s3.s3fs_options())
-    keys = sorted(o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="pushed/")
-                  for o in page["Contents"])  # fmt: skip
+    pushed = blob.push_to_blob_storage(
+        f"s3://{bucket}/pushed", directory=str(workdir), **moto_s3.s3fs_options()
+    )
+    keys = sorted(
+        o["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="pushed/")
+        for o in page["Contents"]
+    )
     assert keys == sorted(["pushed/mine.txt", *(k.replace("proj/", "pushed/", 1) for k in objects)])
     assert pushed["files"] == len(keys)
 
     third = _start_pull(yaml_file, workdir, home)
     assert third.communicate(timeout=120)[1] == "" and third.returncode == 0
     assert _staging(workdir) == []
-    expected = {k.removeprefix("proj/"): v for k, v in objects.items()} | {"mine.txt": "the user's own file\n"}
-    assert {p.relative_to(workdir).as_posix(): p.read_text() for p in workdir.rglob("*") if p.is_file()} == expected
+    expected = {k.removeprefix("proj/"): v for k, v in objects.items()} | {
+        "mine.txt": "the user's own file\n"
+    }
+    assert {
+        p.relative_to(workdir).as_posix(): p.read_text() for p in workdir.rglob("*") if p.is_file()
+    } == expected
 
 
 def test_staging_folders_are_left_out_of_a_push_whatever_the_ignore_file_says(tmp_path: Path) -> None:
     project = tmp_path / "project"
-    for rel in ("app.py", ".stepengine-pull.abc123/app.py", "sub/.stepengine-pull.x/y.txt", ".code.0a1b2c3d.tmp/f",
-                ".code.0a1b2c3d.old/f", ".code.tmp/kept", "sub/.notes.12345678.txt"):  # fmt: skip
+    for rel in (
+        "app.py",
+        ".stepengine-pull.abc123/app.py",
+        "sub/.stepengine-pull.x/y.txt",
+        ".code.0a1b2c3d.tmp/f",
+        ".code.0a1b2c3d.old/f",
+        ".code.tmp/kept",
+        "sub/.notes.12345678.txt",
+    ):
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
         (project / rel).write_text(rel)
     (project / ".prefectignore").write_text("!.stepengine-pull.*\n")
@@ -117,9 +141,15 @@ def test_staging_folders_are_left_out_of_a_push_whatever_the_ignore_file_says(tm
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 @pytest.mark.parametrize("into", ["own directory", "working directory"])
 @pytest.mark.parametrize("scheme", ["file", "s3"])
-def test_pulled_files_and_folders_have_the_modes_the_umask_gives(umask: int, into: str, scheme: str, moto_s3: S3Server,
-                                                                 workdir: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_pulled_files_and_folders_have_the_modes_the_umask_gives(
+    umask: int,
+    into: str,
+    scheme: str,
+    moto_s3: S3Server,
+    workdir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Like `cp -r` or `git clone`: folders 0777 and files 0666, less the umask (not 0700 whatever it is)."""
     files = {"top.txt": b"t", "a/b/deep.txt": b"d", "a/big.bin": os.urandom((1 << 20) + 5)}
     if scheme == "file":
@@ -143,9 +173,15 @@ def test_pulled_files_and_folders_have_the_modes_the_umask_gives(umask: int, int
         blob.pull_from_blob_storage(url, directory="code" if into == "own directory" else ".", **options)
     finally:
         os.umask(previous)
-    modes = {p.relative_to(workdir).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
+    modes = {
+        p.relative_to(workdir).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]
+    }
     folder, file = 0o777 & ~umask, 0o666 & ~umask
     prefix = "" if root == workdir else "code/"
     expected = {prefix + rel: file for rel in files} | {prefix + "a": folder, prefix + "a/b": folder}
-    expected[root.relative_to(workdir).as_posix()] = stat.S_IMODE(workdir.stat().st_mode) if root == workdir else folder
-    assert {rel: oct(mode) for rel, mode in modes.items()} == {rel: oct(mode) for rel, mode in expected.items()}
+    expected[root.relative_to(workdir).as_posix()] = (
+        stat.S_IMODE(workdir.stat().st_mode) if root == workdir else folder
+    )
+    assert {rel: oct(mode) for rel, mode in modes.items()} == {
+        rel: oct(mode) for rel, mode in expected.items()
+    }

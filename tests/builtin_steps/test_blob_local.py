@@ -34,7 +34,9 @@ def source(tmp_path: Path) -> Path:
     return root
 
 
-def _pull(step: t.Callable[[], t.Any], where: Path, monkeypatch: pytest.MonkeyPatch, *, fsspec: bool) -> tuple[t.Any, ...]:
+def _pull(
+    step: t.Callable[[], t.Any], where: Path, monkeypatch: pytest.MonkeyPatch, *, fsspec: bool
+) -> tuple[t.Any, ...]:
     work, home = where / "work", where / "home"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
@@ -56,7 +58,9 @@ def _pull(step: t.Callable[[], t.Any], where: Path, monkeypatch: pytest.MonkeyPa
     return result, files, manifest, any(reader is not None for reader in used)
 
 
-def _both_ways(step: t.Callable[[], t.Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[t.Any, ...]:
+def _both_ways(
+    step: t.Callable[[], t.Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[t.Any, ...]:
     *via_fsspec, used = _pull(step, tmp_path / "fsspec", monkeypatch, fsspec=True)
     assert not used
     *ours, used = _pull(step, tmp_path / "ours", monkeypatch, fsspec=False)
@@ -66,30 +70,48 @@ def _both_ways(step: t.Callable[[], t.Any], tmp_path: Path, monkeypatch: pytest.
 
 
 @pytest.mark.parametrize("directory", ["code", "."])
-def test_same_files_outputs_and_manifest_as_fsspec(source: Path, directory: str, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    result, files, manifest = _both_ways(lambda: blob.pull_from_blob_storage(source.as_uri(), directory=directory),
-                                         tmp_path, monkeypatch)  # fmt: skip
+def test_same_files_outputs_and_manifest_as_fsspec(
+    source: Path, directory: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result, files, manifest = _both_ways(
+        lambda: blob.pull_from_blob_storage(source.as_uri(), directory=directory), tmp_path, monkeypatch
+    )
     prefix = "" if directory == "." else "code/"
-    assert files == {prefix + rel: body for rel, body in TREE.items()} | {prefix + "link-to-main.py": TREE["flows/main.py"]}
+    assert files == {prefix + rel: body for rel, body in TREE.items()} | {
+        prefix + "link-to-main.py": TREE["flows/main.py"]
+    }
     assert result["transferred"] == len(TREE) + 1
     assert len(manifest[source.as_uri()]) == len(TREE) + 1
 
 
-def test_one_file_and_a_missing_folder_as_fsspec(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    one = _both_ways(lambda: blob.pull_from_blob_storage((source / "big.bin").as_uri(), directory="code"),
-                     tmp_path / "one", monkeypatch)  # fmt: skip
+def test_one_file_and_a_missing_folder_as_fsspec(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = _both_ways(
+        lambda: blob.pull_from_blob_storage((source / "big.bin").as_uri(), directory="code"),
+        tmp_path / "one",
+        monkeypatch,
+    )
     assert one[1] == {"code/big.bin": TREE["big.bin"]}
-    missing = _both_ways(lambda: blob.pull_from_blob_storage((source / "nothing").as_uri(), directory="code"),
-                         tmp_path / "missing", monkeypatch)  # fmt: skip
-    assert missing[0] == f"StepError: nothing to pull: no objects under {(source / 'nothing').as_uri()}\nhint: check the bucket and folder names"
+    missing = _both_ways(
+        lambda: blob.pull_from_blob_storage((source / "nothing").as_uri(), directory="code"),
+        tmp_path / "missing",
+        monkeypatch,
+    )
+    assert (
+        missing[0]
+        == f"StepError: nothing to pull: no objects under {(source / 'nothing').as_uri()}\nhint: check the bucket and folder names"
+    )
 
 
 def test_a_named_pipe_in_the_source_fails_the_pull_without_waiting(source: Path, workdir: Path) -> None:
     os.mkfifo(source / "flows" / "pipe")
     with pytest.raises(StepError) as info:
         blob.pull_from_blob_storage(source.as_uri(), directory="code")
-    assert str(info.value) == f"pulling {source.as_uri()} failed: IsADirectoryError: {source}/flows/pipe is not a regular file"
+    assert (
+        str(info.value)
+        == f"pulling {source.as_uri()} failed: IsADirectoryError: {source}/flows/pipe is not a regular file"
+    )
     assert list(workdir.iterdir()) == []
 
 
@@ -108,7 +130,9 @@ def test_a_file_pull_imports_no_fsspec(source: Path, tmp_path: Path) -> None:
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'fsspec'))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "STEPENGINE_HOME": str(tmp_path / "home")}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     assert (tmp_path / "code" / "big.bin").read_bytes() == TREE["big.bin"]

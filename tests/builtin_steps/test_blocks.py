@@ -15,10 +15,22 @@ from tests.builtin_steps.test_blob import read_tree, write_tree
 from tests.fixtures.git_server import GitServer, create_bare_repo
 from tests.fixtures.moto_server import S3Server
 
-FILES = {"flows/main.py": "print('hi')\n", "README.md": "# code\n", "debug.log": "x\n", ".prefectignore": "  *.log  \n"}
+FILES = {
+    "flows/main.py": "print('hi')\n",
+    "README.md": "# code\n",
+    "debug.log": "x\n",
+    ".prefectignore": "  *.log  \n",
+}
 
 
-def _run(tmp_path: Path, block_type: str, name: str, blocks: dict, *, step: str = "prefect.deployments.steps.pull_with_block") -> dict:
+def _run(
+    tmp_path: Path,
+    block_type: str,
+    name: str,
+    blocks: dict,
+    *,
+    step: str = "prefect.deployments.steps.pull_with_block",
+) -> dict:
     prefect_yaml = tmp_path / "prefect.yaml"
     prefect_yaml.write_text(
         f"pull:\n  - {step}:\n      id: code\n      block_type_slug: {block_type}\n      block_document_name: {name}\n"
@@ -28,10 +40,14 @@ def _run(tmp_path: Path, block_type: str, name: str, blocks: dict, *, step: str 
 
 def test_local_file_system_block_copies_its_basepath(tmp_path: Path, workdir: Path) -> None:
     source = write_tree(tmp_path / "source", FILES)
-    outputs = _run(tmp_path, "local-file-system", "code", {"local-file-system/code": {"basepath": str(source)}})
+    outputs = _run(
+        tmp_path, "local-file-system", "code", {"local-file-system/code": {"basepath": str(source)}}
+    )
     assert outputs["code"] == {"directory": "local-file-system-code"}
     # Prefect's LocalFileSystem leaves out what the source's .prefectignore matches (lines stripped)
-    assert read_tree(workdir / "local-file-system-code") == {k: v for k, v in FILES.items() if k != "debug.log"}
+    assert read_tree(workdir / "local-file-system-code") == {
+        k: v for k, v in FILES.items() if k != "debug.log"
+    }
 
 
 def test_a_second_pull_replaces_the_directory(tmp_path: Path, workdir: Path) -> None:
@@ -44,7 +60,9 @@ def test_a_second_pull_replaces_the_directory(tmp_path: Path, workdir: Path) -> 
     assert read_tree(workdir / "local-file-system-code") == {"b.txt": "2\n"}
 
 
-def test_a_basepath_holding_the_working_directory_is_not_copied_into_itself(tmp_path: Path, workdir: Path) -> None:
+def test_a_basepath_holding_the_working_directory_is_not_copied_into_itself(
+    tmp_path: Path, workdir: Path
+) -> None:
     (workdir / "flow.py").write_text("X = 1\n")
     _run(tmp_path, "local-file-system", "here", {"local-file-system/here": {"basepath": "."}})
     _run(tmp_path, "local-file-system", "here", {"local-file-system/here": {"basepath": "."}})
@@ -100,7 +118,9 @@ def test_unsupported_block_type_is_named(tmp_path: Path, workdir: Path) -> None:
     with pytest.raises(StepExecutionError) as info:
         _run(tmp_path, "smb", "share", {"smb/share": {"share_path": "//host/share"}})
     message = str(info.value.__cause__)
-    assert message.startswith("pull_with_block cannot pull with a 'smb' block (smb/share)\nhint: supported block types: ")
+    assert message.startswith(
+        "pull_with_block cannot pull with a 'smb' block (smb/share)\nhint: supported block types: "
+    )
     assert "s3-bucket" in message and "github-repository" in message
 
 
@@ -123,17 +143,24 @@ def test_each_load_is_a_fresh_copy(tmp_path: Path) -> None:
         return {}
 
     (tmp_path / "prefect.yaml").write_text("pull:\n  - grab: {}\n  - grab: {}\n")
-    stepengine.run(tmp_path / "prefect.yaml", steps={"grab": grab},
-                   resolver=stepengine.InMemoryResolver(blocks={"json/cfg": {"value": {"n": 1}}}))  # fmt: skip
+    stepengine.run(
+        tmp_path / "prefect.yaml",
+        steps={"grab": grab},
+        resolver=stepengine.InMemoryResolver(blocks={"json/cfg": {"value": {"n": 1}}}),
+    )
     assert seen == [{"n": 1}, {"n": 1}]
 
 
-def test_agit_clone_is_the_async_twin(tmp_path: Path, workdir: Path, git_server: GitServer, private_repo: str) -> None:
+def test_agit_clone_is_the_async_twin(
+    tmp_path: Path, workdir: Path, git_server: GitServer, private_repo: str
+) -> None:
     (tmp_path / "prefect.yaml").write_text(
         "pull:\n  - prefect.deployments.steps.pull.agit_clone:\n      id: clone\n"
         f"      repository: {private_repo}\n      access_token: '{{{{ prefect.blocks.secret.tok }}}}'\n"
     )
-    outputs = stepengine.run(tmp_path / "prefect.yaml",
-                             resolver=stepengine.InMemoryResolver(blocks={"secret/tok": git_server.token}))  # fmt: skip
+    outputs = stepengine.run(
+        tmp_path / "prefect.yaml",
+        resolver=stepengine.InMemoryResolver(blocks={"secret/tok": git_server.token}),
+    )
     assert outputs["clone"] == {"directory": "blocks"}
     assert (workdir / "blocks" / "flow.py").read_text() == "X = 1\n"

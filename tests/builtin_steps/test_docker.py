@@ -37,7 +37,9 @@ STEPENGINE_CLI = (
 )
 
 
-def _project(tmp_path: Path, busybox_context: Path, dockerfile: str, name: str = "project", **files: str) -> Path:
+def _project(
+    tmp_path: Path, busybox_context: Path, dockerfile: str, name: str = "project", **files: str
+) -> Path:
     """A build context with busybox, ``dockerfile`` as its Dockerfile and ``files`` (name → text)."""
     folder = tmp_path / name
     folder.mkdir()
@@ -95,7 +97,10 @@ def _output_logged(caplog: pytest.LogCaptureFixture) -> None:
             {"image_name": "team/app", "additional_tags": ["ok", "not ok"]},
             "invalid tag 'not ok'\nhint: a tag is 1 to 128 letters, digits, '_', '.' and '-', and does not start with '.' or '-'",
         ),
-        ({"image_name": "team/app", "additional_tags": "v1"}, "additional_tags must be a list of strings, got 'v1'"),
+        (
+            {"image_name": "team/app", "additional_tags": "v1"},
+            "additional_tags must be a list of strings, got 'v1'",
+        ),
         (
             {"image_name": "team/app", "tag": 1.10},  # YAML `tag: 1.10` is the float 1.1: refuse to guess
             "invalid tag 1.1\nhint: a tag is 1 to 128 letters, digits, '_', '.' and '-', and does not start with '.' or '-'",
@@ -141,7 +146,9 @@ def test_unknown_build_option_lists_the_known_ones(tmp_path: Path, monkeypatch: 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StepError) as caught:
         build_docker_image(image_name="team/app", network="none")
-    assert str(caught.value).startswith("unknown build option(s): network\nhint: options are those of the Docker SDK's build(): ")
+    assert str(caught.value).startswith(
+        "unknown build option(s): network\nhint: options are those of the Docker SDK's build(): "
+    )
     assert "network_mode" in str(caught.value) and "buildargs" in str(caught.value)
 
 
@@ -215,12 +222,16 @@ def test_generated_dockerfile_installs_requirements_before_copying_the_project(t
 
 def test_default_base_image_matches_running_python() -> None:
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    assert re.fullmatch(rf"prefecthq/prefect:[0-9][0-9.]*-python{re.escape(python)}", _docker_inputs.default_base_image())
+    assert re.fullmatch(
+        rf"prefecthq/prefect:[0-9][0-9.]*-python{re.escape(python)}", _docker_inputs.default_base_image()
+    )
 
 
 def test_importing_the_steps_does_not_import_the_docker_sdk() -> None:
     code = "import builtin_steps.docker, sys; print('docker' in sys.modules, 'requests' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     assert result.stdout.strip() == "False False"
 
 
@@ -258,23 +269,34 @@ def test_build_context_is_streamed_not_held_in_memory(
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code, str(project)], capture_output=True, text=True, cwd=ROOT, check=True,
+        [sys.executable, "-c", code, str(project)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
         env={**os.environ, "DOCKER_HOST": docker_host.host},
-    )  # fmt: skip
+    )
     grown_mb = int(result.stdout.strip().splitlines()[-1])
     assert grown_mb < 64, f"peak memory grew by {grown_mb} MB for a 256 MB build context"
 
 
 @pytest.mark.docker
 def test_build_from_scratch_with_additional_tags(
-    docker_host: DockerEngine, busybox_context: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    docker_host: DockerEngine,
+    busybox_context: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     """A FROM scratch + busybox image is built, tagged three ways, and its build output streamed."""
     project = _project(
-        tmp_path, busybox_context, BUSYBOX_PRELUDE + "COPY . /app/\nRUN echo built > /built\n",
-        hello__txt="hi\n", secret__env="TOKEN=1\n", __dockerignore="secret.env\n",
-    )  # fmt: skip
+        tmp_path,
+        busybox_context,
+        BUSYBOX_PRELUDE + "COPY . /app/\nRUN echo built > /built\n",
+        hello__txt="hi\n",
+        secret__env="TOKEN=1\n",
+        __dockerignore="secret.env\n",
+    )
     monkeypatch.chdir(project)
     result = build_docker_image(
         image_name="stepengine-tests/scratch", tag="dev", additional_tags=["v1", 2], network_mode="none"
@@ -350,18 +372,27 @@ def test_base_image_that_cannot_be_pulled(
     `pull: false`. The engine's reason varies with the network (DNS failure, access denied), so only
     the rest of the message is compared."""
     base = build_docker_image(
-        image_name="stepengine-tests/local-only", tag="1", network_mode="none",
+        image_name="stepengine-tests/local-only",
+        tag="1",
+        network_mode="none",
         path=str(_project(tmp_path, busybox_context, "FROM scratch\nCOPY busybox /bin/busybox\n")),
-    )  # fmt: skip
+    )
     project = tmp_path / "needs-pull"
     project.mkdir()
     monkeypatch.chdir(project)
     with pytest.raises(StepError) as caught:
         build_docker_image(
-            image_name="stepengine-tests/needs-pull", tag="1", dockerfile="auto", base_image=base["image"], network_mode="none"
+            image_name="stepengine-tests/needs-pull",
+            tag="1",
+            dockerfile="auto",
+            base_image=base["image"],
+            network_mode="none",
         )
     first, *_ = str(caught.value).split("\n")
-    assert first == "docker build of stepengine-tests/needs-pull failed at Step 1/3 : FROM stepengine-tests/local-only:1"
+    assert (
+        first
+        == "docker build of stepengine-tests/needs-pull failed at Step 1/3 : FROM stepengine-tests/local-only:1"
+    )
     assert str(caught.value).endswith(
         "last output:\n    Step 1/3 : FROM stepengine-tests/local-only:1\n"
         "hint: the engine could not get the base image; if it exists only locally, pass `pull: false`"
@@ -406,9 +437,11 @@ def test_interrupted_build_stops_in_the_engine(
     # a base image whose `python` only sleeps, so the generated `RUN python -m pip ...` takes a minute
     sleepy_python = "RUN printf '#!/bin/sh\\nexec sleep 60\\n' > /bin/python && chmod +x /bin/python\n"
     base = build_docker_image(
-        image_name="stepengine-tests/busybox-base", tag="sleepy", network_mode="none",
+        image_name="stepengine-tests/busybox-base",
+        tag="sleepy",
+        network_mode="none",
         path=str(_project(tmp_path, busybox_context, BUSYBOX_PRELUDE + sleepy_python)),
-    )  # fmt: skip
+    )
     project = tmp_path / "slow"
     project.mkdir()
     (project / "requirements.txt").write_text("anything\n")
@@ -420,9 +453,13 @@ def test_interrupted_build_stops_in_the_engine(
     try:
         with pytest.raises(Interrupted):
             build_docker_image(
-                image_name="stepengine-tests/slow", tag="1", dockerfile="auto", base_image=base["image"],
-                pull=False, network_mode="none",
-            )  # fmt: skip
+                image_name="stepengine-tests/slow",
+                tag="1",
+                dockerfile="auto",
+                base_image=base["image"],
+                pull=False,
+                network_mode="none",
+            )
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -457,9 +494,12 @@ def test_same_build_twice_runs_once(
 
 @pytest.mark.docker
 def test_dockerfile_auto_builds_a_python_project(
-    docker_host: DockerEngine, python_base_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    docker_host: DockerEngine,
+    python_base_image: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     """`dockerfile: auto` on a locally imported Python image (this machine's own Python and pip).
 
     requirements.txt names only ``pip``, which the base image has, so the generated ``RUN python -m pip
@@ -474,15 +514,25 @@ def test_dockerfile_auto_builds_a_python_project(
     before = {p.name: p.read_text() for p in project.iterdir()}
     monkeypatch.chdir(project)
     result = build_docker_image(
-        image_name="stepengine-tests/auto", tag="dev", dockerfile="auto", base_image=python_base_image,
-        pull=False, network_mode="none",
-    )  # fmt: skip
+        image_name="stepengine-tests/auto",
+        tag="dev",
+        dockerfile="auto",
+        base_image=python_base_image,
+        pull=False,
+        network_mode="none",
+    )
     assert {p.name: p.read_text() for p in project.iterdir()} == before
     out = "\n".join(_output(caplog))
     assert f"Step 1/5 : FROM {python_base_image}" in out
     assert "Step 3/5 : RUN python -m pip install -r /opt/prefect/my_flows/requirements.txt" in out
     assert "Requirement already satisfied: pip" in out
-    listing = _run(docker_host, result["image"], "python", "-c", "import os, runpy; print(os.getcwd()); runpy.run_path('flow.py')")
+    listing = _run(
+        docker_host,
+        result["image"],
+        "python",
+        "-c",
+        "import os, runpy; print(os.getcwd()); runpy.run_path('flow.py')",
+    )
     assert listing == "/opt/prefect/my_flows\nflow ran\n"
 
 
@@ -491,17 +541,25 @@ def test_dockerfile_auto_persisted_and_never_overwritten(
     docker_host: DockerEngine, busybox_context: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = build_docker_image(
-        image_name="stepengine-tests/busybox-base", tag="1", path=str(_project(tmp_path, busybox_context, BUSYBOX_PRELUDE)),
+        image_name="stepengine-tests/busybox-base",
+        tag="1",
+        path=str(_project(tmp_path, busybox_context, BUSYBOX_PRELUDE)),
         network_mode="none",
-    )  # fmt: skip
+    )
     project = tmp_path / "app"
     project.mkdir()
     (project / "main.txt").write_text("x")
     monkeypatch.chdir(project)
     kwargs = dict(
-        image_name="stepengine-tests/persisted", tag="1", dockerfile="auto", base_image=base["image"],
-        persist_dockerfile=True, dockerfile_output_path="Dockerfile.generated", pull=False, network_mode="none",
-    )  # fmt: skip
+        image_name="stepengine-tests/persisted",
+        tag="1",
+        dockerfile="auto",
+        base_image=base["image"],
+        persist_dockerfile=True,
+        dockerfile_output_path="Dockerfile.generated",
+        pull=False,
+        network_mode="none",
+    )
     build_docker_image(**kwargs)
     generated = (project / "Dockerfile.generated").read_text()
     assert generated == f"FROM {base['image']}\nCOPY . /opt/prefect/app/\nWORKDIR /opt/prefect/app/\n"
@@ -518,11 +576,17 @@ def test_dockerfile_auto_persisted_and_never_overwritten(
 
 
 @pytest.fixture()
-def scratch_image(docker_host: DockerEngine, busybox_context: Path, tmp_path: Path, request: pytest.FixtureRequest):
+def scratch_image(
+    docker_host: DockerEngine, busybox_context: Path, tmp_path: Path, request: pytest.FixtureRequest
+):
     """Build a tiny image for the registry under a per-test repository name."""
 
     def build(registry: DockerRegistry, **kwargs: object) -> dict:
-        project = _project(tmp_path, busybox_context, f"FROM scratch\nCOPY busybox /bin/busybox\nLABEL test={request.node.name}\n")
+        project = _project(
+            tmp_path,
+            busybox_context,
+            f"FROM scratch\nCOPY busybox /bin/busybox\nLABEL test={request.node.name}\n",
+        )
         name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
         return build_docker_image(
             image_name=f"{registry.address}/tests/{name}", path=str(project), network_mode="none", **kwargs
@@ -532,11 +596,16 @@ def scratch_image(docker_host: DockerEngine, busybox_context: Path, tmp_path: Pa
 
 
 @pytest.mark.docker
-def test_push_with_credentials(docker_host: DockerEngine, docker_registry: DockerRegistry, scratch_image) -> None:
+def test_push_with_credentials(
+    docker_host: DockerEngine, docker_registry: DockerRegistry, scratch_image
+) -> None:
     """Every tag arrives in the registry, and the image pulls back from it."""
     built = scratch_image(docker_registry, tag="dev", additional_tags=["v1"])
     result = push_docker_image(
-        image_name=built["image_name"], tag="dev", additional_tags=["v1"], credentials=docker_registry.credentials
+        image_name=built["image_name"],
+        tag="dev",
+        additional_tags=["v1"],
+        credentials=docker_registry.credentials,
     )
     assert result == {
         "image_name": built["image_name"],
@@ -557,15 +626,19 @@ def test_push_with_credentials(docker_host: DockerEngine, docker_registry: Docke
 
 @pytest.mark.docker
 def test_push_with_wrong_password_fails_and_never_shows_it(
-    docker_host: DockerEngine, docker_registry: DockerRegistry, scratch_image, caplog: pytest.LogCaptureFixture
+    docker_host: DockerEngine,
+    docker_registry: DockerRegistry,
+    scratch_image,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     built = scratch_image(docker_registry, tag="dev")
     wrong = "wrong-" + docker_registry.password
     with pytest.raises(StepError) as caught:
         push_docker_image(
-            image_name=built["image_name"], tag="dev",
+            image_name=built["image_name"],
+            tag="dev",
             credentials={**docker_registry.credentials, "password": wrong},
-        )  # fmt: skip
+        )
     assert str(caught.value) == (
         f"docker login to {docker_registry.address} as {docker_registry.username} failed:"
         f" login attempt to http://{docker_registry.address}/v2/ failed with status: 401 Unauthorized\n"
@@ -604,11 +677,16 @@ def test_push_of_a_missing_image(docker_host: DockerEngine, docker_registry: Doc
 
 @pytest.mark.docker
 def test_build_with_push_true_and_push_of_build_image(
-    docker_host: DockerEngine, docker_registry: DockerRegistry, scratch_image, caplog: pytest.LogCaptureFixture
+    docker_host: DockerEngine,
+    docker_registry: DockerRegistry,
+    scratch_image,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """`push: true` pushes every tag after the build; pushing `{{ build.image }}` (name:tag) works too,
     and the same push twice runs once."""
-    built = scratch_image(docker_registry, tag="dev", additional_tags=["v2"], push=True, credentials=docker_registry.credentials)
+    built = scratch_image(
+        docker_registry, tag="dev", additional_tags=["v2"], push=True, credentials=docker_registry.credentials
+    )
     repository = built["image_name"].split("/", 1)[1]
     assert docker_registry.tags(repository) == ["dev", "v2"]
 
@@ -661,7 +739,9 @@ deployments:
 
 
 def _e2e_project(tmp_path: Path, busybox_context: Path) -> Path:
-    project = _project(tmp_path, busybox_context, "FROM scratch\nCOPY busybox /bin/busybox\nCOPY flows.py /flows/\n")
+    project = _project(
+        tmp_path, busybox_context, "FROM scratch\nCOPY busybox /bin/busybox\nCOPY flows.py /flows/\n"
+    )
     (project / "flows.py").write_text("def hello():\n    return 'hi'\n")
     (project / "prefect.yaml").write_text(E2E_PREFECT_YAML)
     return project
@@ -669,9 +749,12 @@ def _e2e_project(tmp_path: Path, busybox_context: Path) -> Path:
 
 @pytest.mark.docker
 def test_prefect_yaml_build_then_push_chained(
-    docker_host: DockerEngine, docker_registry: DockerRegistry, busybox_context: Path, tmp_path: Path,
+    docker_host: DockerEngine,
+    docker_registry: DockerRegistry,
+    busybox_context: Path,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     """build → push chained through ``{{ build_image.image }}``, credentials from a block and a tag
     from the environment; no event shows the password."""
     import stepengine
@@ -694,8 +777,13 @@ def test_prefect_yaml_build_then_push_chained(
     assert outputs["push_image"] == {"image_name": image, "tag": "dev", "image": image, "additional_tags": []}
     assert docker_registry.tags("e2e/api") == ["dev"]  # `{{ build_image.image }}` pushes that one tag
     assert [e.kind for e in events if e.kind != "step.output"] == [
-        "run.started", "step.started", "step.finished", "step.started", "step.finished", "run.finished",
-    ]  # fmt: skip
+        "run.started",
+        "step.started",
+        "step.finished",
+        "step.started",
+        "step.finished",
+        "run.finished",
+    ]
     assert any(e.message == "Step 1/3 : FROM scratch" for e in events if e.kind == "step.output")
     assert docker_registry.password not in repr(events)
 
@@ -719,10 +807,22 @@ def test_cli_deploy_builds_pushes_and_resolves_the_image(
         )
         env = {**os.environ, "DOCKER_HOST": docker_host.host, "E2E_EXTRA_TAG": "v8"}
         return subprocess.run(
-            [*STEPENGINE_CLI, *command, "--values", str(values), "--var", f"registry={docker_registry.address}",
-             "--var", "app=cli"],
-            cwd=project, env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                *STEPENGINE_CLI,
+                *command,
+                "--values",
+                str(values),
+                "--var",
+                f"registry={docker_registry.address}",
+                "--var",
+                "app=cli",
+            ],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     wrong = "not-" + docker_registry.password
     failed = cli(wrong, "run", "prefect.yaml", "--section", "build", "--section", "push")
@@ -763,7 +863,9 @@ def test_same_build_runs_once_per_run(
         events: list[stepengine.Event] = []
         outputs = stepengine.run("prefect.yaml", on_event=events.append)
         assert outputs["first"] == outputs["again"]
-        return [e.step_id for e in events if e.kind == "step.output" and e.message == "Step 1/2 : FROM scratch"]
+        return [
+            e.step_id for e in events if e.kind == "step.output" and e.message == "Step 1/2 : FROM scratch"
+        ]
 
     assert builds_in_one_run() == ["first"]
     assert builds_in_one_run() == ["first"]
@@ -777,7 +879,9 @@ def test_build_output_is_masked(
     import stepengine
 
     token = "tok-" + os.urandom(8).hex()
-    dockerfile = BUSYBOX_PRELUDE + 'ARG TOKEN\nRUN echo "token is $TOKEN"\nRUN echo "again: $TOKEN" && exit 4\n'
+    dockerfile = (
+        BUSYBOX_PRELUDE + 'ARG TOKEN\nRUN echo "token is $TOKEN"\nRUN echo "again: $TOKEN" && exit 4\n'
+    )
     project = _project(tmp_path, busybox_context, dockerfile)
     (project / "prefect.yaml").write_text(
         "build:\n  - prefect_docker.deployments.steps.build_docker_image:\n"
@@ -813,8 +917,14 @@ def test_a_failed_build_through_the_cli_prints_its_output_once_and_without_colou
         "      image_name: stepengine-tests/colours\n      tag: x\n      network_mode: none\n      nocache: true\n"
     )
     for env in ({}, {"NO_COLOR": "1"}):
-        result = subprocess.run([*STEPENGINE_CLI, "run"], cwd=project, capture_output=True, text=True, timeout=120,
-                                env={**os.environ, **env})  # fmt: skip
+        result = subprocess.run(
+            [*STEPENGINE_CLI, "run"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **env},
+        )
         assert result.returncode == 1, result.stderr
         text = result.stdout + result.stderr
         assert "\x1b" not in text

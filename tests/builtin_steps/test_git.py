@@ -110,7 +110,10 @@ def test_public_clone_over_http(git_server: GitServer, repos: Repos, workdir: Pa
     assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=checkout) == "main"
     assert git("rev-parse", "--abbrev-ref", "main@{upstream}", cwd=checkout) == "origin/main"
     assert git("rev-list", "--count", "HEAD", cwd=checkout) == "1"  # --depth 1
-    assert git("config", "--get-all", "remote.origin.fetch", cwd=checkout) == "+refs/heads/main:refs/remotes/origin/main"
+    assert (
+        git("config", "--get-all", "remote.origin.fetch", cwd=checkout)
+        == "+refs/heads/main:refs/remotes/origin/main"
+    )
     assert (checkout / "README.md").read_text() == "# hello\n"
     assert sorted(p.name for p in workdir.iterdir()) == ["hello"]  # no temporary directory left
 
@@ -142,13 +145,19 @@ def test_token_clone_over_http_keeps_token_out_of_everything(
     served = [r for r in git_server.requests() if r["path"].startswith("/private/app.git")]
     assert served and all(r["status"] == 200 for r in served)
     argv = argv_log.read_text()
-    assert "clone --bare" in argv and "checkout" in argv  # the wrapper saw every git command (cold cache: a clone)
+    assert (
+        "clone --bare" in argv and "checkout" in argv
+    )  # the wrapper saw every git command (cold cache: a clone)
     out, err = capfd.readouterr()
     home = Path(os.environ["STEPENGINE_HOME"])
-    assert_absent(git_server.token, argv, all_text_under(checkout / ".git"), all_text_under(home), out, err, caplog.text)
+    assert_absent(
+        git_server.token, argv, all_text_under(checkout / ".git"), all_text_under(home), out, err, caplog.text
+    )
 
 
-def test_token_clone_over_https(git_tls_server: GitServer, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_clone_over_https(
+    git_tls_server: GitServer, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """HTTPS with a self-signed certificate trusted through GIT_SSL_CAINFO."""
     info = create_bare_repo(git_tls_server.root / "private" / "tls.git", files=2)
     monkeypatch.setenv("GIT_SSL_CAINFO", str(git_tls_server.cafile))
@@ -174,7 +183,9 @@ def test_untrusted_certificate_is_a_clear_error(git_tls_server: GitServer, workd
     [
         pytest.param(lambda token: {"username": "deploy-bot", "password": token}, id="username+password"),
         pytest.param(lambda token: {"token": token}, id="token-alone"),
-        pytest.param(lambda token: {"access_token": token, "username": "someone"}, id="access_token+username"),
+        pytest.param(
+            lambda token: {"access_token": token, "username": "someone"}, id="access_token+username"
+        ),
     ],
 )
 def test_credentials_mapping(
@@ -184,7 +195,9 @@ def test_credentials_mapping(
     assert git("rev-parse", "HEAD", cwd=workdir / result["directory"]) == repos.app.head
 
 
-def test_credentials_in_the_url_are_moved_out_of_it(git_server: GitServer, repos: Repos, workdir: Path) -> None:
+def test_credentials_in_the_url_are_moved_out_of_it(
+    git_server: GitServer, repos: Repos, workdir: Path
+) -> None:
     url = git_server.url("private/app.git")
     with_auth = url.replace("://", f"://user:{git_server.token}@")
     git_clone(with_auth)
@@ -204,7 +217,9 @@ def test_percent_encoded_credentials_in_the_url_are_decoded_and_masked(
     assert encoded != token
     userinfo = f"deploy%2Dbot:{encoded}" if form == "user:password" else encoded
     url = git_server.url("private/app.git")
-    plain = subprocess.run(["git", "ls-remote", url.replace("://", f"://{userinfo}@")], capture_output=True, check=False)
+    plain = subprocess.run(
+        ["git", "ls-remote", url.replace("://", f"://{userinfo}@")], capture_output=True, check=False
+    )
     assert plain.returncode == 0  # what plain git does with the same URL
     with using_masker(Masker()) as masker:
         assert git_clone(url.replace("://", f"://{userinfo}@")) == {"directory": "app"}
@@ -240,18 +255,26 @@ def test_branch_names_the_directory(git_server: GitServer, repos: Repos, workdir
 
 
 @pytest.mark.parametrize("annotated", [False, True], ids=["lightweight", "annotated"])
-def test_a_tag_as_branch_checks_it_out_detached(git_server: GitServer, workdir: Path, annotated: bool) -> None:
+def test_a_tag_as_branch_checks_it_out_detached(
+    git_server: GitServer, workdir: Path, annotated: bool
+) -> None:
     """As with ``git clone --branch v1.0`` (which Prefect runs), a tag name works as ``branch``."""
     info = create_bare_repo(git_server.root / "public" / f"tagged-{annotated}.git", files=2, commits=3)
     tag_args = ["-a", "-m", "release"] if annotated else []
-    subprocess.run(["git", "tag", *tag_args, "v1.0", info.commits[0]], cwd=info.path, check=True, env={
-        **os.environ, "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"})  # fmt: skip
+    subprocess.run(
+        ["git", "tag", *tag_args, "v1.0", info.commits[0]],
+        cwd=info.path,
+        check=True,
+        env={**os.environ, "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"},
+    )
     url = git_server.url(f"public/tagged-{annotated}.git")
     assert git_clone(url, branch="v1.0") == {"directory": f"tagged-{annotated}-v1.0"}
     checkout = workdir / f"tagged-{annotated}-v1.0"
     assert git("rev-parse", "HEAD", cwd=checkout) == info.commits[0]
     assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=checkout) == "HEAD"  # detached
-    assert git_clone(url, branch="v1.0", clone_directory_name="again") == {"directory": "again"}  # from the cache
+    assert git_clone(url, branch="v1.0", clone_directory_name="again") == {
+        "directory": "again"
+    }  # from the cache
     assert git("rev-parse", "HEAD", cwd=workdir / "again") == info.commits[0]
 
 
@@ -263,14 +286,24 @@ def test_clone_directory_name_overrides(git_server: GitServer, repos: Repos, wor
 
 
 @pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no-cache"])
-def test_commit_sha_full_and_abbreviated(git_server: GitServer, repos: Repos, workdir: Path, use_cache: bool) -> None:
+def test_commit_sha_full_and_abbreviated(
+    git_server: GitServer, repos: Repos, workdir: Path, use_cache: bool
+) -> None:
     url = git_server.url("private/app.git")
     old = repos.app.commits[1]
-    git_clone(url, commit_sha=old, access_token=git_server.token, clone_directory_name="full", cache=use_cache)
+    git_clone(
+        url, commit_sha=old, access_token=git_server.token, clone_directory_name="full", cache=use_cache
+    )
     assert git("rev-parse", "HEAD", cwd=workdir / "full") == old
     assert git("rev-list", "--count", "HEAD", cwd=workdir / "full") == "1"  # fetched directly, shallow
     older = repos.app.commits[2]
-    git_clone(url, commit_sha=older[:7].upper(), access_token=git_server.token, clone_directory_name="short", cache=use_cache)
+    git_clone(
+        url,
+        commit_sha=older[:7].upper(),
+        access_token=git_server.token,
+        clone_directory_name="short",
+        cache=use_cache,
+    )
     assert git("rev-parse", "HEAD", cwd=workdir / "short") == older
 
 
@@ -285,7 +318,9 @@ def test_file_url_and_plain_path(repos: Repos, workdir: Path) -> None:
 
 
 def test_submodules_get_the_same_token(git_server: GitServer, repos: Repos, workdir: Path) -> None:
-    result = git_clone(git_server.url("private/with-sub.git"), access_token=git_server.token, include_submodules=True)
+    result = git_clone(
+        git_server.url("private/with-sub.git"), access_token=git_server.token, include_submodules=True
+    )
     checkout = workdir / result["directory"]
     assert (checkout / "vendor" / "sub" / "lib" / "sub.py").read_text() == "X = 1\n"
     assert git("rev-parse", "HEAD", cwd=checkout / "vendor" / "sub") == repos.sub.head
@@ -294,13 +329,19 @@ def test_submodules_get_the_same_token(git_server: GitServer, repos: Repos, work
     assert_absent(git_server.token, all_text_under(checkout / ".git"))
 
 
-def test_without_include_submodules_the_submodule_stays_empty(git_server: GitServer, repos: Repos, workdir: Path) -> None:
+def test_without_include_submodules_the_submodule_stays_empty(
+    git_server: GitServer, repos: Repos, workdir: Path
+) -> None:
     result = git_clone(git_server.url("private/with-sub.git"), access_token=git_server.token)
     assert list((workdir / result["directory"] / "vendor" / "sub").iterdir()) == []
 
 
-def test_sparse_directories_are_a_blobless_partial_clone(git_server: GitServer, repos: Repos, workdir: Path) -> None:
-    result = git_clone(git_server.url("private/app.git"), access_token=git_server.token, directories=["d01", "d02"])
+def test_sparse_directories_are_a_blobless_partial_clone(
+    git_server: GitServer, repos: Repos, workdir: Path
+) -> None:
+    result = git_clone(
+        git_server.url("private/app.git"), access_token=git_server.token, directories=["d01", "d02"]
+    )
     checkout = workdir / result["directory"]
     assert sorted(p.name for p in checkout.iterdir()) == [".git", "CHANGES.txt", "README.md", "d01", "d02"]
     assert git("config", "remote.origin.promisor", cwd=checkout) == "true"
@@ -438,12 +479,18 @@ def test_every_git_command_runs_with_the_programs_pinned(
     git_clone(url, access_token=git_server.token, include_submodules=True)
     git_clone(url, access_token=git_server.token, include_submodules=True)
     # not in a repository: `git --version`, and reading the user's ssh settings with GIT_DIR=/dev/null
-    seen = [line for line in log.read_text().splitlines() if not line.endswith(("| --version", "|/dev/null config"))]
+    seen = [
+        line
+        for line in log.read_text().splitlines()
+        if not line.endswith(("| --version", "|/dev/null config"))
+    ]
     assert len(seen) >= 8
     assert {line.partition("|")[0] for line in seen} == {"false /dev/null never"}, seen
 
 
-def test_existing_checkout_of_another_origin_is_an_error(git_server: GitServer, repos: Repos, workdir: Path) -> None:
+def test_existing_checkout_of_another_origin_is_an_error(
+    git_server: GitServer, repos: Repos, workdir: Path
+) -> None:
     git_clone(f"file://{repos.hello.path}", clone_directory_name="hello")
     (workdir / "hello" / "keep.txt").write_text("keep\n")
     url = git_server.url("public/hello.git")
@@ -470,7 +517,9 @@ def test_existing_non_git_directory_is_an_error(git_server: GitServer, repos: Re
 
 def _clone_requests(server: GitServer, url: str, directory: Path) -> list[tuple[str, str]]:
     server.reset()
-    subprocess.run(["git", "clone", "-q", "--depth", "1", url, str(directory)], check=True, capture_output=True)
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", url, str(directory)], check=True, capture_output=True
+    )
     return [(r["method"], r["path"]) for r in server.requests()]
 
 
@@ -546,7 +595,12 @@ def test_concurrent_clones_share_the_cache_safely(git_server: GitServer, workdir
     script = "import sys; from builtin_steps.git import git_clone; git_clone(sys.argv[1], access_token=sys.argv[2], clone_directory_name=sys.argv[3])"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GIT_SERVER_TOKEN": git_server.token}
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, url, git_server.token, f"c{n}"], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, url, git_server.token, f"c{n}"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for n in range(4)
     ]
     errors = [p.communicate(timeout=60)[1] for p in procs]
@@ -560,7 +614,10 @@ def test_concurrent_clones_share_the_cache_safely(git_server: GitServer, workdir
     # where the branch is (ls-remote)
     commands = [r for r in git_server.requests() if r["method"] == "GET"]
     assert len(commands) == 1 + 3
-    assert len([r for r in git_server.requests() if r["method"] == "POST" and r["path"].endswith("upload-pack")]) == 1 + 3 + 1
+    assert (
+        len([r for r in git_server.requests() if r["method"] == "POST" and r["path"].endswith("upload-pack")])
+        == 1 + 3 + 1
+    )
 
 
 def test_concurrent_clones_into_the_same_directory_take_turns(git_server: GitServer, workdir: Path) -> None:
@@ -570,10 +627,15 @@ def test_concurrent_clones_into_the_same_directory_take_turns(git_server: GitSer
     script = "import sys; from builtin_steps.git import git_clone; print(git_clone(sys.argv[1], access_token=sys.argv[2]))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, url, git_server.token], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, url, git_server.token],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
-    ]  # fmt: skip
+    ]
     results = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], results
     assert [out for out, _ in results] == ["{'directory': 'same'}\n"] * 3
@@ -583,13 +645,18 @@ def test_concurrent_clones_into_the_same_directory_take_turns(git_server: GitSer
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_clone_leaves_nothing(git_server: GitServer, repos: Repos, workdir: Path, sig: signal.Signals) -> None:
+def test_interrupted_clone_leaves_nothing(
+    git_server: GitServer, repos: Repos, workdir: Path, sig: signal.Signals
+) -> None:
     create_bare_repo(git_server.root / "public" / f"slow-{sig.name}.git", files=1)
     url = git_server.url(f"public/slow-{sig.name}.git")  # unique in the process list
     git_server.set_delay(30)
     script = "import sys; from builtin_steps.git import git_clone; git_clone(sys.argv[1], clone_directory_name='slow')"
     child = subprocess.Popen(
-        [sys.executable, "-c", script, url], env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", script, url],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 20
@@ -608,13 +675,17 @@ def test_interrupted_clone_leaves_nothing(git_server: GitServer, repos: Repos, w
     assert not _pids_with(url), "git still running after the interrupt"
 
 
-def test_interrupt_right_at_the_start_leaves_nothing(git_server: GitServer, repos: Repos, workdir: Path) -> None:
+def test_interrupt_right_at_the_start_leaves_nothing(
+    git_server: GitServer, repos: Repos, workdir: Path
+) -> None:
     """A signal that lands while git processes are being started (not only while one runs)."""
     url = git_server.url("public/hello.git")
     script = "import sys; from builtin_steps.git import git_clone; git_clone(sys.argv[1], clone_directory_name='early')"
     for attempt in range(5):
         child = subprocess.Popen(
-            [sys.executable, "-c", script, url], env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE
+            [sys.executable, "-c", script, url],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 20
         # from the moment `git init` has run (earlier, the temporary directory is atomic_directory's)
@@ -630,7 +701,9 @@ def test_interrupt_right_at_the_start_leaves_nothing(git_server: GitServer, repo
         assert list(workdir.iterdir()) == [], err.decode()
 
 
-def test_sigkill_mid_clone_stops_git_and_the_next_run_cleans_up(git_server: GitServer, repos: Repos, workdir: Path) -> None:
+def test_sigkill_mid_clone_stops_git_and_the_next_run_cleans_up(
+    git_server: GitServer, repos: Repos, workdir: Path
+) -> None:
     """SIGKILL (no handler runs): git dies with the process that started it, and the next run removes
     the temporary directory the killed one left."""
     info = create_bare_repo(git_server.root / "public" / "killed-mid-clone.git", files=3)
@@ -654,7 +727,10 @@ def test_sigkill_mid_clone_stops_git_and_the_next_run_cleans_up(git_server: GitS
             child.kill()
             child.wait()
     left = sorted(p.name for p in workdir.iterdir())
-    assert [name for name in left if name.startswith(".slow.")], (left, child.returncode)  # what SIGKILL leaves
+    assert [name for name in left if name.startswith(".slow.")], (
+        left,
+        child.returncode,
+    )  # what SIGKILL leaves
     git_server.set_delay(0)
     assert git_clone(url, clone_directory_name="slow") == {"directory": "slow"}
     assert sorted(p.name for p in workdir.iterdir()) == ["slow"]
@@ -673,7 +749,9 @@ def _pids_in(directory: Path) -> list[int]:
     return found
 
 
-def test_sigkill_mid_update_in_place_is_repaired_by_the_next_run(git_server: GitServer, workdir: Path) -> None:
+def test_sigkill_mid_update_in_place_is_repaired_by_the_next_run(
+    git_server: GitServer, workdir: Path
+) -> None:
     """Killed (SIGKILL, stepengine and its git alike) while git checkout rewrites the tree: the next run
     finds the half-updated tree and git's index.lock, and repairs both instead of failing."""
     info = create_bare_repo(git_server.root / "public" / "big-update.git", files=4000, file_size=100)
@@ -684,7 +762,9 @@ def test_sigkill_mid_update_in_place_is_repaired_by_the_next_run(git_server: Git
     for attempt in range(6):
         names = [f"d{i % 10:02d}/f{i:05d}.txt" for i in range(4000)]
         tip = commit_files(info.path, "main", {name: f"{name} round {attempt}\n" for name in names})
-        child = subprocess.Popen([sys.executable, "-c", script, url], env={**os.environ, "PYTHONPATH": str(ROOT)})
+        child = subprocess.Popen(
+            [sys.executable, "-c", script, url], env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
         try:
             while child.poll() is None and not (checkout / ".git" / "index.lock").exists():
                 time.sleep(0.0005)
@@ -741,7 +821,9 @@ def small_disk(tmp_path: Path) -> t.Iterator[Path]:
     """A 1 MiB tmpfs (needs root; skipped elsewhere), unmounted afterwards."""
     mountpoint = tmp_path / "small-disk"
     mountpoint.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)], capture_output=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)], capture_output=True, check=False
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
     try:
@@ -765,8 +847,12 @@ def test_a_full_disk_is_named_as_such(
     with pytest.raises(StepError) as caught:
         git_clone(git_server.url(f"public/too-big-{files}.git"), cache=use_cache)
     message = str(caught.value)
-    assert message.startswith(f"no space left on the device holding {small_disk / f'too-big-{files}'} ("), message
-    assert message.endswith("hint: free some space on that file system (or clone somewhere else) and run again")
+    assert message.startswith(f"no space left on the device holding {small_disk / f'too-big-{files}'} ("), (
+        message
+    )
+    assert message.endswith(
+        "hint: free some space on that file system (or clone somewhere else) and run again"
+    )
     assert list(small_disk.iterdir()) == []
 
 
@@ -832,10 +918,16 @@ def test_commit_not_found(git_server: GitServer, repos: Repos, workdir: Path) ->
     missing = "0123456789abcdef0123456789abcdef01234567"
     with pytest.raises(StepError) as caught:
         git_clone(url, commit_sha=missing)
-    assert str(caught.value) == f"commit {missing!r} not found in {url}\nhint: check the SHA and that it was pushed"
+    assert (
+        str(caught.value)
+        == f"commit {missing!r} not found in {url}\nhint: check the SHA and that it was pushed"
+    )
     with pytest.raises(StepError) as caught:
         git_clone(url, commit_sha="abcdef1")
-    assert str(caught.value) == f"commit 'abcdef1' not found in {url}\nhint: check the SHA, or give all 40 characters"
+    assert (
+        str(caught.value)
+        == f"commit 'abcdef1' not found in {url}\nhint: check the SHA, or give all 40 characters"
+    )
     assert list(workdir.iterdir()) == []
 
 
@@ -863,7 +955,9 @@ def test_transient_server_errors_are_retried(git_server: GitServer, repos: Repos
     assert [r["status"] for r in git_server.requests()][:3] == [503, 503, 200]
 
 
-def test_persistent_server_errors_give_up_after_three_attempts(git_server: GitServer, repos: Repos, workdir: Path) -> None:
+def test_persistent_server_errors_give_up_after_three_attempts(
+    git_server: GitServer, repos: Repos, workdir: Path
+) -> None:
     git_server.fail_next(10)
     url = git_server.url("public/hello.git")
     with pytest.raises(StepError) as caught:
@@ -890,10 +984,22 @@ def test_persistent_server_errors_give_up_after_three_attempts(git_server: GitSe
             {"branch": "main", "commit_sha": "abcdef12"},
             "pass either branch or commit_sha, not both\nhint: a commit already fixes what is checked out",
         ),
-        ({"branch": "--upload-pack=touch x"}, "refusing branch '--upload-pack=touch x': it must be a non-empty name not starting with '-'"),
-        ({"commit_sha": "abc"}, "commit_sha 'abc' is not a commit SHA\nhint: use 4 to 64 hexadecimal characters"),
-        ({"commit_sha": "not-hex!"}, "commit_sha 'not-hex!' is not a commit SHA\nhint: use 4 to 64 hexadecimal characters"),
-        ({"credentials": {"username": "me"}}, "credentials has no access_token, token or password\nhint: its keys are: username"),
+        (
+            {"branch": "--upload-pack=touch x"},
+            "refusing branch '--upload-pack=touch x': it must be a non-empty name not starting with '-'",
+        ),
+        (
+            {"commit_sha": "abc"},
+            "commit_sha 'abc' is not a commit SHA\nhint: use 4 to 64 hexadecimal characters",
+        ),
+        (
+            {"commit_sha": "not-hex!"},
+            "commit_sha 'not-hex!' is not a commit SHA\nhint: use 4 to 64 hexadecimal characters",
+        ),
+        (
+            {"credentials": {"username": "me"}},
+            "credentials has no access_token, token or password\nhint: its keys are: username",
+        ),
         ({"clone_directory_name": "../outside"}, None),
     ],
 )
@@ -910,7 +1016,10 @@ def test_argument_errors(workdir: Path, kwargs: dict[str, t.Any], message: str |
 @pytest.mark.parametrize(
     ("repository", "message"),
     [
-        ("--upload-pack=touch /tmp/x", "refusing repository '--upload-pack=touch /tmp/x': it starts with '-'\nhint: git would read it as an option"),
+        (
+            "--upload-pack=touch /tmp/x",
+            "refusing repository '--upload-pack=touch /tmp/x': it starts with '-'\nhint: git would read it as an option",
+        ),
         (
             "ext::sh -c touch% /tmp/pwned",
             (
@@ -931,7 +1040,11 @@ def test_ext_transport_is_disabled_for_git_itself(workdir: Path, tmp_path: Path)
     marker = tmp_path / "pwned"
     env = remote.Remote("file:///nowhere", None).env
     result = subprocess.run(
-        ["git", "ls-remote", f"ext::sh -c touch% {marker}"], env=env, capture_output=True, text=True, check=False
+        ["git", "ls-remote", f"ext::sh -c touch% {marker}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode != 0 and "transport 'ext' not allowed" in result.stderr
     assert not marker.exists()
@@ -946,12 +1059,21 @@ def test_ext_transport_is_disabled_for_git_itself(workdir: Path, tmp_path: Path)
         ("git@h: Permission denied (publickey).\nfatal: Could not read from remote repository.", "auth"),
         ("fatal: repository 'https://h/r.git/' not found", "missing"),
         ("fatal: '/x/r.git' does not appear to be a git repository", "missing"),
-        ("fatal: unable to access 'https://nohost.invalid/r.git/': Could not resolve host: nohost.invalid", "unreachable"),
-        ("fatal: unable to access 'http://h:9/r.git/': Failed to connect to h port 9: Connection refused", "unreachable"),
+        (
+            "fatal: unable to access 'https://nohost.invalid/r.git/': Could not resolve host: nohost.invalid",
+            "unreachable",
+        ),
+        (
+            "fatal: unable to access 'http://h:9/r.git/': Failed to connect to h port 9: Connection refused",
+            "unreachable",
+        ),
         ("fatal: unable to access 'https://h/r.git/': The requested URL returned error: 502", "transient"),
         ("error: RPC failed; curl 18 transfer closed with outstanding read data remaining", "transient"),
         ("fatal: the remote end hung up unexpectedly\nfatal: early EOF", "transient"),
-        ("fatal: unable to access 'https://h/r.git/': server certificate verification failed. CAfile: none", "tls"),
+        (
+            "fatal: unable to access 'https://h/r.git/': server certificate verification failed. CAfile: none",
+            "tls",
+        ),
         ("fatal: remote error: upload-pack: not our ref 0123456789abcdef0123456789abcdef01234567", "ref"),
         ("fatal: something new", "other"),
     ],
@@ -1028,10 +1150,25 @@ def test_end_to_end_through_the_cli(git_server: GitServer, repos: Repos, workdir
     (workdir / "values.yaml").write_text(f"blocks:\n  secret:\n    git-token: {git_server.token}\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     ok = subprocess.run(
-        [sys.executable, "-c", "from stepengine.cli import main; main()", "run", "prefect.yaml", "--section", "pull", "--values", "values.yaml",
-         "--output", "json"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from stepengine.cli import main; main()",
+            "run",
+            "prefect.yaml",
+            "--section",
+            "pull",
+            "--values",
+            "values.yaml",
+            "--output",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
     assert '"directory": "app-dev"' in ok.stdout
     assert (workdir / "app-dev" / "dev.txt").exists()
@@ -1039,12 +1176,28 @@ def test_end_to_end_through_the_cli(git_server: GitServer, repos: Repos, workdir
 
     (workdir / "values.yaml").write_text("blocks:\n  secret:\n    git-token: not-the-token-5d1e\n")
     (workdir / "prefect.yaml").write_text(
-        PREFECT_YAML.format(url=git_server.url("private/app.git")).replace("branch: dev", "clone_directory_name: other")
+        PREFECT_YAML.format(url=git_server.url("private/app.git")).replace(
+            "branch: dev", "clone_directory_name: other"
+        )
     )
     failed = subprocess.run(
-        [sys.executable, "-c", "from stepengine.cli import main; main()", "run", "prefect.yaml", "--section", "pull", "--values", "values.yaml"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from stepengine.cli import main; main()",
+            "run",
+            "prefect.yaml",
+            "--section",
+            "pull",
+            "--values",
+            "values.yaml",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert failed.returncode == 1
     assert f"authentication failed for {git_server.url('private/app.git')}" in failed.stderr
     assert_absent("not-the-token-5d1e", failed.stdout, failed.stderr)

@@ -23,12 +23,19 @@ def venv(tmp_path: Path) -> Path:
 def _sealed_env(wheels: Path) -> dict[str, str]:
     env = dict(os.environ)
     # the machine's pip config adds indexes and find-links; seal pip to our wheel folder only
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_FIND_LINKS=str(wheels), PIP_NO_INDEX="1",
-               PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_ROOT_USER_ACTION="ignore")
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_FIND_LINKS=str(wheels),
+        PIP_NO_INDEX="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_ROOT_USER_ACTION="ignore",
+    )
     return env
 
 
-needs_uv = pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed (.ci/install.d/70-project.sh)")
+needs_uv = pytest.mark.skipif(
+    shutil.which("uv") is None, reason="uv is not installed (.ci/install.d/70-project.sh)"
+)
 
 
 def _run_step(project: Path, venv: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -38,8 +45,19 @@ def _run_step(project: Path, venv: Path, env: dict[str, str]) -> subprocess.Comp
         "      stream_output: false\n"
     )
     return subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "stepengine", "run", str(project / "prefect.yaml"), "--output", "json"],
-        capture_output=True, text=True, env=env | {"PROJECT": str(project)}, check=False,
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "stepengine",
+            "run",
+            str(project / "prefect.yaml"),
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env | {"PROJECT": str(project)},
+        check=False,
     )
 
 
@@ -75,8 +93,16 @@ def test_installs_requirements_into_the_running_interpreter(tmp_path: Path, venv
         assert "installing with uv (pip settings passed on: " in run.stderr
         passed = run.stderr.split("passed on: ", 1)[1].split(")", 1)[0].split(", ")
         assert {"find-links", "no-index"} <= set(passed)
-    check = subprocess.run([str(venv / "bin" / "python"), "-c", "import tinypkg_a, tinypkg_b; print(tinypkg_a.VALUE + tinypkg_b.VALUE)"],
-                           capture_output=True, text=True, check=False)
+    check = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import tinypkg_a, tinypkg_b; print(tinypkg_a.VALUE + tinypkg_b.VALUE)",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert check.stdout.strip() == "ab"
     tag = sys.implementation.cache_tag
     compiled = {p.name for p in (_site_packages(venv) / "__pycache__").glob("*.pyc")}
@@ -105,7 +131,10 @@ def test_the_environments_own_pip_conf_is_read(tmp_path: Path, venv: Path) -> No
     wheels, project = _two_wheels(tmp_path)
     (tmp_path / "xdg").mkdir()
     # read the config files (not /dev/null), but not this machine's /etc/xdg ones
-    env = _sealed_env(wheels) | {"PIP_CONFIG_FILE": str(tmp_path / "none.conf"), "XDG_CONFIG_DIRS": str(tmp_path / "xdg")}
+    env = _sealed_env(wheels) | {
+        "PIP_CONFIG_FILE": str(tmp_path / "none.conf"),
+        "XDG_CONFIG_DIRS": str(tmp_path / "xdg"),
+    }
     (venv / "pip.conf").write_text("[install]\nprefer-binary = yes\n")
     run = _run_step(project, venv, env)
     assert run.returncode == 0, run.stderr
@@ -116,7 +145,10 @@ def test_the_environments_own_pip_conf_is_read(tmp_path: Path, venv: Path) -> No
     assert again.returncode == 0, again.stderr
     found = _pip_settings.read(env, str(venv))  # /etc/pip.conf is this machine's: what does it hold?
     assert found["no-color"].source == f"{venv / 'pip.conf'} [install]"
-    if _pip_settings.translate(found, env, in_venv=True, uv_flags=_uv_flags(_find_uv() or "uv")).refusal is None:
+    if (
+        _pip_settings.translate(found, env, in_venv=True, uv_flags=_uv_flags(_find_uv() or "uv")).refusal
+        is None
+    ):
         assert "installing with uv" in again.stderr
 
 
@@ -129,14 +161,21 @@ def test_missing_requirements_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("switch", ["auto", "pip"])
-def test_unresolvable_requirement_fails_with_the_installers_error(tmp_path: Path, venv: Path, switch: str) -> None:
+def test_unresolvable_requirement_fails_with_the_installers_error(
+    tmp_path: Path, venv: Path, switch: str
+) -> None:
     if switch == "auto" and shutil.which("uv") is None:
         pytest.skip("uv is not installed")
     (tmp_path / "requirements.txt").write_text("not-a-real-package-xyz==1\n")
-    (tmp_path / "prefect.yaml").write_text("pull:\n  - pip_install_requirements:\n      directory: " + str(tmp_path) + "\n")
+    (tmp_path / "prefect.yaml").write_text(
+        "pull:\n  - pip_install_requirements:\n      directory: " + str(tmp_path) + "\n"
+    )
     run = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "stepengine", "run", str(tmp_path / "prefect.yaml")],
-        capture_output=True, text=True, env=_sealed_env(tmp_path) | {"STEPENGINE_PIP_INSTALLER": switch}, check=False,
+        capture_output=True,
+        text=True,
+        env=_sealed_env(tmp_path) | {"STEPENGINE_PIP_INSTALLER": switch},
+        check=False,
     )
     assert run.returncode == 1
     assert "pull[0] (pip_install_requirements) failed: command" in run.stderr
@@ -147,15 +186,24 @@ def test_unresolvable_requirement_fails_with_the_installers_error(tmp_path: Path
     assert "hint: check the requirements file" in run.stderr
 
 
-def test_an_externally_managed_interpreter_is_left_to_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_externally_managed_interpreter_is_left_to_pip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sysconfig
 
     from builtin_steps.pip import _environment_refusal
 
     (tmp_path / "EXTERNALLY-MANAGED").write_text("[externally-managed]\nError=use apt\n")
     real = sysconfig.get_path
-    monkeypatch.setattr(sysconfig, "get_path", lambda name, *a, **k: str(tmp_path) if name == "stdlib" else real(name, *a, **k))
-    assert _environment_refusal(in_venv=False) == "the interpreter is externally managed (PEP 668): pip's rules apply"
+    monkeypatch.setattr(
+        sysconfig,
+        "get_path",
+        lambda name, *a, **k: str(tmp_path) if name == "stdlib" else real(name, *a, **k),
+    )
+    assert (
+        _environment_refusal(in_venv=False)
+        == "the interpreter is externally managed (PEP 668): pip's rules apply"
+    )
     assert _environment_refusal(in_venv=True) is None
 
 
@@ -179,12 +227,26 @@ def test_requires_is_a_hint_unless_install_requires_is_given(tmp_path: Path, ven
     python = str(venv / "bin" / "python")
     env = _sealed_env(wheels)
     env["PATH"] = str(venv / "bin") + os.pathsep + "/usr/bin:/bin"  # no uv on PATH: pip is used
-    first = subprocess.run([python, "-m", "stepengine", "run", "--output", "json"], cwd=tmp_path,
-                           capture_output=True, text=True, env=env, check=False)
+    first = subprocess.run(
+        [python, "-m", "stepengine", "run", "--output", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert first.returncode == 2
     assert "unknown step 'tinysteps.hello'" in first.stderr
-    assert "hint: install it with: pip install tinysteps==0.1   (or run with --install-requires)" in first.stderr
-    second = subprocess.run([python, "-m", "stepengine", "run", "--install-requires", "--output", "json"],
-                            cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
+    assert (
+        "hint: install it with: pip install tinysteps==0.1   (or run with --install-requires)" in first.stderr
+    )
+    second = subprocess.run(
+        [python, "-m", "stepengine", "run", "--install-requires", "--output", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert second.returncode == 0, second.stderr
     assert '"greeting": "hi bob"' in second.stdout

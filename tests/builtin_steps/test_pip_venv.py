@@ -16,7 +16,9 @@ from builtin_steps.pip import pip_install_requirements
 from stepengine.errors import StepError
 from tests.fixtures.wheels import make_wheel
 
-needs_uv = pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed (.ci/install.d/70-project.sh)")
+needs_uv = pytest.mark.skipif(
+    shutil.which("uv") is None, reason="uv is not installed (.ci/install.d/70-project.sh)"
+)
 
 
 @pytest.fixture()
@@ -36,13 +38,17 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _import_value(python: str) -> str:
-    result = subprocess.run([python, "-c", "import tinypkg; print(tinypkg.VALUE)"], check=False, capture_output=True, text=True)
+    result = subprocess.run(
+        [python, "-c", "import tinypkg; print(tinypkg.VALUE)"], check=False, capture_output=True, text=True
+    )
     return result.stdout.strip() or result.stderr.strip().splitlines()[-1]
 
 
 @needs_uv
 def test_uv_creates_the_venv_and_installs_into_it(project: Path) -> None:
-    out = pip_install_requirements(directory=str(project), venv=".venv", create=True, installer="uv", stream_output=False)
+    out = pip_install_requirements(
+        directory=str(project), venv=".venv", create=True, installer="uv", stream_output=False
+    )
     python = project / ".venv" / "bin" / "python"
     assert out["python"] == str(python)
     assert "tinypkg==1.0" in out["stderr"]  # uv reports "+ tinypkg==1.0"
@@ -53,7 +59,9 @@ def test_uv_creates_the_venv_and_installs_into_it(project: Path) -> None:
 
 @pytest.mark.slow  # python -m venv + ensurepip + pip: ~14 s on 2 busy cores
 def test_pip_creates_the_venv_with_the_venv_module(project: Path) -> None:
-    out = pip_install_requirements(directory=str(project), venv=".venv", create=True, installer="pip", stream_output=False)
+    out = pip_install_requirements(
+        directory=str(project), venv=".venv", create=True, installer="pip", stream_output=False
+    )
     assert "Successfully installed tinypkg-1.0" in out["stdout"]
     assert _import_value(str(project / ".venv" / "bin" / "python")) == "tiny"
 
@@ -70,11 +78,26 @@ def test_auto_uses_uv_for_an_existing_interpreter(project: Path, tmp_path: Path)
 
 @needs_uv
 @pytest.mark.parametrize("seeded", [True, False])
-def test_auto_with_a_setting_uv_cannot_honour(project: Path, tmp_path: Path, seeded: bool,
-                                              monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_auto_with_a_setting_uv_cannot_honour(
+    project: Path,
+    tmp_path: Path,
+    seeded: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """pip when the environment has it; a venv without pip keeps uv (as before pip settings were read)."""
-    subprocess.run(["uv", "venv", "--quiet", *(["--seed"] if seeded else []), "--python", sys.executable,
-                    str(tmp_path / "env")], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "uv",
+            "venv",
+            "--quiet",
+            *(["--seed"] if seeded else []),
+            "--python",
+            sys.executable,
+            str(tmp_path / "env"),
+        ],
+        check=True,
+    )
     monkeypatch.setenv("PIP_PREFER_BINARY", "1")
     caplog.set_level(logging.DEBUG, logger="stepengine.steps")
     out = pip_install_requirements(directory=str(project), venv=str(tmp_path / "env"), stream_output=False)
@@ -88,14 +111,18 @@ def test_auto_with_a_setting_uv_cannot_honour(project: Path, tmp_path: Path, see
 
 
 @needs_uv
-def test_auto_passes_pip_settings_to_uv_in_a_venv(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_passes_pip_settings_to_uv_in_a_venv(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The requirements file names no index: only PIP_NO_INDEX / PIP_FIND_LINKS say where tinypkg is."""
     (project / "requirements.txt").write_text("tinypkg==1.0\n")
     subprocess.run(["uv", "venv", "--quiet", "--python", sys.executable, str(project / ".venv")], check=True)
     monkeypatch.setenv("PIP_NO_INDEX", "yes")
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "wheels"))
     (tmp_path / "uv-only.txt").write_text("tinypkg==2.0\n")
-    monkeypatch.setenv("UV_CONSTRAINT", str(tmp_path / "uv-only.txt"))  # uv's own settings are not pip's: dropped
+    monkeypatch.setenv(
+        "UV_CONSTRAINT", str(tmp_path / "uv-only.txt")
+    )  # uv's own settings are not pip's: dropped
     out = pip_install_requirements(directory=str(project), venv=".venv", stream_output=False)
     assert "+ tinypkg==1.0" in out["stderr"]
     assert _import_value(out["python"]) == "tiny"

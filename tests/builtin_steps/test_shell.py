@@ -47,7 +47,9 @@ def test_failure_reports_exit_code_and_stderr_tail() -> None:
     with pytest.raises(ProcessError) as info:
         run_shell_script("echo ok\nls /definitely/not/here", stream_output=False)
     assert info.value.returncode == 2
-    assert str(info.value).startswith("command `ls /definitely/not/here` exited with code 2:\n    ls: cannot access")
+    assert str(info.value).startswith(
+        "command `ls /definitely/not/here` exited with code 2:\n    ls: cannot access"
+    )
 
 
 def test_shell_failure_stops_at_the_first_failing_command() -> None:
@@ -85,10 +87,16 @@ def test_output_streams_as_events_and_result_through_the_runner(tmp_path: Path) 
 
 
 def test_failure_through_the_runner_is_one_clear_paragraph() -> None:
-    config = stepengine.loads("pull:\n  - run_shell_script:\n      id: s\n      script: sh -c 'echo bad >&2; exit 3'\n", file="p.yaml")
+    config = stepengine.loads(
+        "pull:\n  - run_shell_script:\n      id: s\n      script: sh -c 'echo bad >&2; exit 3'\n",
+        file="p.yaml",
+    )
     with pytest.raises(StepExecutionError) as info:
         stepengine.run(config)
-    assert str(info.value) == "p.yaml:2:5: pull[0] (s: run_shell_script) failed: command `sh -c 'echo bad >&2; exit 3'` exited with code 3:\n    bad"
+    assert (
+        str(info.value)
+        == "p.yaml:2:5: pull[0] (s: run_shell_script) failed: command `sh -c 'echo bad >&2; exit 3'` exited with code 3:\n    bad"
+    )
 
 
 @given(st.text(alphabet=" \t'\"\\abc$\n", max_size=30))

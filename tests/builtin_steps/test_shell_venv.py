@@ -28,7 +28,11 @@ def test_python_and_virtual_env_come_from_the_venv(venv: Path) -> None:
 
 def test_relative_to_directory_and_in_shell_mode(venv: Path) -> None:
     out = run_shell_script(
-        'echo "$VIRTUAL_ENV" && command -v python', directory=str(venv.parent), venv="env", shell=True, stream_output=False
+        'echo "$VIRTUAL_ENV" && command -v python',
+        directory=str(venv.parent),
+        venv="env",
+        shell=True,
+        stream_output=False,
     )
     assert out["stdout"].splitlines() == [str(venv), str(venv / "bin" / "python")]
 
@@ -40,11 +44,16 @@ def test_a_conda_prefix(tmp_path: Path, venv: Path) -> None:
     (prefix / "conda-meta").mkdir(parents=True)
     (prefix / "bin").mkdir()
     (prefix / "bin" / "python").symlink_to(venv / "bin" / "python")
-    out = run_shell_script("printenv CONDA_PREFIX\nwhich python", venv=str(prefix), env={"VIRTUAL_ENV": "x"}, stream_output=False)
+    out = run_shell_script(
+        "printenv CONDA_PREFIX\nwhich python", venv=str(prefix), env={"VIRTUAL_ENV": "x"}, stream_output=False
+    )
     assert out["stdout"].splitlines() == [str(prefix), str(prefix / "bin" / "python")]
 
 
 def test_not_an_environment(tmp_path: Path) -> None:
     with pytest.raises(StepError) as info:
         run_shell_script("true", venv=str(tmp_path))
-    assert str(info.value) == f"venv {str(tmp_path)!r} is not a virtual environment or conda prefix (no bin/ in {tmp_path})"
+    assert (
+        str(info.value)
+        == f"venv {str(tmp_path)!r} is not a virtual environment or conda prefix (no bin/ in {tmp_path})"
+    )

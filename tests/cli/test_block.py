@@ -18,10 +18,17 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def test_set_get_ls_rm(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert cli(capsys, "block", "set", "string/greeting", "--value", "hello") == (0, "", "saved block string/greeting\n")
+    assert cli(capsys, "block", "set", "string/greeting", "--value", "hello") == (
+        0,
+        "",
+        "saved block string/greeting\n",
+    )
     assert cli(capsys, "block", "get", "string/greeting") == (0, "hello\n", "")
     (tmp_path / "creds.json").write_text(json.dumps({"token": "ghp_file-token", "username": "bot"}))
-    assert cli(capsys, "block", "set", "github-credentials/ci", "--from-file", str(tmp_path / "creds.json"))[0] == 0
+    assert (
+        cli(capsys, "block", "set", "github-credentials/ci", "--from-file", str(tmp_path / "creds.json"))[0]
+        == 0
+    )
     code, out, _ = cli(capsys, "block", "get", "github-credentials/ci")
     assert json.loads(out) == {"token": "***", "username": "bot"}
     code, out, _ = cli(capsys, "block", "get", "github-credentials/ci", "--reveal")
@@ -30,7 +37,10 @@ def test_set_get_ls_rm(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert json.loads(cli(capsys, "block", "get", "json/settings")[1]) == {"value": {"replicas": 2}}
     assert cli(capsys, "block", "set", "json/conn", "--json", '"dsn://u:p@h"', "--secret")[0] == 0
     assert json.loads(cli(capsys, "block", "get", "json/conn")[1]) == {"value": "***"}
-    assert cli(capsys, "block", "ls")[1] == "github-credentials/ci\njson/conn  (secret)\njson/settings\nstring/greeting\n"
+    assert (
+        cli(capsys, "block", "ls")[1]
+        == "github-credentials/ci\njson/conn  (secret)\njson/settings\nstring/greeting\n"
+    )
     assert json.loads(cli(capsys, "block", "ls", "--type", "json", "--json")[1])[0]["name"] == "json/conn"
     assert cli(capsys, "block", "rm", "string/greeting") == (0, "", "removed block string/greeting\n")
     store = SQLiteStore()
@@ -46,7 +56,10 @@ def test_bad_input_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = cli(capsys, "block", "set", "secret/a", "--value", "x", "--json", "1")
     assert (code, err.splitlines()[-1]) == (2, "Error: give exactly one of --value, --json or --from-file")
     code, _, err = cli(capsys, "block", "set", "aws-credentials/p", "--value", "x")
-    assert (code, err.splitlines()[-1]) == (2, "Error: a aws-credentials block holds JSON: use --json or --from-file")
+    assert (code, err.splitlines()[-1]) == (
+        2,
+        "Error: a aws-credentials block holds JSON: use --json or --from-file",
+    )
     code, _, err = cli(capsys, "block", "set", "aws-credentials/p", "--json", "{'k': 1}")
     assert code == 2
     assert "not valid JSON (Expecting property name enclosed in double quotes at line 1 column 2)" in err

@@ -22,16 +22,59 @@ from stepengine.cli.run import command
 ROOT = Path(__file__).resolve().parents[2]
 
 OPTIONS = [
-    "-s", "--section", "-d", "--deployment", "--var", "--values", "--stores", "--prefect-api-url", "--output",
-    "--log-format", "--from-step", "--only", "--save-outputs", "--load-outputs", "-q", "--quiet", "-v",
-    "--verbose", "--strict", "--allow-missing", "--install-requires",
+    "-s",
+    "--section",
+    "-d",
+    "--deployment",
+    "--var",
+    "--values",
+    "--stores",
+    "--prefect-api-url",
+    "--output",
+    "--log-format",
+    "--from-step",
+    "--only",
+    "--save-outputs",
+    "--load-outputs",
+    "-q",
+    "--quiet",
+    "-v",
+    "--verbose",
+    "--strict",
+    "--allow-missing",
+    "--install-requires",
     # not run options, or not in the fast path's plain forms: click must get them
-    "-h", "--help", "-V", "--", "-qv", "-spull", "--quiet=1", "--nope", "-x",
-]  # fmt: skip
+    "-h",
+    "--help",
+    "-V",
+    "--",
+    "-qv",
+    "-spull",
+    "--quiet=1",
+    "--nope",
+    "-x",
+]
 VALUES = [
-    "pull", "build", "push", "Pull", "text", "json", "a=b", "a.b=c=d", "=b", "novalue", "", "-", "-q", "--x",
-    "prefect.yaml", "other.yaml", "a-dir", "values.yaml", "out.json",
-]  # fmt: skip
+    "pull",
+    "build",
+    "push",
+    "Pull",
+    "text",
+    "json",
+    "a=b",
+    "a.b=c=d",
+    "=b",
+    "novalue",
+    "",
+    "-",
+    "-q",
+    "--x",
+    "prefect.yaml",
+    "other.yaml",
+    "a-dir",
+    "values.yaml",
+    "out.json",
+]
 
 
 @st.composite
@@ -39,7 +82,11 @@ def run_lines(draw: st.DrawFn) -> list[str]:
     tokens = st.one_of(
         st.sampled_from(OPTIONS),
         st.sampled_from(VALUES),
-        st.builds(lambda o, v: f"{o}={v}", st.sampled_from([o for o in OPTIONS if o.startswith("--")]), st.sampled_from(VALUES)),
+        st.builds(
+            lambda o, v: f"{o}={v}",
+            st.sampled_from([o for o in OPTIONS if o.startswith("--")]),
+            st.sampled_from(VALUES),
+        ),
     )
     return ["run", *draw(st.lists(tokens, max_size=8))]
 
@@ -115,25 +162,51 @@ def test_defaults_are_clicks(workdir: Path) -> None:
 
 
 def _stepengine(args: list[str], cwd: Path, fast: bool) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "STEPENGINE_CLI_FASTPATH": "1" if fast else "0", "STEPENGINE_HOME": str(cwd / "home")}
+    env = {
+        **os.environ,
+        "STEPENGINE_CLI_FASTPATH": "1" if fast else "0",
+        "STEPENGINE_HOME": str(cwd / "home"),
+    }
     code = "import sys, json; from stepengine.cli import main; code = main(sys.argv[1:]); print('modules', json.dumps('click' in sys.modules)); sys.exit(code)"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "args", "exit_code"),
     [
-        ("pull:\n  - prefect.deployments.steps.run_shell_script:\n      id: hi\n      script: echo hello\n",
-         ["run", "prefect.yaml", "-s", "pull", "--output", "json"], 0),
-        ("pull:\n  - prefect.deployments.steps.run_shell_script:\n      script: exit 3\n",
-         ["run", "--section", "pull"], 1),
-        ("pull:\n  - prefect.deployments.steps.set_working_directory:\n      directroy: .\n",
-         ["run", "prefect.yaml"], 2),
-        ("pull:\n  - prefect.deployments.steps.run_shell_script:\n      script: echo {{ greeting }}\n",
-         ["run", "--var", "greeting=hi", "--log-format", "json"], 0),
+        (
+            "pull:\n  - prefect.deployments.steps.run_shell_script:\n      id: hi\n      script: echo hello\n",
+            ["run", "prefect.yaml", "-s", "pull", "--output", "json"],
+            0,
+        ),
+        (
+            "pull:\n  - prefect.deployments.steps.run_shell_script:\n      script: exit 3\n",
+            ["run", "--section", "pull"],
+            1,
+        ),
+        (
+            "pull:\n  - prefect.deployments.steps.set_working_directory:\n      directroy: .\n",
+            ["run", "prefect.yaml"],
+            2,
+        ),
+        (
+            "pull:\n  - prefect.deployments.steps.run_shell_script:\n      script: echo {{ greeting }}\n",
+            ["run", "--var", "greeting=hi", "--log-format", "json"],
+            0,
+        ),
     ],
 )
-def test_the_command_behaves_the_same_whichever_parser_read_it(tmp_path: Path, text: str, args: list[str], exit_code: int) -> None:
+def test_the_command_behaves_the_same_whichever_parser_read_it(
+    tmp_path: Path, text: str, args: list[str], exit_code: int
+) -> None:
     (tmp_path / "prefect.yaml").write_text(text)
     fast = _stepengine(args, tmp_path, fast=True)
     slow = _stepengine(args, tmp_path, fast=False)
@@ -146,4 +219,7 @@ def test_the_command_behaves_the_same_whichever_parser_read_it(tmp_path: Path, t
     assert normal(fast.stderr) == normal(slow.stderr)
     fast_out, slow_out = fast.stdout.splitlines(), slow.stdout.splitlines()
     assert fast_out[:-1] == slow_out[:-1]
-    assert (fast_out[-1], slow_out[-1]) == ("modules false", "modules true")  # click loaded only by the slow one
+    assert (fast_out[-1], slow_out[-1]) == (
+        "modules false",
+        "modules true",
+    )  # click loaded only by the slow one

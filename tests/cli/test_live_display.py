@@ -53,7 +53,10 @@ def chatter():
 
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS", "NO_COLOR", "COLUMNS")}
-    env.update(TERM="xterm-256color", PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")])))
+    env.update(
+        TERM="xterm-256color",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")])),
+    )
     return env
 
 
@@ -65,13 +68,23 @@ def _spawn(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.
     def take_terminal() -> None:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env,
-                            start_new_session=True, preexec_fn=take_terminal)  # fmt: skip
+    proc = subprocess.Popen(
+        args,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        preexec_fn=take_terminal,
+    )
     os.close(slave)
     return proc, master
 
 
-def _read_until(master: int, proc: subprocess.Popen[bytes], deadline: float, until: bytes | None = None) -> bytes:
+def _read_until(
+    master: int, proc: subprocess.Popen[bytes], deadline: float, until: bytes | None = None
+) -> bytes:
     """Read the pty until the process closes it (or ``until`` appears); past ``deadline`` kill it
     and fail: a hang is a failure, never a stuck test."""
     chunks: list[bytes] = []

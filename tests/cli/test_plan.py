@@ -14,8 +14,12 @@ SECRET = "plan-cli-s3cr3t-value"
 
 def stepengine(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stepengine", *args], capture_output=True, text=True, cwd=cwd,
-        env={**os.environ, **(env or {})}, timeout=60,
+        [sys.executable, "-m", "stepengine", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=60,
     )
 
 
@@ -66,7 +70,12 @@ def test_plan_exits_2_listing_every_problem_and_never_shows_a_secret(tmp_path: P
     _project(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "BRANCH"}
     result = subprocess.run(
-        [sys.executable, "-m", "stepengine", "plan"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60
+        [sys.executable, "-m", "stepengine", "plan"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.splitlines()[0] == (
@@ -74,7 +83,11 @@ def test_plan_exits_2_listing_every_problem_and_never_shows_a_secret(tmp_path: P
     )
     result = subprocess.run(
         [sys.executable, "-m", "stepengine", "plan", "--values", "values.yaml", "--output", "json"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
     )
     assert result.returncode == 2
     data = json.loads(result.stdout)
@@ -88,7 +101,9 @@ def test_plan_exits_2_listing_every_problem_and_never_shows_a_secret(tmp_path: P
 
 
 def test_plan_of_an_invalid_file_exits_2(tmp_path: Path) -> None:
-    (tmp_path / "prefect.yaml").write_text("pull:\n  - prefect.deployments.steps.run_shell_script:\n      retries: -1\n")
+    (tmp_path / "prefect.yaml").write_text(
+        "pull:\n  - prefect.deployments.steps.run_shell_script:\n      retries: -1\n"
+    )
     result = stepengine("plan", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stdout == ""
@@ -99,8 +114,17 @@ def test_plan_json_output_with_load_outputs_and_from_step(tmp_path: Path) -> Non
     _project(tmp_path)
     (tmp_path / "outputs.json").write_text(json.dumps({"first": {"stdout": "saved"}}))
     result = stepengine(
-        "plan", "--values", "values.yaml", "--load-outputs", "outputs.json", "--from-step", "pull[1]",
-        "--output", "json", cwd=tmp_path, env={"BRANCH": "dev"},
+        "plan",
+        "--values",
+        "values.yaml",
+        "--load-outputs",
+        "outputs.json",
+        "--from-step",
+        "pull[1]",
+        "--output",
+        "json",
+        cwd=tmp_path,
+        env={"BRANCH": "dev"},
     )
     assert result.returncode == 0, result.stderr
     (step,) = json.loads(result.stdout)["steps"]
@@ -115,7 +139,11 @@ def test_plan_says_each_templating_problem_once(tmp_path: Path) -> None:
     for output in ("text", "json"):
         result = subprocess.run(
             [sys.executable, "-m", "stepengine", "plan", "--values", "values.yaml", "--output", output],
-            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=60,
         )
         assert result.returncode == 2
         assert (result.stdout + result.stderr).count("environment variable 'BRANCH' is not set") == 1, output

@@ -21,10 +21,14 @@ def hello(who: str = "world"):
 '''
 
 
-def stepengine(*args: str, cwd: Path, env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def stepengine(
+    *args: str, cwd: Path, env: dict | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("stepengine")
     assert exe, "the console script is installed by `pip install -e .`"
-    return subprocess.run([exe, *args], check=False, capture_output=True, text=True, cwd=cwd, env=env, timeout=120, input=input)
+    return subprocess.run(
+        [exe, *args], check=False, capture_output=True, text=True, cwd=cwd, env=env, timeout=120, input=input
+    )
 
 
 def test_init_then_again(tmp_path: Path) -> None:
@@ -37,7 +41,9 @@ def test_init_then_again(tmp_path: Path) -> None:
         "created .prefect/",
     ]
     before = (tmp_path / "prefect.yaml").read_text()
-    second = stepengine("init", "--recipe", "git", "--field", "repository=r", "--field", "branch=b", cwd=tmp_path)
+    second = stepengine(
+        "init", "--recipe", "git", "--field", "repository=r", "--field", "branch=b", cwd=tmp_path
+    )
     assert second.returncode == 0, second.stderr
     assert second.stderr.splitlines() == [
         "recipe: git",
@@ -65,11 +71,26 @@ def test_recipe_ls(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["RECIPE", "DESCRIPTION", "REQUIRED", "FIELDS"]
     rows = {line.split()[0]: line for line in lines[1:]}
-    assert sorted(rows) == ["azure", "docker", "docker-azure", "docker-gcs", "docker-git", "docker-s3", "gcs", "git", "local", "s3"]
+    assert sorted(rows) == [
+        "azure",
+        "docker",
+        "docker-azure",
+        "docker-gcs",
+        "docker-git",
+        "docker-s3",
+        "gcs",
+        "git",
+        "local",
+        "s3",
+    ]
     assert rows["git"].endswith("repository, branch")
     assert rows["local"].endswith("  -")
     as_json = json.loads(stepengine("recipe", "ls", "--json", cwd=tmp_path).stdout)
-    assert {r["name"]: r["required"] for r in as_json}["docker-s3"] == ["image_name", "bucket", "credentials_block"]
+    assert {r["name"]: r["required"] for r in as_json}["docker-s3"] == [
+        "image_name",
+        "bucket",
+        "credentials_block",
+    ]
 
 
 def test_flows_register_ls_and_deploy_by_flow_name(tmp_path: Path) -> None:
@@ -81,13 +102,30 @@ def test_flows_register_ls_and_deploy_by_flow_name(tmp_path: Path) -> None:
     assert registered.stderr == "registered hello (flows/hello.py:hello)\n"
     assert stepengine("flows", "ls", cwd=tmp_path).stdout == "hello  flows/hello.py:hello  (who)\n"
     out = tmp_path / "spec.json"
-    deployed = stepengine("deploy", "-f", "hello", "-p", "process", "-v", "env={\"A\": \"1\"}", "-v", "x=y",
-                          "--param", "who=you", "--output", str(out), cwd=tmp_path)  # fmt: skip
+    deployed = stepengine(
+        "deploy",
+        "-f",
+        "hello",
+        "-p",
+        "process",
+        "-v",
+        'env={"A": "1"}',
+        "-v",
+        "x=y",
+        "--param",
+        "who=you",
+        "--output",
+        str(out),
+        cwd=tmp_path,
+    )
     assert deployed.returncode == 0, deployed.stderr
     spec = json.loads(out.read_text())
     assert (spec["entrypoint"], spec["work_pool_name"], spec["job_variables"], spec["parameters"]) == (
-        "flows/hello.py:hello", "process", {"env": {"A": "1"}, "x": "y"}, {"who": "you"},
-    )  # fmt: skip
+        "flows/hello.py:hello",
+        "process",
+        {"env": {"A": "1"}, "x": "y"},
+        {"who": "you"},
+    )
     executed = stepengine("execute", "--spec", str(out), "-q", cwd=tmp_path)
     assert (executed.returncode, executed.stdout) == (0, "hello you\n")
 
@@ -111,8 +149,9 @@ def test_deploy_all_to_stdout(tmp_path: Path) -> None:
 
 
 @pytest.mark.docker
-def test_deploy_docker_recipe_with_a_real_engine(tmp_path: Path, docker_host: object, docker_registry: object,
-                                                 busybox_context: Path) -> None:  # fmt: skip
+def test_deploy_docker_recipe_with_a_real_engine(
+    tmp_path: Path, docker_host: object, docker_registry: object, busybox_context: Path
+) -> None:
     """docker recipe → build_docker_image on a private dockerd → push_docker_image to a loopback
     registry (credentials from a block) → job_variables.image is the built image."""
     registry = docker_registry
@@ -120,8 +159,12 @@ def test_deploy_docker_recipe_with_a_real_engine(tmp_path: Path, docker_host: ob
     (project / "flows").mkdir(parents=True)
     (project / "flows" / "hello.py").write_text(FLOW)
     shutil.copy(busybox_context / "busybox", project / "busybox")
-    (project / "Dockerfile").write_text("FROM scratch\nCOPY busybox /bin/busybox\nCOPY flows /opt/prefect/app/flows\n")
-    init = stepengine("init", "--field", f"image_name={registry.address}/team/app", "--field", "tag=v7", cwd=project)  # type: ignore[attr-defined]
+    (project / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY flows /opt/prefect/app/flows\n"
+    )
+    init = stepengine(
+        "init", "--field", f"image_name={registry.address}/team/app", "--field", "tag=v7", cwd=project
+    )  # type: ignore[attr-defined]
     assert init.returncode == 0, init.stderr
     assert init.stderr.startswith("recipe: docker (a Dockerfile was found and no git remote")
     data = yaml.safe_load((project / "prefect.yaml").read_text())
@@ -131,12 +174,18 @@ def test_deploy_docker_recipe_with_a_real_engine(tmp_path: Path, docker_host: ob
     )
     (project / "prefect.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump({"blocks": {"docker-registry-credentials": {"local": registry.credentials}}}))  # type: ignore[attr-defined]
-    result = stepengine("deploy", "flows/hello.py:hello", "-p", "docker-pool", "--values", str(values), cwd=project)
+    values.write_text(
+        yaml.safe_dump({"blocks": {"docker-registry-credentials": {"local": registry.credentials}}})
+    )  # type: ignore[attr-defined]
+    result = stepengine(
+        "deploy", "flows/hello.py:hello", "-p", "docker-pool", "--values", str(values), cwd=project
+    )
     assert result.returncode == 0, result.stderr
     spec = json.loads(result.stdout)
     assert spec["job_variables"] == {"image": f"{registry.address}/team/app:v7"}  # type: ignore[attr-defined]
-    assert spec["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect/app"}}]
+    assert spec["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect/app"}}
+    ]
     assert registry.tags("team/app") == ["v7"]  # type: ignore[attr-defined]
     assert registry.password not in result.stdout + result.stderr  # type: ignore[attr-defined]
 
@@ -146,7 +195,7 @@ def test_execute_needs_a_spec_when_pull_uses_build_outputs(tmp_path: Path) -> No
     (tmp_path / "flows" / "hello.py").write_text(FLOW)
     (tmp_path / "prefect.yaml").write_text(
         "build:\n  - prefect.deployments.steps.run_shell_script:\n      id: b\n      script: pwd\n"
-        "pull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: \"{{ b.stdout }}\"\n"
+        'pull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: "{{ b.stdout }}"\n'
         "deployments:\n  - name: x\n    entrypoint: flows/hello.py:hello\n"
     )
     result = stepengine("execute", "-n", "x", cwd=tmp_path)
@@ -154,7 +203,7 @@ def test_execute_needs_a_spec_when_pull_uses_build_outputs(tmp_path: Path) -> No
     assert result.stderr.splitlines() == [
         (
             "error: prefect.yaml:7:7: pull[0] (set_working_directory): {{ b.stdout }} refers to 'b', but no earlier "
-            "step has that id (pull[0].\"prefect.deployments.steps.set_working_directory\".directory)"
+            'step has that id (pull[0]."prefect.deployments.steps.set_working_directory".directory)'
         ),
         "hint: deploy it first (`stepengine deploy -n x`): execute -d then runs the deployed spec",
     ]
@@ -174,7 +223,9 @@ def test_init_prompts_for_missing_fields_on_a_tty(tmp_path: Path) -> None:
     exe = shutil.which("stepengine")
     assert exe
     master, slave = pty.openpty()
-    proc = subprocess.Popen([exe, "init", "--recipe", "s3"], cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave)
+    proc = subprocess.Popen(
+        [exe, "init", "--recipe", "s3"], cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave
+    )
     os.close(slave)
     answers = [b"my-bucket\n", b"dev-creds\n"]
     seen = b""
@@ -201,11 +252,16 @@ def test_init_prompts_for_missing_fields_on_a_tty(tmp_path: Path) -> None:
     assert proc.returncode == 0, text
     assert "bucket (the S3 bucket the code is uploaded to): " in text
     assert "credentials_block (the name of an aws-credentials block): " in text
-    push = yaml.safe_load((tmp_path / "prefect.yaml").read_text())["push"][0]["prefect_aws.deployments.steps.push_to_s3"]
-    assert (push["bucket"], push["credentials"]) == ("my-bucket", "{{ prefect.blocks.aws-credentials.dev-creds }}")
+    push = yaml.safe_load((tmp_path / "prefect.yaml").read_text())["push"][0][
+        "prefect_aws.deployments.steps.push_to_s3"
+    ]
+    assert (push["bucket"], push["credentials"]) == (
+        "my-bucket",
+        "{{ prefect.blocks.aws-credentials.dev-creds }}",
+    )
 
 
-SECRET_FLOW = '''
+SECRET_FLOW = """
 import os
 
 
@@ -213,7 +269,7 @@ def main():
     token = os.environ["TOKEN"]
     print("token is the secret:", token == "s3cr3t-" + "value-0042", "| inside:", os.environ["OTHER"] == "value-s3cr3t-" + "value-0042-inside")
     print("printed:", token)
-'''
+"""
 
 
 def test_a_spec_keeps_secret_placeholders_and_execute_resolves_them(tmp_path: Path) -> None:
@@ -226,22 +282,27 @@ def test_a_spec_keeps_secret_placeholders_and_execute_resolves_them(tmp_path: Pa
     (tmp_path / "flows" / "job.py").write_text(SECRET_FLOW)
     (tmp_path / "prefect.yaml").write_text(
         "deployments:\n  - name: d\n    entrypoint: flows/job.py:main\n    work_pool:\n      name: p\n"
-        "      job_variables:\n        env:\n          TOKEN: \"{{ prefect.blocks.secret.api }}\"\n"
-        "          OTHER: \"value-{{ prefect.blocks.secret.api }}-inside\"\n"
-        "          PLAIN: \"{{ prefect.variables.stage }}\"\n"
+        '      job_variables:\n        env:\n          TOKEN: "{{ prefect.blocks.secret.api }}"\n'
+        '          OTHER: "value-{{ prefect.blocks.secret.api }}-inside"\n'
+        '          PLAIN: "{{ prefect.variables.stage }}"\n'
     )
     env = {**os.environ, "STEPENGINE_BLOCK_SECRET__API": "s3cr3t-value-0042", "STEPENGINE_VAR_STAGE": "prod"}
     out = tmp_path / "spec.json"
     deployed = stepengine("deploy", "-n", "d", "--output", str(out), cwd=tmp_path, env=env)
     assert deployed.returncode == 0, deployed.stderr
-    assert json.loads(out.read_text())["job_variables"] == {"env": {
-        "TOKEN": "{{ prefect.blocks.secret.api }}",
-        "OTHER": "value-{{ prefect.blocks.secret.api }}-inside",
-        "PLAIN": "prod",  # not a secret: resolved at deploy time, as Prefect does
-    }}  # fmt: skip
+    assert json.loads(out.read_text())["job_variables"] == {
+        "env": {
+            "TOKEN": "{{ prefect.blocks.secret.api }}",
+            "OTHER": "value-{{ prefect.blocks.secret.api }}-inside",
+            "PLAIN": "prod",  # not a secret: resolved at deploy time, as Prefect does
+        }
+    }
     assert "***" not in out.read_text()
     executed = stepengine("execute", "--spec", str(out), "-q", cwd=tmp_path, env=env)
-    assert (executed.returncode, executed.stdout) == (0, "token is the secret: True | inside: True\nprinted: ***\n"), executed.stderr
+    assert (executed.returncode, executed.stdout) == (
+        0,
+        "token is the secret: True | inside: True\nprinted: ***\n",
+    ), executed.stderr
     assert "s3cr3t" not in executed.stdout + executed.stderr
 
 
@@ -254,7 +315,7 @@ def test_deploy_refuses_to_write_a_secret_it_cannot_keep_as_a_placeholder(tmp_pa
     (tmp_path / "flows" / "job.py").write_text(SECRET_FLOW)
     (tmp_path / "prefect.yaml").write_text(
         "deployments:\n  - name: d\n    entrypoint: flows/job.py:main\n    work_pool:\n      name: p\n"
-        "      job_variables:\n        env:\n          TOKEN: \"{{ $DEPLOY_TOKEN }}\"\n"
+        '      job_variables:\n        env:\n          TOKEN: "{{ $DEPLOY_TOKEN }}"\n'
     )
     env = {**os.environ, "DEPLOY_TOKEN": "s3cr3t-value-0042", "STEPENGINE_SECRET_ENV": "DEPLOY_TOKEN"}
     out = tmp_path / "spec.json"
@@ -279,17 +340,48 @@ def test_deploy_takes_prefect_deploys_options(tmp_path: Path) -> None:
         "deployments:\n  - name: x\n    entrypoint: flows/hello.py:hello\n    schedules:\n      - cron: '0 1 * * *'\n"
     )
     result = stepengine(
-        "deploy", "-n", "x", "-p", "pool", "-d", "nightly hello", "-t", "a", "-t", "b",
-        "--cron", "0 3 * * *", "--interval", "3600", "--rrule", "FREQ=DAILY;BYHOUR=4",
-        "--timezone", "Europe/Paris", "--anchor-date", "2026-01-01T00:00:00",
-        "--params", '{"who": "you"}', "-jv", "image=org/app:1", "-jv", '{"env": {"A": "1"}}',
-        "--concurrency-limit", "2", "--collision-strategy", "CANCEL_NEW", "-q", cwd=tmp_path,
-    )  # fmt: skip
+        "deploy",
+        "-n",
+        "x",
+        "-p",
+        "pool",
+        "-d",
+        "nightly hello",
+        "-t",
+        "a",
+        "-t",
+        "b",
+        "--cron",
+        "0 3 * * *",
+        "--interval",
+        "3600",
+        "--rrule",
+        "FREQ=DAILY;BYHOUR=4",
+        "--timezone",
+        "Europe/Paris",
+        "--anchor-date",
+        "2026-01-01T00:00:00",
+        "--params",
+        '{"who": "you"}',
+        "-jv",
+        "image=org/app:1",
+        "-jv",
+        '{"env": {"A": "1"}}',
+        "--concurrency-limit",
+        "2",
+        "--collision-strategy",
+        "CANCEL_NEW",
+        "-q",
+        cwd=tmp_path,
+    )
     assert (result.returncode, result.stderr) == (0, "")
     spec = json.loads(result.stdout)
     assert (spec["description"], spec["tags"], spec["parameters"], spec["job_variables"]) == (
-        "nightly hello", ["a", "b"], {"who": "you"}, {"image": "org/app:1", "env": {"A": "1"}},
-    )  # fmt: skip
+        "nightly hello",
+        ["a", "b"],
+        {"who": "you"},
+        {"image": "org/app:1", "env": {"A": "1"}},
+    )
     assert spec["concurrency_limit"] == {"limit": 2, "collision_strategy": "CANCEL_NEW"}
     assert [s["schedule"] for s in spec["schedules"]] == [
         {"cron": "0 1 * * *", "timezone": "Europe/Paris"},
@@ -307,28 +399,44 @@ def test_deploy_takes_prefect_deploys_options(tmp_path: Path) -> None:
         (["--params", '{"who": 3}'], "error:   who: 3 is not of type 'string'"),
     ],
 )
-def test_deploy_checks_parameters_against_the_signature(tmp_path: Path, args: list[str], message: str) -> None:
+def test_deploy_checks_parameters_against_the_signature(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "hello.py").write_text(FLOW)
     (tmp_path / "prefect.yaml").write_text("deployments: []\n")
     result = stepengine("deploy", "flows/hello.py:hello", "-n", "x", "-p", "pool", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: deployment 'x': parameters do not match the flow's signature (flows/hello.py:hello):", message,
-    ]  # fmt: skip
+        "error: deployment 'x': parameters do not match the flow's signature (flows/hello.py:hello):",
+        message,
+    ]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--cron", "bad"], "Error: Invalid value for --cron: 'bad' is not a cron expression (5 fields, e.g. '0 3 * * *')"),
-        (["--timezone", "Mars/Base"], "Error: Invalid value for --timezone: 'Mars/Base' is not a time zone name (e.g. America/New_York)"),
-        (["--param", "who=a", "--params", "{}"], "Error: give parameters with --param or with --params, not both (as prefect deploy)"),
+        (
+            ["--cron", "bad"],
+            "Error: Invalid value for --cron: 'bad' is not a cron expression (5 fields, e.g. '0 3 * * *')",
+        ),
+        (
+            ["--timezone", "Mars/Base"],
+            "Error: Invalid value for --timezone: 'Mars/Base' is not a time zone name (e.g. America/New_York)",
+        ),
+        (
+            ["--param", "who=a", "--params", "{}"],
+            "Error: give parameters with --param or with --params, not both (as prefect deploy)",
+        ),
         (["-jv", "[1]"], "Error: Invalid value for --job-variable: '[1]' is not KEY=VALUE or a JSON object"),
     ],
 )
-def test_deploy_refuses_bad_options_before_anything_runs(tmp_path: Path, args: list[str], message: str) -> None:
-    (tmp_path / "prefect.yaml").write_text("build:\n  - prefect.deployments.steps.run_shell_script:\n      script: touch built\n")
+def test_deploy_refuses_bad_options_before_anything_runs(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "prefect.yaml").write_text(
+        "build:\n  - prefect.deployments.steps.run_shell_script:\n      script: touch built\n"
+    )
     result = stepengine("deploy", "flows/hello.py:hello", "-n", "x", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == message
@@ -340,7 +448,9 @@ def test_the_tutorials_deploy_then_execute_by_name(tmp_path: Path) -> None:
     registered, as Prefect's deploy does), then `execute -d NAME` runs what was deployed."""
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "hello.py").write_text(FLOW)
-    deployed = stepengine("deploy", "./", "-n", "nightly", "-p", "pool", "--param", "who=you", "-q", cwd=tmp_path)
+    deployed = stepengine(
+        "deploy", "./", "-n", "nightly", "-p", "pool", "--param", "who=you", "-q", cwd=tmp_path
+    )
     assert deployed.returncode == 0, deployed.stderr
     assert json.loads(deployed.stdout)["entrypoint"] == "flows/hello.py:hello"
     assert stepengine("flows", "ls", cwd=tmp_path).stdout == "hello  flows/hello.py:hello  (who)\n"
@@ -355,8 +465,10 @@ def test_the_tutorials_deploy_then_execute_by_name(tmp_path: Path) -> None:
     dotted = stepengine("deploy", "./flows/hello.py:hello", "-n", "third", "-q", cwd=tmp_path)
     assert json.loads(dotted.stdout)["entrypoint"] == "flows/hello.py:hello"
     assert sorted(json.loads((tmp_path / ".prefect" / "deployments.json").read_text())) == [
-        "hello/nightly", "hello/other", "hello/third",
-    ]  # fmt: skip
+        "hello/nightly",
+        "hello/other",
+        "hello/third",
+    ]
     assert stepengine("execute", "-d", "hello/other", "-q", cwd=tmp_path).stdout == "hello world\n"
     told = stepengine("deploy", "flows/hello.py:hello", "-n", "fourth", cwd=tmp_path)
     assert told.stderr == "deployment hello/fourth recorded; run it with: stepengine execute -d fourth\n"
@@ -385,12 +497,18 @@ def test_execute_tells_an_unknown_name_from_one_without_an_entrypoint(tmp_path: 
         "prefect.yaml); deploy one with `stepengine deploy path/to/file.py:function -n NAME`",
     ]
     empty = stepengine("execute", "-d", "proj", cwd=project)
-    assert (empty.returncode, empty.stderr.splitlines()) == (2, [
-        "error: deployment 'proj' (prefect.yaml:22:5) has no entrypoint and was never deployed",
-        "hint: deploy it first: stepengine deploy path/to/file.py:function -n proj",
-    ])  # fmt: skip
+    assert (empty.returncode, empty.stderr.splitlines()) == (
+        2,
+        [
+            "error: deployment 'proj' (prefect.yaml:22:5) has no entrypoint and was never deployed",
+            "hint: deploy it first: stepengine deploy path/to/file.py:function -n proj",
+        ],
+    )
     which = stepengine("execute", cwd=project)
-    assert (which.returncode, which.stderr) == (2, "error: which deployment? give its name with -d NAME (this project has: nightly, proj)\n")
+    assert (which.returncode, which.stderr) == (
+        2,
+        "error: which deployment? give its name with -d NAME (this project has: nightly, proj)\n",
+    )
     with (project / "prefect.yaml").open("a") as handle:
         handle.write("# edited\n")
     changed = stepengine("execute", "-d", "nightly", cwd=project)
@@ -445,16 +563,22 @@ def test_a_flow_file_that_deploys_itself(tmp_path: Path) -> None:
     (tmp_path / "flows" / "etl.py").write_text(SELF_DEPLOYING)
     deployed = stepengine("deploy", "flows/etl.py", cwd=tmp_path)
     assert deployed.returncode == 0, deployed.stderr
-    assert "warning: deploy 'nightly': print_next_steps= is not used by stepengine (ignored)" in deployed.stderr
+    assert (
+        "warning: deploy 'nightly': print_next_steps= is not used by stepengine (ignored)" in deployed.stderr
+    )
     specs = json.loads(deployed.stdout)
     assert [(s["name"], s["flow_name"], s["entrypoint"], s["parameters"]) for s in specs] == [
-        ("nightly", "etl", "flows/etl.py:etl", {"limit": 2}), ("older", "etl", "flows/etl.py:etl", {}),
-    ]  # fmt: skip
+        ("nightly", "etl", "flows/etl.py:etl", {"limit": 2}),
+        ("older", "etl", "flows/etl.py:etl", {}),
+    ]
     assert specs[0]["schedules"] == [{"schedule": {"cron": "0 3 * * *"}, "active": True}]
     assert stepengine("execute", "-d", "nightly", "-q", cwd=tmp_path).stdout == "etl 2 prod\n"
     assert stepengine("execute", "-d", "etl/older", "-q", cwd=tmp_path).stdout == "etl 3 None\n"
     refused = stepengine("deploy", "flows/etl.py", "-n", "x", "-p", "pool", cwd=tmp_path)
-    assert (refused.returncode, refused.stderr.splitlines()[-1]) == (2, (
-        "Error: flows/etl.py deploys itself (its __main__ block calls .deploy): -n, -p cannot be given with it; "
-        "change the call in the file, or deploy one flow with FILE.py:function"
-    ))  # fmt: skip
+    assert (refused.returncode, refused.stderr.splitlines()[-1]) == (
+        2,
+        (
+            "Error: flows/etl.py deploys itself (its __main__ block calls .deploy): -n, -p cannot be given with it; "
+            "change the call in the file, or deploy one flow with FILE.py:function"
+        ),
+    )

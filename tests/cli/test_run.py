@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "hello" / "prefect.yaml"
 
 
-def stepengine(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+def stepengine(
+    *args: str, cwd: Path | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("stepengine")
     assert exe, "the console script is installed by `pip install -e .`"
     return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60)
@@ -40,8 +41,13 @@ def test_bundled_example_runs_with_prefect_style_lines() -> None:
 def test_step_output_keeps_its_place_among_the_progress_lines() -> None:
     exe = shutil.which("stepengine")
     assert exe
-    result = subprocess.run([exe, "run", str(EXAMPLE), "--section", "pull", "--var", "greeting=hi"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [exe, "run", str(EXAMPLE), "--section", "pull", "--var", "greeting=hi"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+    )
     assert result.stdout.splitlines()[:4] == [
         "> Running run_shell_script step...",
         f"hi from {os.environ['HOME']}",
@@ -54,7 +60,10 @@ def test_with_output_json_the_steps_output_goes_to_stderr() -> None:
     result = stepengine("run", str(EXAMPLE), "--section", "pull", "--var", "greeting=hi", "--output", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["workdir"]["directory"] == os.getcwd()  # stdout: the JSON alone
-    assert result.stderr.splitlines()[:2] == ["> Running run_shell_script step...", f"hi from {os.environ['HOME']}"]
+    assert result.stderr.splitlines()[:2] == [
+        "> Running run_shell_script step...",
+        f"hi from {os.environ['HOME']}",
+    ]
 
 
 def test_output_json_goes_to_stdout_only() -> None:
@@ -89,7 +98,9 @@ def test_invalid_file_exits_2_and_runs_nothing(tmp_path: Path) -> None:
 
 
 def test_failed_step_exits_1_with_one_paragraph(tmp_path: Path) -> None:
-    (tmp_path / "prefect.yaml").write_text("pull:\n  - run_shell_script:\n      id: s\n      script: ls /nope/nope\n")
+    (tmp_path / "prefect.yaml").write_text(
+        "pull:\n  - run_shell_script:\n      id: s\n      script: ls /nope/nope\n"
+    )
     result = stepengine("run", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.splitlines()[-2:] == [
@@ -182,7 +193,9 @@ def test_sigint_exits_130_and_kills_children(tmp_path: Path) -> None:
     (tmp_path / "prefect.yaml").write_text(
         f"pull:\n  - run_shell_script:\n      shell: true\n      script: 'echo $$ > {pidfile}; sleep 30'\n"
     )
-    proc = subprocess.Popen([shutil.which("stepengine"), "run"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [shutil.which("stepengine"), "run"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
     for _ in range(100):
         if pidfile.exists() and pidfile.read_text().strip():
             break
@@ -202,14 +215,38 @@ def test_step_plugin_example_installs_and_runs_by_short_name(tmp_path: Path) -> 
     venv = make_child_venv(tmp_path / "venv")
     plugin = ROOT / "examples" / "step-plugin"
     install = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--no-index", str(plugin)],
-        capture_output=True, text=True, timeout=120,
-        env=dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_FIND_LINKS="", PIP_DISABLE_PIP_VERSION_CHECK="1"),
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--no-build-isolation",
+            "--no-deps",
+            "--no-index",
+            str(plugin),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(
+            os.environ, PIP_CONFIG_FILE=os.devnull, PIP_FIND_LINKS="", PIP_DISABLE_PIP_VERSION_CHECK="1"
+        ),
     )
     assert install.returncode == 0, install.stderr
     result = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "stepengine", "run", str(plugin / "prefect.yaml"), "--var", "who=world"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60,
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "stepengine",
+            "run",
+            str(plugin / "prefect.yaml"),
+            "--var",
+            "who=world",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout
     assert result.stdout.splitlines()[:4] == [
@@ -240,15 +277,26 @@ def test_a_store_that_cannot_be_read_while_templating_exits_2_naming_the_step(tm
 def test_a_reader_that_goes_away_or_a_closed_stdout_ends_nothing_in_a_traceback(tmp_path: Path) -> None:
     """Steps' output goes to stdout: `stepengine run | head -1` (the reader leaves while 1 MB is
     still coming) and a closed stdout drop the rest of the output; the run itself goes on."""
-    (tmp_path / "prefect.yaml").write_text("build:\n  - prefect.deployments.steps.run_shell_script: {script: seq 1 200000}\n")
+    (tmp_path / "prefect.yaml").write_text(
+        "build:\n  - prefect.deployments.steps.run_shell_script: {script: seq 1 200000}\n"
+    )
     exe = shutil.which("stepengine")
     assert exe
-    proc = subprocess.Popen([exe, "run"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [exe, "run"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None and proc.stdout.readline() == "1\n"
     proc.stdout.close()  # the reader is gone; more than a pipe's worth is still to come
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "Error" not in err and err.splitlines()[-1].startswith("ok: 1 step in ")
-    closed = subprocess.run([exe, "run"], cwd=tmp_path, stdout=None, stderr=subprocess.PIPE, text=True, timeout=60,
-                            preexec_fn=lambda: os.close(1))  # fmt: skip
+    closed = subprocess.run(
+        [exe, "run"],
+        cwd=tmp_path,
+        stdout=None,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(1),
+    )
     assert closed.returncode == 0 and "Traceback" not in closed.stderr, closed.stderr

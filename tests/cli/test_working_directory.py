@@ -16,33 +16,48 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PLANTED = '''
+PLANTED = """
 import pathlib
 pathlib.Path(__file__).with_suffix(".ran").write_text("imported")
 
 
 def f():
     return {}
-'''
+"""
 
 
 @pytest.mark.parametrize(
     "verb, code",
-    [(["validate"], 2), (["plan"], 2), (["run"], 2), (["steps"], 0), (["schema"], 0), (["validate", "--strict"], 2)],
+    [
+        (["validate"], 2),
+        (["plan"], 2),
+        (["run"], 2),
+        (["steps"], 0),
+        (["schema"], 0),
+        (["validate", "--strict"], 2),
+    ],
 )
 def test_no_module_in_the_working_directory_is_imported(tmp_path: Path, verb: list[str], code: int) -> None:
     for name in ("planted", "yaml", "jsonschema", "click", "importlib_metadata"):
         (tmp_path / f"{name}.py").write_text(PLANTED)
     (tmp_path / "prefect.yaml").write_text("pull:\n  - planted.f: {}\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "stepengine", *verb], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "stepengine", *verb],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == code, done.stderr
     assert sorted(p.name for p in tmp_path.glob("*.ran")) == []
     if code == 2:
         assert "unknown step 'planted.f': no entry point of that name and no module 'planted'" in done.stderr
-        assert ("hint: planted is in the working directory, which stepengine never imports from; if you trust it, "
-                "put it on PYTHONPATH (PYTHONPATH=. stepengine ...)") in done.stderr
+        assert (
+            "hint: planted is in the working directory, which stepengine never imports from; if you trust it, "
+            "put it on PYTHONPATH (PYTHONPATH=. stepengine ...)"
+        ) in done.stderr
 
 
 def test_pythonpath_is_honoured(tmp_path: Path) -> None:
@@ -50,13 +65,21 @@ def test_pythonpath_is_honoured(tmp_path: Path) -> None:
     (tmp_path / "local_steps.py").write_text("def hello():\n    return {'greeting': 'hi'}\n")
     (tmp_path / "prefect.yaml").write_text("pull:\n  - local_steps.hello:\n      id: h\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
-    done = subprocess.run([sys.executable, "-m", "stepengine", "run", "--output", "json", "-q"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "stepengine", "run", "--output", "json", "-q"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert '"greeting": "hi"' in done.stdout
 
 
-@pytest.mark.parametrize("verb", [["run", "/FILE"], ["validate", "/FILE"], ["plan", "/FILE"], ["run", "prefect.yaml"]])
+@pytest.mark.parametrize(
+    "verb", [["run", "/FILE"], ["validate", "/FILE"], ["plan", "/FILE"], ["run", "prefect.yaml"]]
+)
 def test_a_deleted_working_directory_is_a_clear_error(tmp_path: Path, verb: list[str]) -> None:
     """It used to end in a bare FileNotFoundError traceback (exit 3)."""
     (tmp_path / "prefect.yaml").write_text("pull:\n  - set_working_directory:\n      directory: .\n")
@@ -101,7 +124,9 @@ def test_a_step_deleting_the_working_directory_fails_the_next_one_clearly(tmp_pa
     def remove_cwd() -> None:
         os.rmdir(os.getcwd())
 
-    config = stepengine.loads("pull:\n  - remove_cwd: {}\n  - set_working_directory:\n      directory: .\n", file="p.yaml")
+    config = stepengine.loads(
+        "pull:\n  - remove_cwd: {}\n  - set_working_directory:\n      directory: .\n", file="p.yaml"
+    )
     with pytest.raises(stepengine.StepExecutionError) as info:
         stepengine.run(config, steps={"remove_cwd": remove_cwd})
     assert str(info.value) == (

@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import typing as t
-from pathlib import Path
 
 import pytest
 
@@ -33,7 +32,8 @@ CASES: dict[str, str] = {
     "legacy schedule keys": _D + "    schedule: {cron: '0 0 * * *', max_active_runs: 3, catchup: true}\n",
     "legacy keys in schedules": _D + "    schedules: [{cron: '0 0 * * *', max_active_runs: 3}]\n",
     "unknown schedule key": _D + "    schedules: [{cron: '0 0 * * *', foo: 1}]\n",
-    "is_schedule_active in a schedule": _D + "    schedules: [{cron: '0 0 * * *', is_schedule_active: true}]\n",
+    "is_schedule_active in a schedule": _D
+    + "    schedules: [{cron: '0 0 * * *', is_schedule_active: true}]\n",
     "schedules item {}": _D + "    schedules: [{}]\n",
     "schedule without kind": _D + "    schedule: {timezone: UTC}\n",
     "schedules item without kind": _D + "    schedules: [{anchor_date: '2024-01-01'}]\n",
@@ -43,8 +43,9 @@ CASES: dict[str, str] = {
     "interval ISO": _D + "    schedules: [{interval: PT1H}]\n",
     "interval float": _D + "    schedules: [{interval: 60.5}]\n",
     "interval digits text": _D + "    schedules: [{interval: '3600'}]\n",
-    "every schedule option": _D + "    schedules: [{cron: '0 0 * * *', timezone: UTC, day_or: false, active: false, "
-                                  "parameters: {x: 1}, slug: s, replaces: t}]\n",
+    "every schedule option": _D
+    + "    schedules: [{cron: '0 0 * * *', timezone: UTC, day_or: false, active: false, "
+    "parameters: {x: 1}, slug: s, replaces: t}]\n",
     "day_or plain": _D + "    schedules: [{cron: '0 0 * * *', timezone: UTC, day_or: false}]\n",
     "day_or with slug": _D + "    schedules: [{cron: '0 0 * * *', day_or: false, slug: s}]\n",
     "rrule": _D + "    schedules: [{rrule: FREQ=DAILY}]\n",
@@ -59,12 +60,13 @@ CASES: dict[str, str] = {
     "tags null": _D + "    tags: null\n",
     "concurrency int": _D + "    concurrency_limit: 3\n",
     "concurrency digits text": _D + "    concurrency_limit: '3'\n",
-    "concurrency object": _D + "    concurrency_limit: {limit: 3, collision_strategy: CANCEL_NEW, grace_period_seconds: 30}\n",
+    "concurrency object": _D
+    + "    concurrency_limit: {limit: 3, collision_strategy: CANCEL_NEW, grace_period_seconds: 30}\n",
     "work_pool null": _D + "    work_pool: null\n",
     "job_variables null": _D + "    work_pool: {name: p, job_variables: null}\n",
     "triggers": _D + "    triggers: [{enabled: true, match: {prefect.resource.id: x}, expect: [y]}]\n",
     "enforce, paused, sla, version_type": _D + "    enforce_parameter_schema: false\n    paused: true\n"
-                                              "    sla: [{name: s, duration: 10}]\n    version_type: vcs:git\n",
+    "    sla: [{name: s, duration: 10}]\n    version_type: vcs:git\n",
     "unknown deployment key": _D + "    foo: 1\n",
     "deployments null": "deployments: null\n",
     "prefect-version number": "prefect-version: 3.1\n",
@@ -149,14 +151,27 @@ def _all_cases() -> dict[str, str]:
 def prefect_verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, t.Any]:
     python = prefect_venv() / "bin" / "python"
     if not python.exists():
-        pytest.skip(f"Prefect's venv is missing at {python.parent.parent} (CI has it: .ci/install.d/60-prefect-venv.sh)")
+        pytest.skip(
+            f"Prefect's venv is missing at {python.parent.parent} (CI has it: .ci/install.d/60-prefect-venv.sh)"
+        )
     home = tmp_path_factory.mktemp("prefect-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "STEPENGINE_"))}
-    env.update(PREFECT_HOME=str(home), PREFECT_API_URL="http://127.0.0.1:9/api", PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    peer = subprocess.run([str(python), "-c", _PEER_SCRIPT], input=json.dumps(_all_cases()), capture_output=True,
-                          text=True, env=env, cwd=home, timeout=300)
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL="http://127.0.0.1:9/api",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )
+    peer = subprocess.run(
+        [str(python), "-c", _PEER_SCRIPT],
+        input=json.dumps(_all_cases()),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=home,
+        timeout=300,
+    )
     assert peer.returncode == 0, peer.stderr
-    return t.cast(t.Dict[str, t.Any], json.loads(peer.stdout.strip().splitlines()[-1]))
+    return t.cast(dict[str, t.Any], json.loads(peer.stdout.strip().splitlines()[-1]))
 
 
 def _our_verdict(text: str, version: str) -> str:
@@ -167,7 +182,11 @@ def _our_verdict(text: str, version: str) -> str:
 
 
 @pytest.mark.parametrize("case", sorted(_all_cases()))
-def test_stepengine_refuses_exactly_what_this_prefect_refuses(case: str, prefect_verdicts: dict[str, t.Any]) -> None:
+def test_stepengine_refuses_exactly_what_this_prefect_refuses(
+    case: str, prefect_verdicts: dict[str, t.Any]
+) -> None:
     theirs = prefect_verdicts["results"][case]
     ours = _our_verdict(_all_cases()[case], prefect_verdicts["version"])
-    assert ours.split(":")[0] == theirs.split(":")[0], f"Prefect {prefect_verdicts['version']} {theirs}; stepengine {ours}"
+    assert ours.split(":")[0] == theirs.split(":")[0], (
+        f"Prefect {prefect_verdicts['version']} {theirs}; stepengine {ours}"
+    )

@@ -44,9 +44,13 @@ def local_project(tmp_path: Path) -> Path:
 def test_local_recipe_spec(local_project: Path) -> None:
     (spec,) = deploy_project(
         load_project(local_project),
-        DeployRequest(entrypoint="flows/hello.py:hello", work_pool_name="process", job_variables={"env": {"A": "1"}},
-                      parameters={"times": 2}),
-    )  # fmt: skip
+        DeployRequest(
+            entrypoint="flows/hello.py:hello",
+            work_pool_name="process",
+            job_variables={"env": {"A": "1"}},
+            parameters={"times": 2},
+        ),
+    )
     assert spec == {
         "name": "proj",
         "flow_name": "hello",
@@ -71,7 +75,9 @@ def test_local_recipe_spec(local_project: Path) -> None:
         "paused": False,
         "concurrency_limit": None,
         "triggers": [],
-        "pull_steps": [{"prefect.deployments.steps.set_working_directory": {"directory": str(local_project.resolve())}}],
+        "pull_steps": [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(local_project.resolve())}}
+        ],
         "path": None,
     }
     # no version given: Prefect's default, the MD5 of the flow's file
@@ -121,18 +127,25 @@ def test_pull_steps_keep_what_the_worker_resolves(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("TEAM", "data")
     (spec,) = deploy_project(load_project(tmp_path), DeployRequest(name="d"))
     assert spec["pull_steps"] == [
-        {"prefect.deployments.steps.git_clone": {
-            "id": "clone",
-            "repository": "https://git.example/bucket-7.git",
-            "branch": "{{ $BRANCH }}",
-            "access_token": "{{ prefect.blocks.secret.git-token }}",
-        }},
-        {"prefect.deployments.steps.run_shell_script": {
-            "directory": "{{ clone.directory }}",
-            "script": "echo {{ ctx.flow_run.id }} {{ prefect.variables.region }} registry.example/app:7",
-        }},
-    ]  # fmt: skip
-    assert spec["job_variables"] == {"image": "registry.example/app:7", "token": "{{ prefect.blocks.secret.api-token }}"}
+        {
+            "prefect.deployments.steps.git_clone": {
+                "id": "clone",
+                "repository": "https://git.example/bucket-7.git",
+                "branch": "{{ $BRANCH }}",
+                "access_token": "{{ prefect.blocks.secret.git-token }}",
+            }
+        },
+        {
+            "prefect.deployments.steps.run_shell_script": {
+                "directory": "{{ clone.directory }}",
+                "script": "echo {{ ctx.flow_run.id }} {{ prefect.variables.region }} registry.example/app:7",
+            }
+        },
+    ]
+    assert spec["job_variables"] == {
+        "image": "registry.example/app:7",
+        "token": "{{ prefect.blocks.secret.api-token }}",
+    }
     assert (spec["version"], spec["tags"]) == ("bucket-7", ["data", "fixed"])
     assert spec["description"] == "built registry.example/app:7 for {{ ctx.deployment.name }}"
     assert spec["schedules"] == [
@@ -143,7 +156,9 @@ def test_pull_steps_keep_what_the_worker_resolves(tmp_path: Path, monkeypatch: p
 
 def test_build_and_push_run_in_the_project_directory(tmp_path: Path) -> None:
     write(tmp_path / "flows" / "hello.py", FLOW)
-    write(tmp_path / "prefect.yaml", """
+    write(
+        tmp_path / "prefect.yaml",
+        """
         build:
           - prefect.deployments.steps.run_shell_script:
               id: where
@@ -154,7 +169,8 @@ def test_build_and_push_run_in_the_project_directory(tmp_path: Path) -> None:
             work_pool:
               job_variables:
                 built_in: "{{ where.stdout }}"
-    """)
+    """,
+    )
     (spec,) = deploy_project(load_project(tmp_path / "prefect.yaml"))
     assert spec["job_variables"] == {"built_in": str(tmp_path.resolve())}
 
@@ -170,45 +186,66 @@ def test_docker_recipe_with_a_shell_build_step(tmp_path: Path) -> None:
     init_project(project, recipe="docker", fields={"image_name": "127.0.0.1:5000/app", "tag": "v1"})
     data = yaml.safe_load((project / "prefect.yaml").read_text())
     build = data["build"][0]["prefect_docker.deployments.steps.build_docker_image"]
-    data["build"] = [{"prefect.deployments.steps.run_shell_script": {
-        "id": "build_image", "script": f"echo {build['image_name']}:{build['tag']}"}}]  # fmt: skip
+    data["build"] = [
+        {
+            "prefect.deployments.steps.run_shell_script": {
+                "id": "build_image",
+                "script": f"echo {build['image_name']}:{build['tag']}",
+            }
+        }
+    ]
     data["push"] = []
     data["deployments"][0]["work_pool"]["job_variables"]["image"] = "{{ build_image.stdout }}"
     (project / "prefect.yaml").write_text(yaml.safe_dump(data))
-    (spec,) = deploy_project(load_project(project), DeployRequest(entrypoint="flows/hello.py:hello", work_pool_name="docker"))
+    (spec,) = deploy_project(
+        load_project(project), DeployRequest(entrypoint="flows/hello.py:hello", work_pool_name="docker")
+    )
     assert spec["job_variables"] == {"image": "127.0.0.1:5000/app:v1"}
-    assert spec["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect/app"}}]
+    assert spec["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect/app"}}
+    ]
 
 
 def test_no_pull_section_means_the_project_directory(tmp_path: Path) -> None:
     write(tmp_path / "flows" / "hello.py", FLOW)
-    write(tmp_path / "prefect.yaml", """
+    write(
+        tmp_path / "prefect.yaml",
+        """
         deployments:
           - name: a
             entrypoint: flows/hello.py:hello
           - name: b
             entrypoint: flows/hello.py:hello
             pull: []
-    """)
+    """,
+    )
     a, b = deploy_project(load_project(tmp_path), deploy_all=True)
-    assert a["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(tmp_path.resolve())}}]
+    assert a["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(tmp_path.resolve())}}
+    ]
     assert b["pull_steps"] == []
 
 
 def test_choosing_deployments(tmp_path: Path) -> None:
     write(tmp_path / "flows" / "hello.py", FLOW)
     register_flows(tmp_path / "flows", root=tmp_path)
-    write(tmp_path / "prefect.yaml", """
+    write(
+        tmp_path / "prefect.yaml",
+        """
         deployments:
           - name: a
             entrypoint: flows/hello.py:hello
             work_pool: {name: from-file}
           - name: b
-    """)
+    """,
+    )
     project = load_project(tmp_path)
     with pytest.raises(ConfigError) as info:
         deploy_project(project)
-    assert str(info.value) == "which deployment? give its name with -n NAME (this project has: a, b)\nhint: or deploy them all with --all"
+    assert (
+        str(info.value)
+        == "which deployment? give its name with -n NAME (this project has: a, b)\nhint: or deploy them all with --all"
+    )
     with pytest.raises(ConfigError) as info:
         deploy_project(project, DeployRequest(name="b"))
     assert str(info.value) == (
@@ -223,12 +260,18 @@ def test_choosing_deployments(tmp_path: Path) -> None:
     assert (new["name"], new["work_pool_name"]) == ("brand-new", None)
     with pytest.raises(ConfigError) as info:
         deploy_project(project, DeployRequest(name="a"), deploy_all=True)
-    assert str(info.value) == "--all deploys every deployment of the file: it cannot be combined with a name or entrypoint"
+    assert (
+        str(info.value)
+        == "--all deploys every deployment of the file: it cannot be combined with a name or entrypoint"
+    )
 
 
 def test_parameters_are_checked_against_the_signature(local_project: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        deploy_project(load_project(local_project), DeployRequest(entrypoint="flows/hello.py:hello", parameters={"times": "two"}))
+        deploy_project(
+            load_project(local_project),
+            DeployRequest(entrypoint="flows/hello.py:hello", parameters={"times": "two"}),
+        )
     assert str(info.value) == (
         "deployment 'proj': parameters do not match the flow's signature (flows/hello.py:hello):\n"
         "  times: 'two' is not of type 'integer'"
@@ -237,7 +280,9 @@ def test_parameters_are_checked_against_the_signature(local_project: Path) -> No
 
 def test_a_bad_reference_in_a_field_is_located(tmp_path: Path) -> None:
     write(tmp_path / "flows" / "hello.py", FLOW)
-    write(tmp_path / "prefect.yaml", """
+    write(
+        tmp_path / "prefect.yaml",
+        """
         build:
           - prefect.deployments.steps.run_shell_script:
               id: build_image
@@ -246,7 +291,8 @@ def test_a_bad_reference_in_a_field_is_located(tmp_path: Path) -> None:
           - name: d
             entrypoint: flows/hello.py:hello
             description: "{{ build_imag.stdout }}"
-    """)
+    """,
+    )
     with pytest.raises(TemplateError) as info:
         deploy_project(load_project(tmp_path))
     assert str(info.value).startswith(
@@ -257,7 +303,9 @@ def test_a_bad_reference_in_a_field_is_located(tmp_path: Path) -> None:
 
 def test_a_bad_pull_step_fails_before_build_runs(tmp_path: Path) -> None:
     write(tmp_path / "flows" / "hello.py", FLOW)
-    write(tmp_path / "prefect.yaml", """
+    write(
+        tmp_path / "prefect.yaml",
+        """
         build:
           - prefect.deployments.steps.run_shell_script:
               script: touch built
@@ -267,7 +315,8 @@ def test_a_bad_pull_step_fails_before_build_runs(tmp_path: Path) -> None:
         deployments:
           - name: d
             entrypoint: flows/hello.py:hello
-    """)
+    """,
+    )
     with pytest.raises(ValidationError) as info:
         deploy_project(load_project(tmp_path))
     assert "pull[0] (git_clone): unknown argument 'repo'" in str(info.value)
@@ -277,7 +326,9 @@ def test_a_bad_pull_step_fails_before_build_runs(tmp_path: Path) -> None:
 def test_two_file_layout_with_projects_step_names(tmp_path: Path) -> None:
     """Prefect 2.10 projects: steps in prefect.yaml, deployments in deployment.yaml."""
     write(tmp_path / "flows" / "hello.py", FLOW)
-    write(tmp_path / "prefect.yaml", """
+    write(
+        tmp_path / "prefect.yaml",
+        """
         name: old-style
         prefect-version: 2.10.4
         build: null
@@ -286,8 +337,11 @@ def test_two_file_layout_with_projects_step_names(tmp_path: Path) -> None:
           - prefect.projects.steps.git_clone_project:
               repository: https://git.example/org/old-style.git
               branch: main
-    """)
-    write(tmp_path / "deployment.yaml", """
+    """,
+    )
+    write(
+        tmp_path / "deployment.yaml",
+        """
         deployments:
           - name: legacy
             version: null
@@ -303,26 +357,40 @@ def test_two_file_layout_with_projects_step_names(tmp_path: Path) -> None:
               work_queue_name: null
               job_variables: {}
             typo_key: 1
-    """)
+    """,
+    )
     project = load_project(tmp_path)
     assert project.deployment_file == tmp_path / "deployment.yaml"
     assert project.config.warnings and "deployment.yaml" in project.config.warnings[0]
     (spec,) = deploy_project(project)
     assert spec["pull_steps"] == [
-        {"prefect.projects.steps.git_clone_project": {"repository": "https://git.example/org/old-style.git", "branch": "main"}}
+        {
+            "prefect.projects.steps.git_clone_project": {
+                "repository": "https://git.example/org/old-style.git",
+                "branch": "main",
+            }
+        }
     ]
-    assert (spec["name"], spec["work_pool_name"], spec["tags"], spec["parameters"]) == ("legacy", "default-pool", ["old"], {"who": "legacy"})
+    assert (spec["name"], spec["work_pool_name"], spec["tags"], spec["parameters"]) == (
+        "legacy",
+        "default-pool",
+        ["old"],
+        {"who": "legacy"},
+    )
     assert spec["schedules"] == [{"schedule": {"interval": 600}, "active": True}]
 
 
 def test_two_file_layout_errors_point_at_deployment_yaml(tmp_path: Path) -> None:
     write(tmp_path / "flows" / "hello.py", FLOW)
     write(tmp_path / "prefect.yaml", "name: x\n")
-    write(tmp_path / "deployment.yaml", """
+    write(
+        tmp_path / "deployment.yaml",
+        """
         - name: one
           entrypoint: flows/hello.py:hello
           description: "{{ nothing.here }}"
-    """)
+    """,
+    )
     with pytest.raises(TemplateError) as info:
         deploy_project(load_project(tmp_path))
     assert str(info.value).startswith(f"{tmp_path / 'deployment.yaml'}:3:3: deployment 'one' → description: ")

@@ -41,7 +41,13 @@ def greet(who: str, times: int = 1):
 
 def _stepengine(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stepengine", *args], check=False, cwd=cwd, capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "stepengine", *args],
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 
@@ -66,12 +72,21 @@ def test_git_recipe_deployment_end_to_end_in_a_venv(tmp_path: Path, git_server: 
     project.mkdir()
     (project / "flows").mkdir()
     (project / "flows" / "greet.py").write_text(FLOW)  # the developer's checkout
-    init_project(project, recipe="git", fields={"repository": git_server.url("team/flows.git"), "branch": "main"})
+    init_project(
+        project, recipe="git", fields={"repository": git_server.url("team/flows.git"), "branch": "main"}
+    )
     data = yaml.safe_load((project / "prefect.yaml").read_text())
     clone = data["pull"][0]["prefect.deployments.steps.git_clone"]
     clone["access_token"] = "{{ prefect.blocks.secret.git-token }}"
-    data["pull"].append({"prefect.deployments.steps.pip_install_requirements": {
-        "directory": "{{ clone.directory }}", "python": str(venv / "bin" / "python"), "installer": "uv"}})  # fmt: skip
+    data["pull"].append(
+        {
+            "prefect.deployments.steps.pip_install_requirements": {
+                "directory": "{{ clone.directory }}",
+                "python": str(venv / "bin" / "python"),
+                "installer": "uv",
+            }
+        }
+    )
     deployment = data["deployments"][0]
     deployment.update(entrypoint="flows/greet.py:greet", parameters={"who": "file"})
     deployment["work_pool"]["job_variables"] = {"venv": str(venv)}
@@ -84,11 +99,15 @@ def test_git_recipe_deployment_end_to_end_in_a_venv(tmp_path: Path, git_server: 
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[:3] == ["hello file", "hello file", f"prefix {venv}"]
-    assert lines[3].startswith("cwd /") and lines[3].endswith("/flows-main")  # the fresh clone, not the project
+    assert lines[3].startswith("cwd /") and lines[3].endswith(
+        "/flows-main"
+    )  # the fresh clone, not the project
     assert "project" not in lines[3]
     assert git_server.token not in run.stdout + run.stderr
 
-    failed = _stepengine("execute", "--values", str(values), "--param", "who=boom", "-q", cwd=project, env=env)
+    failed = _stepengine(
+        "execute", "--values", str(values), "--param", "who=boom", "-q", cwd=project, env=env
+    )
     assert failed.returncode == 1
     assert "RuntimeError: the flow failed" in failed.stderr
     assert failed.stderr.rstrip().splitlines()[-1] == "flow greet failed (exit code 1)"
@@ -116,12 +135,16 @@ def test_parameters_are_validated_before_anything_runs(tmp_path: Path) -> None:
 
 
 def test_async_flow_and_a_spec_file(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    spec = _local_spec(tmp_path, """
+    spec = _local_spec(
+        tmp_path,
+        """
         import asyncio
         async def main(n: int = 1):
             await asyncio.sleep(0)
             print("async", n * 2)
-    """, parameters={"n": 4})  # fmt: skip
+    """,
+        parameters={"n": 4},
+    )
     (tmp_path / "spec.json").write_text(json.dumps([spec]))
     assert execute_spec(load_spec(tmp_path / "spec.json")) == 0
     assert capfd.readouterr().out == "async 8\n"
@@ -142,12 +165,19 @@ def test_choose_python(tmp_path: Path) -> None:
     assert choose_python({"job_variables": {"venv": str(venv)}}, "/usr/bin/python3") == "/usr/bin/python3"
     with pytest.raises(ConfigError) as info:
         choose_python({"job_variables": {"venv": str(tmp_path / "none")}})
-    assert str(info.value) == f"job_variables.venv: {tmp_path / 'none' / 'bin' / 'python'} is not an executable Python interpreter"
+    assert (
+        str(info.value)
+        == f"job_variables.venv: {tmp_path / 'none' / 'bin' / 'python'} is not an executable Python interpreter"
+    )
 
 
-def test_a_prefect_flow_runs_without_prefect_installed(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_prefect_flow_runs_without_prefect_installed(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """Prefect is not installed next to stepengine: ``@flow``/``@task`` code runs as plain functions."""
-    spec = _local_spec(tmp_path, """
+    spec = _local_spec(
+        tmp_path,
+        """
         from prefect import flow, task, get_run_logger
 
         @task(retries=2)
@@ -159,7 +189,8 @@ def test_a_prefect_flow_runs_without_prefect_installed(tmp_path: Path, capfd: py
             get_run_logger().info("starting")
             futures = double.map(range(n))
             print([f.result() for f in futures], double.submit(5).result(), double.fn(1))
-    """)  # fmt: skip
+    """,
+    )
     assert execute_spec(spec) == 0
     captured = capfd.readouterr()
     assert captured.out == "[0, 2, 4] 10 2\n"
@@ -169,8 +200,11 @@ def test_a_prefect_flow_runs_without_prefect_installed(tmp_path: Path, capfd: py
 def test_job_variables_env_and_working_dir(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """As a process worker: ``env`` reaches the pull steps and the flow; ``working_dir`` is where the
     pull runs (and it is kept)."""
-    spec = _local_spec(tmp_path, "import os\ndef main():\n    print(os.environ['STAGE'], os.getcwd())\n",
-                       job_variables={"env": {"STAGE": "prod"}, "working_dir": str(tmp_path / "work")})  # fmt: skip
+    spec = _local_spec(
+        tmp_path,
+        "import os\ndef main():\n    print(os.environ['STAGE'], os.getcwd())\n",
+        job_variables={"env": {"STAGE": "prod"}, "working_dir": str(tmp_path / "work")},
+    )
     spec["pull_steps"] = [
         {"prefect.deployments.steps.run_shell_script": {"script": "touch pulled-$STAGE", "shell": True}},
         *spec["pull_steps"],  # set_working_directory to the project
@@ -185,11 +219,18 @@ def test_job_variables_env_and_working_dir(tmp_path: Path, capfd: pytest.Capture
 def test_a_venv_made_by_the_pull_steps_is_looked_for_after_them(tmp_path: Path) -> None:
     """issue 15: ``job_variables.venv`` names an environment a pull step creates; it is looked for
     after the pull (relative paths from the flow's directory), not before anything runs."""
-    spec = _local_spec(tmp_path, "import sys\ndef main():\n    print('prefix', sys.prefix)\n",
-                       job_variables={"venv": ".venv"})  # fmt: skip
+    spec = _local_spec(
+        tmp_path,
+        "import sys\ndef main():\n    print('prefix', sys.prefix)\n",
+        job_variables={"venv": ".venv"},
+    )
     spec["pull_steps"] = [
         *spec["pull_steps"],  # set_working_directory to the project: the flow's directory
-        {"prefect.deployments.steps.run_shell_script": {"script": f"{sys.executable} -m venv --without-pip .venv"}},
+        {
+            "prefect.deployments.steps.run_shell_script": {
+                "script": f"{sys.executable} -m venv --without-pip .venv"
+            }
+        },
     ]
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     result = _stepengine("execute", "--spec", str(tmp_path / "spec.json"), "-q", cwd=tmp_path)
@@ -198,8 +239,11 @@ def test_a_venv_made_by_the_pull_steps_is_looked_for_after_them(tmp_path: Path) 
 
 def test_star_args_and_star_kwargs_parameters(tmp_path: Path) -> None:
     """As Prefect: ``*args`` and ``**kwargs`` are parameters holding a list and an object."""
-    spec = _local_spec(tmp_path, "def main(a, /, b=1, *rest: int, **options):\n    print(a, b, rest, options)\n",
-                       parameters={"a": 0, "rest": [5, 6], "options": {"x": 1}})  # fmt: skip
+    spec = _local_spec(
+        tmp_path,
+        "def main(a, /, b=1, *rest: int, **options):\n    print(a, b, rest, options)\n",
+        parameters={"a": 0, "rest": [5, 6], "options": {"x": 1}},
+    )
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     result = _stepengine("execute", "--spec", str(tmp_path / "spec.json"), "-q", cwd=tmp_path)
     assert (result.returncode, result.stdout) == (0, "0 1 (5, 6) {'x': 1}\n"), result.stderr
@@ -243,10 +287,15 @@ def test_the_stand_in_has_prefects_common_submodules(tmp_path: Path) -> None:
         "prefect.flow_runs - flow numbers, deployment proj, parameters {'n': 2}",
         "prefect.flow_runs - markdown artifact 'report': # done",
     ]
-    missing = _stepengine("execute", "--spec", str(tmp_path / "spec.json"), "-q", "--param", "n=0", cwd=tmp_path)
+    missing = _stepengine(
+        "execute", "--spec", str(tmp_path / "spec.json"), "-q", "--param", "n=0", cwd=tmp_path
+    )
     assert missing.returncode == 1
     assert (
         "ModuleNotFoundError: No module named 'prefect.blocks': Prefect is not installed where this flow runs, "
         "and stepengine's stand-in prefect module provides only prefect.artifacts, "
     ) in missing.stderr
-    assert "(install prefect in the flow's interpreter: job_variables.venv / python, or `stepengine execute --python`)" in missing.stderr
+    assert (
+        "(install prefect in the flow's interpreter: job_variables.venv / python, or `stepengine execute --python`)"
+        in missing.stderr
+    )

@@ -66,7 +66,9 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "etl.py").write_text(SOURCE)
     (tmp_path / ".venv" / "lib").mkdir(parents=True)
-    (tmp_path / ".venv" / "lib" / "skipped.py").write_text("from prefect import flow\n@flow\ndef hidden(): pass\n")
+    (tmp_path / ".venv" / "lib" / "skipped.py").write_text(
+        "from prefect import flow\n@flow\ndef hidden(): pass\n"
+    )
     return tmp_path
 
 
@@ -88,15 +90,56 @@ def test_parameter_schema_from_the_signature(project: Path) -> None:
             "limit": {"title": "limit", "position": 1, "type": "integer", "default": 10},
             "ratio": {"title": "ratio", "position": 2, "type": "number", "default": 0.5},
             "dry_run": {"title": "dry_run", "position": 3, "type": "boolean", "default": False},
-            "columns": {"title": "columns", "position": 4, "type": "array", "items": {"type": "string"}, "default": ["a", "b"]},
-            "table": {"title": "table", "position": 5, "anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
-            "since": {"title": "since", "position": 6, "anyOf": [{"type": "string", "format": "date"}, {"type": "null"}], "default": None},
-            "mode": {"title": "mode", "position": 7, "enum": ["full", "delta"], "type": "string", "default": "delta"},
-            "options": {"title": "options", "position": 8, "type": "object", "additionalProperties": {"type": "integer"}, "default": {}},
-            "pair": {"title": "pair", "position": 9, "type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}], "minItems": 2, "maxItems": 2, "default": [1, "x"]},
+            "columns": {
+                "title": "columns",
+                "position": 4,
+                "type": "array",
+                "items": {"type": "string"},
+                "default": ["a", "b"],
+            },
+            "table": {
+                "title": "table",
+                "position": 5,
+                "anyOf": [{"type": "string"}, {"type": "null"}],
+                "default": None,
+            },
+            "since": {
+                "title": "since",
+                "position": 6,
+                "anyOf": [{"type": "string", "format": "date"}, {"type": "null"}],
+                "default": None,
+            },
+            "mode": {
+                "title": "mode",
+                "position": 7,
+                "enum": ["full", "delta"],
+                "type": "string",
+                "default": "delta",
+            },
+            "options": {
+                "title": "options",
+                "position": 8,
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "default": {},
+            },
+            "pair": {
+                "title": "pair",
+                "position": 9,
+                "type": "array",
+                "prefixItems": [{"type": "integer"}, {"type": "string"}],
+                "minItems": 2,
+                "maxItems": 2,
+                "default": [1, "x"],
+            },
             "anything": {"title": "anything", "position": 10, "default": None},
             "frame": {"title": "frame", "position": 11},
-            "retries": {"title": "retries", "position": 12, "anyOf": [{"type": "integer"}, {"type": "string"}], "default": 3},
+            "retries": {
+                "title": "retries",
+                "position": 12,
+                "anyOf": [{"type": "integer"}, {"type": "string"}],
+                "default": 3,
+            },
         },
         "required": ["source"],
     }
@@ -114,10 +157,16 @@ def test_async_flow_and_builtin_generics(project: Path) -> None:
 def test_flow_at_names_missing_functions_and_files(project: Path) -> None:
     with pytest.raises(ConfigError) as info:
         flow_at("flows/etl.py:etll", root=project)
-    assert str(info.value) == "entrypoint 'flows/etl.py:etll': flows/etl.py defines no function 'etll' (did you mean 'etl'?)"
+    assert (
+        str(info.value)
+        == "entrypoint 'flows/etl.py:etll': flows/etl.py defines no function 'etll' (did you mean 'etl'?)"
+    )
     with pytest.raises(ConfigError) as info:
         flow_at("flows/nope.py:etl", root=project)
-    assert str(info.value) == f"entrypoint 'flows/nope.py:etl': flows/nope.py does not exist in {project.resolve()}"
+    assert (
+        str(info.value)
+        == f"entrypoint 'flows/nope.py:etl': flows/nope.py does not exist in {project.resolve()}"
+    )
     with pytest.raises(ConfigError) as info:
         flow_at("flows/etl.py", root=project)
     assert str(info.value) == "entrypoint 'flows/etl.py' is not path/to/file.py:function"
@@ -151,11 +200,13 @@ def test_register_writes_flows_json_and_keeps_other_records(project: Path) -> No
 
 
 def test_default_name_follows_prefect(tmp_path: Path) -> None:
-    (tmp_path / "f.py").write_text(textwrap.dedent('''
+    (tmp_path / "f.py").write_text(
+        textwrap.dedent('''
         from prefect import flow
         @flow(description="given")
         def my_daily_flow(): """doc"""
-    '''))
+    ''')
+    )
     (flow,) = find_flows(tmp_path / "f.py", root=tmp_path)
     assert (flow.name, flow.description, flow.parameters["properties"]) == ("my-daily-flow", "given", {})
 
@@ -176,10 +227,25 @@ def test_star_args_and_star_kwargs_are_parameters_as_in_prefect(tmp_path: Path) 
     ``definitions``): ``*args`` an array after the positional ones, ``**kwargs`` an object last."""
     (tmp_path / "f.py").write_text("def f(a: int, *args: str, b=2, **kwargs):\n    pass\n")
     assert flow_at("f.py:f", root=tmp_path).parameters == {
-        "title": "Parameters", "type": "object", "required": ["a"], "properties": {
+        "title": "Parameters",
+        "type": "object",
+        "required": ["a"],
+        "properties": {
             "a": {"position": 0, "title": "a", "type": "integer"},
-            "args": {"default": [], "items": {"type": "string"}, "position": 1, "title": "args", "type": "array"},
+            "args": {
+                "default": [],
+                "items": {"type": "string"},
+                "position": 1,
+                "title": "args",
+                "type": "array",
+            },
             "b": {"default": 2, "position": 2, "title": "b"},
-            "kwargs": {"additionalProperties": True, "default": {}, "position": 3, "title": "kwargs", "type": "object"},
+            "kwargs": {
+                "additionalProperties": True,
+                "default": {},
+                "position": 3,
+                "title": "kwargs",
+                "type": "object",
+            },
         },
-    }  # fmt: skip
+    }

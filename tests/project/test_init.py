@@ -21,7 +21,18 @@ from stepengine.project.init import (
 )
 from stepengine.project.recipes import all_recipes, get_recipe, render_template
 
-RECIPES = ["azure", "docker", "docker-azure", "docker-gcs", "docker-git", "docker-s3", "gcs", "git", "local", "s3"]
+RECIPES = [
+    "azure",
+    "docker",
+    "docker-azure",
+    "docker-gcs",
+    "docker-git",
+    "docker-s3",
+    "gcs",
+    "git",
+    "local",
+    "s3",
+]
 #: values for every field any recipe declares
 FIELDS = {
     "image_name": "127.0.0.1:5000/team/app",
@@ -35,8 +46,13 @@ FIELDS = {
 
 
 def _git(cwd: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@x"}  # fmt: skip
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env=env)
 
 
@@ -61,7 +77,9 @@ def test_each_recipe_renders_a_valid_lint_clean_file(name: str, tmp_path: Path) 
     """Rendered with long values (yamllint's 80 columns), it loads, validates and lints clean."""
     project = tmp_path / ("a-project-with-quite-a-long-directory-name-" + name)
     project.mkdir()
-    fields = dict(FIELDS, repository="https://git.example.com/" + "very-long-organisation-name/" * 3 + "flows.git")
+    fields = dict(
+        FIELDS, repository="https://git.example.com/" + "very-long-organisation-name/" * 3 + "flows.git"
+    )
     result = init_project(project, recipe=name, fields=fields)
     assert result.created == ["prefect.yaml", ".prefectignore", ".prefect/"]
     config = stepengine.load(project / "prefect.yaml", strict=True)
@@ -73,7 +91,9 @@ def test_each_recipe_renders_a_valid_lint_clean_file(name: str, tmp_path: Path) 
     for field in recipe.used_fields:
         assert "{{ " + field + " }}" not in text
     if name.startswith("docker"):
-        assert config.deployments[0].data["work_pool"]["job_variables"] == {"image": "{{ build_image.image }}"}
+        assert config.deployments[0].data["work_pool"]["job_variables"] == {
+            "image": "{{ build_image.image }}"
+        }
         assert config.sections["push"][0].arguments["image_name"] == "{{ build_image.image_name }}"
     if name in ("s3", "docker-s3"):
         pull = config.sections["pull"][0]
@@ -98,7 +118,10 @@ def test_any_field_value_round_trips_into_the_yaml(value: str) -> None:
 
 def test_only_recipe_fields_are_replaced() -> None:
     text = 'a: "{{ name }}"\nb: "{{ build_image.image }}"\nc: "{{ other }}"\nd: "{{ $HOME }}"\n'
-    assert render_template(text, {"name": "x"}) == 'a: "x"\nb: "{{ build_image.image }}"\nc: "{{ other }}"\nd: "{{ $HOME }}"\n'
+    assert (
+        render_template(text, {"name": "x"})
+        == 'a: "x"\nb: "{{ build_image.image }}"\nc: "{{ other }}"\nd: "{{ $HOME }}"\n'
+    )
     # one pass: a value that looks like a placeholder is not expanded again
     assert render_template('a: "{{ name }}"', {"name": "{{ name }}"}) == 'a: "{{ name }}"'
 
@@ -112,7 +135,9 @@ def test_only_recipe_fields_are_replaced() -> None:
         (False, False, "local"),
     ],
 )
-def test_recipe_chosen_from_the_directory(tmp_path: Path, remote: bool, dockerfile: bool, expected: str) -> None:
+def test_recipe_chosen_from_the_directory(
+    tmp_path: Path, remote: bool, dockerfile: bool, expected: str
+) -> None:
     project = tmp_path / "proj"
     project.mkdir()
     if remote:
@@ -144,15 +169,27 @@ def test_recipe_chosen_from_the_directory(tmp_path: Path, remote: bool, dockerfi
 
 
 def test_detected_fields_without_git_or_dockerfile(tmp_path: Path) -> None:
-    assert detect_fields(tmp_path) == {"name": tmp_path.name, "directory": str(tmp_path.resolve()), "dockerfile": "auto"}
+    assert detect_fields(tmp_path) == {
+        "name": tmp_path.name,
+        "directory": str(tmp_path.resolve()),
+        "dockerfile": "auto",
+    }
     assert choose_recipe(tmp_path) == ("local", "no git remote and no Dockerfile were found")
 
 
 def test_field_and_name_options_win_over_detection(tmp_path: Path) -> None:
     result = init_project(
-        tmp_path, recipe="docker", name="renamed", fields=parse_fields(["image_name=org/app", "tag=v=1", "dockerfile=docker/Dockerfile"])
+        tmp_path,
+        recipe="docker",
+        name="renamed",
+        fields=parse_fields(["image_name=org/app", "tag=v=1", "dockerfile=docker/Dockerfile"]),
     )
-    assert result.fields == {"name": "renamed", "image_name": "org/app", "tag": "v=1", "dockerfile": "docker/Dockerfile"}
+    assert result.fields == {
+        "name": "renamed",
+        "image_name": "org/app",
+        "tag": "v=1",
+        "dockerfile": "docker/Dockerfile",
+    }
     build = stepengine.load(tmp_path / "prefect.yaml").sections["build"][0].arguments
     assert build == {"image_name": "org/app", "tag": "v=1", "dockerfile": "docker/Dockerfile"}
 
@@ -184,7 +221,10 @@ def test_missing_fields_are_prompted_for_when_a_prompt_is_given(tmp_path: Path) 
         return {"bucket": "b", "credentials_block": "c"}[name]
 
     init_project(tmp_path, recipe="s3", prompt=prompt)
-    assert asked == [("bucket", "the S3 bucket the code is uploaded to"), ("credentials_block", "the name of an aws-credentials block")]
+    assert asked == [
+        ("bucket", "the S3 bucket the code is uploaded to"),
+        ("credentials_block", "the name of an aws-credentials block"),
+    ]
     push = stepengine.load(tmp_path / "prefect.yaml").sections["push"][0].arguments
     assert push["bucket"] == "b" and push["credentials"] == "{{ prefect.blocks.aws-credentials.c }}"
 
@@ -213,16 +253,27 @@ def test_third_party_recipe_through_an_entry_point(tmp_path: Path, monkeypatch: 
     package = tmp_path / "site" / "acme_recipes"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
-    (package / "prefect.yaml").write_text('name: "{{ name }}"\npull:\n  - acme.fetch:\n      where: "{{ where }}"\n')
-    (package / "recipe.yaml").write_text("description: Acme's way\nfields:\n  name: {}\n  where:\n    help: the place\n")
+    (package / "prefect.yaml").write_text(
+        'name: "{{ name }}"\npull:\n  - acme.fetch:\n      where: "{{ where }}"\n'
+    )
+    (package / "recipe.yaml").write_text(
+        "description: Acme's way\nfields:\n  name: {}\n  where:\n    help: the place\n"
+    )
     info = tmp_path / "site" / "acme_recipes-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-recipes\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[stepengine.recipes]\nacme = acme_recipes\n")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     recipe = all_recipes()["acme"]
-    assert (recipe.description, recipe.distribution, recipe.used_fields) == ("Acme's way", "acme-recipes", ["name", "where"])
+    assert (recipe.description, recipe.distribution, recipe.used_fields) == (
+        "Acme's way",
+        "acme-recipes",
+        ["name", "where"],
+    )
     project = tmp_path / "p"
     project.mkdir()
     init_project(project, recipe="acme", fields={"where": "there"})
-    assert yaml.safe_load((project / "prefect.yaml").read_text()) == {"name": "p", "pull": [{"acme.fetch": {"where": "there"}}]}
+    assert yaml.safe_load((project / "prefect.yaml").read_text()) == {
+        "name": "p",
+        "pull": [{"acme.fetch": {"where": "there"}}],
+    }

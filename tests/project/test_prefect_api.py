@@ -32,18 +32,41 @@ def _get(url: str) -> dict:
 
 def test_body_has_only_deployment_create_fields() -> None:
     spec = {
-        "name": "d", "flow_name": "f", "entrypoint": "a.py:f", "version": None, "tags": ["t"], "description": None,
-        "parameters": {}, "parameter_openapi_schema": {}, "enforce_parameter_schema": True,
-        "work_pool_name": None, "work_queue_name": None, "job_variables": {}, "paused": False,
-        "concurrency_limit": {"limit": 2, "collision_strategy": "CANCEL_NEW"}, "triggers": [], "pull_steps": [],
-        "path": "/p", "schedules": [{"schedule": {"cron": "* * * * *", "max_active_runs": 3}, "active": True}],
-    }  # fmt: skip
+        "name": "d",
+        "flow_name": "f",
+        "entrypoint": "a.py:f",
+        "version": None,
+        "tags": ["t"],
+        "description": None,
+        "parameters": {},
+        "parameter_openapi_schema": {},
+        "enforce_parameter_schema": True,
+        "work_pool_name": None,
+        "work_queue_name": None,
+        "job_variables": {},
+        "paused": False,
+        "concurrency_limit": {"limit": 2, "collision_strategy": "CANCEL_NEW"},
+        "triggers": [],
+        "pull_steps": [],
+        "path": "/p",
+        "schedules": [{"schedule": {"cron": "* * * * *", "max_active_runs": 3}, "active": True}],
+    }
     assert deployment_body(spec, "FLOW-ID") == {
-        "name": "d", "flow_id": "FLOW-ID", "tags": ["t"], "parameters": {}, "parameter_openapi_schema": {},
-        "enforce_parameter_schema": True, "job_variables": {}, "pull_steps": [], "entrypoint": "a.py:f",
-        "path": "/p", "paused": False, "schedules": [{"active": True, "schedule": {"cron": "* * * * *"}}],
-        "concurrency_limit": 2, "concurrency_options": {"collision_strategy": "CANCEL_NEW"},
-    }  # fmt: skip
+        "name": "d",
+        "flow_id": "FLOW-ID",
+        "tags": ["t"],
+        "parameters": {},
+        "parameter_openapi_schema": {},
+        "enforce_parameter_schema": True,
+        "job_variables": {},
+        "pull_steps": [],
+        "entrypoint": "a.py:f",
+        "path": "/p",
+        "paused": False,
+        "schedules": [{"active": True, "schedule": {"cron": "* * * * *"}}],
+        "concurrency_limit": 2,
+        "concurrency_options": {"collision_strategy": "CANCEL_NEW"},
+    }
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
@@ -63,7 +86,8 @@ def test_deploy_creates_then_updates_on_a_real_server(tmp_path: Path, prefect_se
     server.run("prefect", "work-pool", "create", "se-pool", "--type", "process")  # type: ignore[attr-defined]
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "hello.py").write_text(FLOW)
-    (tmp_path / "prefect.yaml").write_text(textwrap.dedent("""
+    (tmp_path / "prefect.yaml").write_text(
+        textwrap.dedent("""
         pull:
           - prefect.deployments.steps.git_clone:
               repository: https://git.example/org/flows.git
@@ -78,20 +102,31 @@ def test_deploy_creates_then_updates_on_a_real_server(tmp_path: Path, prefect_se
             work_pool:
               name: se-pool
               job_variables: {env: {A: "1"}}
-    """))
+    """)
+    )
     exe = shutil.which("stepengine")
     assert exe
 
     def deploy(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([exe, "deploy", "-n", "nightly", "--prefect-api-url", api, *extra],
-                              check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+        return subprocess.run(
+            [exe, "deploy", "-n", "nightly", "--prefect-api-url", api, *extra],
+            check=False,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     first = deploy()
     assert first.returncode == 0, first.stderr
     spec = json.loads(first.stdout)
     stored = _get(f"{api}/deployments/name/hello/nightly")
     assert stored["id"] == spec["id"]
-    assert (stored["entrypoint"], stored["work_pool_name"], stored["parameters"]) == ("flows/hello.py:hello", "se-pool", {"who": "server"})
+    assert (stored["entrypoint"], stored["work_pool_name"], stored["parameters"]) == (
+        "flows/hello.py:hello",
+        "se-pool",
+        {"who": "server"},
+    )
     assert stored["pull_steps"] == spec["pull_steps"]
     assert stored["job_variables"] == {"env": {"A": "1"}}
     assert stored["parameter_openapi_schema"]["properties"]["times"]["type"] == "integer"
@@ -140,7 +175,8 @@ def test_same_server_record_as_prefect_deploy(tmp_path: Path, prefect_server: ob
     (tmp_path / "flows" / "f.py").write_text(COMPARED_FLOW)
     records = {}
     for engine in ("prefect", "stepengine"):
-        (tmp_path / "prefect.yaml").write_text(textwrap.dedent(f"""
+        (tmp_path / "prefect.yaml").write_text(
+            textwrap.dedent(f"""
             name: proj
             prefect-version: 3.8.8
             pull:
@@ -157,17 +193,40 @@ def test_same_server_record_as_prefect_deploy(tmp_path: Path, prefect_server: ob
                 work_pool:
                   name: cmp-pool
                   job_variables: {{env: {{A: "1"}}}}
-        """))
+        """)
+        )
         if engine == "prefect":
             argv = [str(server.venv / "bin" / "prefect"), "--no-prompt", "deploy", "-n", "by-prefect"]  # type: ignore[attr-defined]
         else:
-            argv = [shutil.which("stepengine") or "stepengine", "deploy", "-n", "by-stepengine", "--prefect-api-url", api, "-q"]
-        result = subprocess.run(argv, cwd=tmp_path, env=server.env(), capture_output=True, text=True, check=False, timeout=120)  # type: ignore[attr-defined]
+            argv = [
+                shutil.which("stepengine") or "stepengine",
+                "deploy",
+                "-n",
+                "by-stepengine",
+                "--prefect-api-url",
+                api,
+                "-q",
+            ]
+        result = subprocess.run(
+            argv, cwd=tmp_path, env=server.env(), capture_output=True, text=True, check=False, timeout=120
+        )  # type: ignore[attr-defined]
         assert result.returncode == 0, result.stdout + result.stderr
         records[engine] = _get(f"{api}/deployments/name/compared/by-{engine}")
-    ignored = {"id", "name", "created", "updated", "created_by", "updated_by", "last_polled", "status",
-               "work_queue_id", "schedules"}  # fmt: skip
-    prefect, ours = ({k: v for k, v in r.items() if k not in ignored} for r in (records["prefect"], records["stepengine"]))
+    ignored = {
+        "id",
+        "name",
+        "created",
+        "updated",
+        "created_by",
+        "updated_by",
+        "last_polled",
+        "status",
+        "work_queue_id",
+        "schedules",
+    }
+    prefect, ours = (
+        {k: v for k, v in r.items() if k not in ignored} for r in (records["prefect"], records["stepengine"])
+    )
     assert ours == prefect
     assert [(s["schedule"], s["active"]) for s in records["stepengine"]["schedules"]] == [
         (s["schedule"], s["active"]) for s in records["prefect"]["schedules"]
@@ -180,7 +239,8 @@ def test_execute_runs_a_real_prefect_flow_in_prefects_venv(tmp_path: Path, prefe
     exit code follows its final state."""
     server = prefect_server
     (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "real.py").write_text(textwrap.dedent('''
+    (tmp_path / "flows" / "real.py").write_text(
+        textwrap.dedent("""
         from prefect import flow, task
 
         @task
@@ -192,14 +252,22 @@ def test_execute_runs_a_real_prefect_flow_in_prefects_venv(tmp_path: Path, prefe
             print("squared", square(n))
             if n < 0:
                 raise ValueError("negative")
-    '''))
+    """)
+    )
     (tmp_path / "prefect.yaml").write_text("deployments:\n  - name: r\n    entrypoint: flows/real.py:real\n")
     python = str(server.venv / "bin" / "python")  # type: ignore[attr-defined]
     exe = shutil.which("stepengine") or "stepengine"
 
     def execute(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([exe, "execute", "--python", python, "-q", *extra], cwd=tmp_path, env=server.env(),  # type: ignore[attr-defined]
-                              capture_output=True, text=True, check=False, timeout=180)  # fmt: skip
+        return subprocess.run(
+            [exe, "execute", "--python", python, "-q", *extra],
+            cwd=tmp_path,
+            env=server.env(),  # type: ignore[attr-defined]
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=180,
+        )
 
     ok = execute("--param", "n=7")
     assert ok.returncode == 0, ok.stderr
@@ -207,8 +275,12 @@ def test_execute_runs_a_real_prefect_flow_in_prefects_venv(tmp_path: Path, prefe
     failed = execute("--param", "n=-1")
     assert failed.returncode == 1
     assert "ValueError: negative" in failed.stderr
-    request = urllib.request.Request(f"{server.api_url}/flow_runs/filter", data=b"{}", method="POST",  # type: ignore[attr-defined]
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        f"{server.api_url}/flow_runs/filter",
+        data=b"{}",
+        method="POST",  # type: ignore[attr-defined]
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         runs = json.loads(response.read())
     flow_id = _get(f"{server.api_url}/flows/name/really-prefect")["id"]  # type: ignore[attr-defined]
@@ -217,7 +289,9 @@ def test_execute_runs_a_real_prefect_flow_in_prefects_venv(tmp_path: Path, prefe
 
 
 @pytest.mark.slow
-def test_deploy_options_give_the_same_server_record_as_prefect_deploy(tmp_path: Path, prefect_server: object) -> None:
+def test_deploy_options_give_the_same_server_record_as_prefect_deploy(
+    tmp_path: Path, prefect_server: object
+) -> None:
     """issue 15: `prefect deploy`'s options (schedules with time zone and anchor, description, tags,
     --params, --job-variable, concurrency) given to both CLIs leave the same deployment on the server."""
     server = prefect_server
@@ -229,23 +303,77 @@ def test_deploy_options_give_the_same_server_record_as_prefect_deploy(tmp_path: 
         f"name: proj\npull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: {tmp_path}\n"
     )
     options = [
-        "flows/f.py:f", "-p", "opt-pool", "--cron", "0 3 * * *", "--interval", "3600", "--rrule", "FREQ=DAILY;BYHOUR=4",
-        "--timezone", "Europe/Paris", "--anchor-date", "2026-01-01T00:00:00", "-d", "described", "-t", "a", "-t", "b",
-        "--params", '{"source": "s", "limit": 5}', "--job-variable", "image=org/app:1",
-        "--concurrency-limit", "2", "--collision-strategy", "CANCEL_NEW",
-    ]  # fmt: skip
+        "flows/f.py:f",
+        "-p",
+        "opt-pool",
+        "--cron",
+        "0 3 * * *",
+        "--interval",
+        "3600",
+        "--rrule",
+        "FREQ=DAILY;BYHOUR=4",
+        "--timezone",
+        "Europe/Paris",
+        "--anchor-date",
+        "2026-01-01T00:00:00",
+        "-d",
+        "described",
+        "-t",
+        "a",
+        "-t",
+        "b",
+        "--params",
+        '{"source": "s", "limit": 5}',
+        "--job-variable",
+        "image=org/app:1",
+        "--concurrency-limit",
+        "2",
+        "--collision-strategy",
+        "CANCEL_NEW",
+    ]
     records = {}
     for engine in ("prefect", "stepengine"):
         if engine == "prefect":
-            argv = [str(server.venv / "bin" / "prefect"), "--no-prompt", "deploy", "-n", "opt-by-prefect", *options]  # type: ignore[attr-defined]
+            argv = [
+                str(server.venv / "bin" / "prefect"),
+                "--no-prompt",
+                "deploy",
+                "-n",
+                "opt-by-prefect",
+                *options,
+            ]  # type: ignore[attr-defined]
         else:
-            argv = [shutil.which("stepengine") or "stepengine", "deploy", "-n", "opt-by-stepengine", *options, "--prefect-api-url", api, "-q"]
-        result = subprocess.run(argv, cwd=tmp_path, env=server.env(), capture_output=True, text=True, check=False, timeout=120)  # type: ignore[attr-defined]
+            argv = [
+                shutil.which("stepengine") or "stepengine",
+                "deploy",
+                "-n",
+                "opt-by-stepengine",
+                *options,
+                "--prefect-api-url",
+                api,
+                "-q",
+            ]
+        result = subprocess.run(
+            argv, cwd=tmp_path, env=server.env(), capture_output=True, text=True, check=False, timeout=120
+        )  # type: ignore[attr-defined]
         assert result.returncode == 0, result.stdout + result.stderr
         records[engine] = _get(f"{api}/deployments/name/compared/opt-by-{engine}")
-    ignored = {"id", "name", "created", "updated", "created_by", "updated_by", "last_polled", "status",
-               "work_queue_id", "schedules", "global_concurrency_limit"}  # fmt: skip
-    prefect, ours = ({k: v for k, v in r.items() if k not in ignored} for r in (records["prefect"], records["stepengine"]))
+    ignored = {
+        "id",
+        "name",
+        "created",
+        "updated",
+        "created_by",
+        "updated_by",
+        "last_polled",
+        "status",
+        "work_queue_id",
+        "schedules",
+        "global_concurrency_limit",
+    }
+    prefect, ours = (
+        {k: v for k, v in r.items() if k not in ignored} for r in (records["prefect"], records["stepengine"])
+    )
     assert ours == prefect
     assert [(s["schedule"], s["active"]) for s in records["stepengine"]["schedules"]] == [
         (s["schedule"], s["active"]) for s in records["prefect"]["schedules"]

@@ -27,7 +27,7 @@ from tests.fixtures.git_server import create_bare_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 
-FLOW = '''
+FLOW = """
 from prefect import flow, get_run_logger
 
 
@@ -35,13 +35,11 @@ from prefect import flow, get_run_logger
 def hello(who: str = "world"):
     get_run_logger().info(f"hello {who} from the pulled code")
     return 42
-'''
+"""
 
 GOOD_TOKEN_BLOCK = "repo-token"
 BAD_TOKEN = "wrong-token-5d1e77"
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
-
-
 
 
 def pool_command(python: str, peer_python: Path) -> str:
@@ -63,15 +61,21 @@ def test_without_a_flow_run_or_an_api_it_is_invalid_input(tmp_path: Path) -> Non
     command = [sys.executable, "-m", "stepengine", "prefect-pull-and-run"]
     missing_run = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert (missing_run.returncode, missing_run.stderr) == (
-        2, "error: no flow run: set PREFECT__FLOW_RUN_ID (a Prefect worker sets it) or pass --flow-run-id\n")
+        2,
+        "error: no flow run: set PREFECT__FLOW_RUN_ID (a Prefect worker sets it) or pass --flow-run-id\n",
+    )
     env["PREFECT__FLOW_RUN_ID"] = "0b7f6a8e-0000-4000-8000-000000000000"
     missing_api = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert (missing_api.returncode, missing_api.stderr) == (
-        2, "error: no Prefect API: set PREFECT_API_URL (a Prefect worker sets it) or pass --prefect-api-url\n")
+        2,
+        "error: no Prefect API: set PREFECT_API_URL (a Prefect worker sets it) or pass --prefect-api-url\n",
+    )
 
 
 @pytest.fixture(scope="module")
-def worker_setup(prefect_server: t.Any, git_server: t.Any, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Setup]:
+def worker_setup(
+    prefect_server: t.Any, git_server: t.Any, tmp_path_factory: pytest.TempPathFactory
+) -> t.Iterator[Setup]:
     base = tmp_path_factory.mktemp("prefect-worker")
     create_bare_repo(git_server.root / "private" / "flows.git", files=2, extra_files={"flows/hello.py": FLOW})
     repo_url = git_server.url("private/flows.git")
@@ -84,11 +88,26 @@ def worker_setup(prefect_server: t.Any, git_server: t.Any, tmp_path_factory: pyt
         git_server.token,
         BAD_TOKEN,
     )
-    template = json.loads(prefect_server.run("prefect", "work-pool", "get-default-base-job-template", "--type", "process").stdout)
-    template["variables"]["properties"]["command"]["default"] = pool_command(sys.executable, prefect_server.venv / "bin" / "python")
+    template = json.loads(
+        prefect_server.run(
+            "prefect", "work-pool", "get-default-base-job-template", "--type", "process"
+        ).stdout
+    )
+    template["variables"]["properties"]["command"]["default"] = pool_command(
+        sys.executable, prefect_server.venv / "bin" / "python"
+    )
     (base / "template.json").write_text(json.dumps(template))
     pool = "stepengine-pool"
-    prefect_server.run("prefect", "work-pool", "create", pool, "--type", "process", "--base-job-template", str(base / "template.json"))
+    prefect_server.run(
+        "prefect",
+        "work-pool",
+        "create",
+        pool,
+        "--type",
+        "process",
+        "--base-job-template",
+        str(base / "template.json"),
+    )
     env = prefect_server.env()
     env.update(
         PYTHONPATH=str(ROOT),
@@ -100,7 +119,15 @@ def worker_setup(prefect_server: t.Any, git_server: t.Any, tmp_path_factory: pyt
     worker_log = base / "worker.log"
     with open(worker_log, "wb") as log:
         worker = subprocess.Popen(
-            [str(prefect_server.venv / "bin" / "prefect"), "worker", "start", "--pool", pool, "--type", "process"],
+            [
+                str(prefect_server.venv / "bin" / "prefect"),
+                "worker",
+                "start",
+                "--pool",
+                pool,
+                "--type",
+                "process",
+            ],
             env=env,
             cwd=base,
             stdout=log,
@@ -114,12 +141,22 @@ def worker_setup(prefect_server: t.Any, git_server: t.Any, tmp_path_factory: pyt
 
 
 def _deploy(setup: Setup, name: str, pull_steps: list[dict[str, t.Any]]) -> str:
-    spec = {"name": name, "flow_name": "hello", "entrypoint": "flows/hello.py:hello", "pull_steps": pull_steps, "work_pool_name": setup.pool}
+    spec = {
+        "name": name,
+        "flow_name": "hello",
+        "entrypoint": "flows/hello.py:hello",
+        "pull_steps": pull_steps,
+        "work_pool_name": setup.pool,
+    }
     return register_deployment(spec, setup.api_url)["deployment_id"]
 
 
 def _clone(setup: Setup, block: str) -> list[dict[str, t.Any]]:
-    step = {"id": "clone", "repository": setup.repo_url, "access_token": "{{ prefect.blocks.secret." + block + " }}"}
+    step = {
+        "id": "clone",
+        "repository": setup.repo_url,
+        "access_token": "{{ prefect.blocks.secret." + block + " }}",
+    }
     return [{"prefect.deployments.steps.git_clone": step}]
 
 
@@ -127,14 +164,18 @@ def _start(setup: Setup, deployment_id: str) -> str:
     return str(_api(setup.api_url, "POST", f"/deployments/{deployment_id}/create_flow_run", {})["id"])
 
 
-def _wait(setup: Setup, flow_run_id: str, types: t.Collection[str], timeout: float = 120.0) -> dict[str, t.Any]:
+def _wait(
+    setup: Setup, flow_run_id: str, types: t.Collection[str], timeout: float = 120.0
+) -> dict[str, t.Any]:
     deadline = time.monotonic() + timeout
     while True:
         run = _api(setup.api_url, "GET", f"/flow_runs/{flow_run_id}")
         if (run.get("state") or {}).get("type") in types:
             return run
         if time.monotonic() > deadline:
-            raise AssertionError(f"flow run still {run.get('state')}; worker log:\n{setup.worker_log.read_text()[-4000:]}")
+            raise AssertionError(
+                f"flow run still {run.get('state')}; worker log:\n{setup.worker_log.read_text()[-4000:]}"
+            )
         time.sleep(0.5)
 
 
@@ -175,7 +216,9 @@ def test_wrong_token_fails_the_flow_run_with_stepengines_error_in_its_logs(worke
     text = "\n".join(logs)
     assert run["state"]["type"] == "FAILED", (run["state"], logs)
     where = f"deployment 'bad' ({worker_setup.api_url}/deployments/{run['deployment_id']}): pull[0] (clone: git_clone) failed"
-    assert run["state"]["message"].startswith(f"stepengine pull failed: error: {where}: authentication failed"), run["state"]["message"]
+    assert run["state"]["message"].startswith(
+        f"stepengine pull failed: error: {where}: authentication failed"
+    ), run["state"]["message"]
     errors = [line for line in logs if line.startswith(f"error: {where}")]
     assert errors and "git_clone" in errors[0] and "uthentication" in text, logs
     assert "hello world" not in text
@@ -186,14 +229,22 @@ def test_wrong_token_fails_the_flow_run_with_stepengines_error_in_its_logs(worke
 def test_cancelled_flow_run_stops_the_pull(worker_setup: Setup, tmp_path: Path) -> None:
     marker, pidfile = tmp_path / "pull-finished", tmp_path / "pull.pid"
     script = f"sh -c 'echo $$ > {pidfile}; sleep 60; touch {marker}'"
-    steps = [{"prefect.deployments.steps.run_shell_script": {"id": "slow", "script": script}}, *_clone(worker_setup, GOOD_TOKEN_BLOCK)]
+    steps = [
+        {"prefect.deployments.steps.run_shell_script": {"id": "slow", "script": script}},
+        *_clone(worker_setup, GOOD_TOKEN_BLOCK),
+    ]
     run_id = _start(worker_setup, _deploy(worker_setup, "slow", steps))
     deadline = time.monotonic() + 90
     while not (pidfile.exists() and pidfile.read_text().strip()):
         assert time.monotonic() < deadline, worker_setup.worker_log.read_text()[-4000:]
         time.sleep(0.2)
     pid = int(pidfile.read_text())
-    _api(worker_setup.api_url, "POST", f"/flow_runs/{run_id}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
+    _api(
+        worker_setup.api_url,
+        "POST",
+        f"/flow_runs/{run_id}/set_state",
+        {"state": {"type": "CANCELLING"}, "force": True},
+    )
     run = _wait(worker_setup, run_id, FINAL, timeout=30)
     assert run["state"]["type"] == "CANCELLED", run["state"]
     deadline = time.monotonic() + 10

@@ -28,10 +28,15 @@ def test_local_directory_gives_the_same_spec_as_the_cli(tmp_path: Path) -> None:
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "report.py").write_text(FLOW)
     spec = stepengine.from_source(tmp_path, "flows/report.py:build_report").deploy(
-        "daily", "process", job_variables={"env": {"X": "1"}}, parameters={"day": "mon"}, cron="0 6 * * *",
+        "daily",
+        "process",
+        job_variables={"env": {"X": "1"}},
+        parameters={"day": "mon"},
+        cron="0 6 * * *",
         tags=["reports"],
-    )  # fmt: skip
-    (tmp_path / "prefect.yaml").write_text(textwrap.dedent("""
+    )
+    (tmp_path / "prefect.yaml").write_text(
+        textwrap.dedent("""
         deployments:
           - name: daily
             entrypoint: flows/report.py:build_report
@@ -42,10 +47,13 @@ def test_local_directory_gives_the_same_spec_as_the_cli(tmp_path: Path) -> None:
             work_pool:
               name: process
               job_variables: {env: {X: "1"}}
-    """))
+    """)
+    )
     (cli_spec,) = deploy_project(load_project(tmp_path), DeployRequest(name="daily"))
     assert spec == cli_spec
-    assert spec["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(tmp_path.resolve())}}]
+    assert spec["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(tmp_path.resolve())}}
+    ]
     assert (spec["flow_name"], spec["description"]) == ("report", "Build the daily report.")
     assert spec["schedules"] == [{"schedule": {"cron": "0 6 * * *"}, "active": True}]
 
@@ -60,17 +68,30 @@ class Repository:
 
 
 def test_git_source_is_cloned_to_read_the_flow(git_server: GitServer) -> None:
-    create_bare_repo(git_server.root / "secret-team" / "reports.git", files=0, branch="prod",
-                     extra_files={"flows/report.py": FLOW})  # fmt: skip
-    repo = Repository(git_server.url("secret-team/reports.git"), "prod", {"access_token": "{{ prefect.blocks.secret.git }}"})
+    create_bare_repo(
+        git_server.root / "secret-team" / "reports.git",
+        files=0,
+        branch="prod",
+        extra_files={"flows/report.py": FLOW},
+    )
+    repo = Repository(
+        git_server.url("secret-team/reports.git"), "prod", {"access_token": "{{ prefect.blocks.secret.git }}"}
+    )
     resolver = stepengine.InMemoryResolver(blocks={"secret/git": git_server.token})
-    spec = stepengine.from_source(repo, "flows/report.py:build_report").deploy("nightly", "k8s", resolver=resolver)
+    spec = stepengine.from_source(repo, "flows/report.py:build_report").deploy(
+        "nightly", "k8s", resolver=resolver
+    )
     assert spec["pull_steps"] == [
-        {"prefect.deployments.steps.git_clone": {
-            "id": "clone", "repository": git_server.url("secret-team/reports.git"), "branch": "prod",
-            "credentials": {"access_token": "{{ prefect.blocks.secret.git }}"}}},
+        {
+            "prefect.deployments.steps.git_clone": {
+                "id": "clone",
+                "repository": git_server.url("secret-team/reports.git"),
+                "branch": "prod",
+                "credentials": {"access_token": "{{ prefect.blocks.secret.git }}"},
+            }
+        },
         {"prefect.deployments.steps.set_working_directory": {"directory": "{{ clone.directory }}"}},
-    ]  # fmt: skip
+    ]
     assert spec["parameter_openapi_schema"]["required"] == ["day"]
     assert spec["description"] == "Build the daily report."
     assert git_server.token not in repr(spec)
@@ -78,7 +99,12 @@ def test_git_source_is_cloned_to_read_the_flow(git_server: GitServer) -> None:
 
 def test_git_url_and_storage_urls_map_to_pull_steps() -> None:
     assert FlowSource("https://github.com/org/repo.git", "a.py:f").pull_steps == [
-        {"prefect.deployments.steps.git_clone": {"id": "clone", "repository": "https://github.com/org/repo.git"}},
+        {
+            "prefect.deployments.steps.git_clone": {
+                "id": "clone",
+                "repository": "https://github.com/org/repo.git",
+            }
+        },
         {"prefect.deployments.steps.set_working_directory": {"directory": "{{ clone.directory }}"}},
     ]
     assert FlowSource("git@github.com:org/repo", "a.py:f").pull_steps[0] == {
@@ -103,7 +129,9 @@ def test_unusable_sources(tmp_path: Path) -> None:
 
 
 @pytest.mark.docker
-def test_image_build_and_push_run_first(tmp_path: Path, docker_host: object, docker_registry: object, busybox_context: Path) -> None:
+def test_image_build_and_push_run_first(
+    tmp_path: Path, docker_host: object, docker_registry: object, busybox_context: Path
+) -> None:
     """``image=`` + ``build=True`` + ``push=True``: the Docker build and push steps run before the spec
     is rendered, and the image lands in ``job_variables.image``."""
     registry = docker_registry
@@ -114,8 +142,16 @@ def test_image_build_and_push_run_first(tmp_path: Path, docker_host: object, doc
     image = f"{registry.address}/reports:2024"  # type: ignore[attr-defined]
     resolver = stepengine.InMemoryResolver(blocks={"docker-registry-credentials/local": registry.credentials})  # type: ignore[attr-defined]
     source = stepengine.from_source(tmp_path, "flows/report.py:build_report")
-    spec = source.deploy("img", "docker", image=image, build=True, push=True, dockerfile="Dockerfile",
-                         push_credentials="{{ prefect.blocks.docker-registry-credentials.local }}", resolver=resolver)  # fmt: skip
+    spec = source.deploy(
+        "img",
+        "docker",
+        image=image,
+        build=True,
+        push=True,
+        dockerfile="Dockerfile",
+        push_credentials="{{ prefect.blocks.docker-registry-credentials.local }}",
+        resolver=resolver,
+    )
     assert spec["job_variables"] == {"image": image}
     assert registry.tags("reports") == ["2024"]  # type: ignore[attr-defined]
 
@@ -134,14 +170,27 @@ def test_s3_source_is_pulled_to_read_the_flow(moto_s3: object) -> None:
     client = s3.boto3_client()  # type: ignore[attr-defined]
     client.create_bucket(Bucket="flows-bucket")
     client.put_object(Bucket="flows-bucket", Key="team/flows/report.py", Body=FLOW.encode())
-    storage = Storage("s3://flows-bucket/team", {
-        "key": "{{ prefect.blocks.secret.s3-key }}", "secret": "{{ prefect.blocks.secret.s3-secret }}",
-        "endpoint_url": s3.endpoint_url})  # type: ignore[attr-defined]  # fmt: skip
+    storage = Storage(
+        "s3://flows-bucket/team",
+        {
+            "key": "{{ prefect.blocks.secret.s3-key }}",
+            "secret": "{{ prefect.blocks.secret.s3-secret }}",
+            "endpoint_url": s3.endpoint_url,
+        },
+    )  # type: ignore[attr-defined]
     resolver = stepengine.InMemoryResolver(blocks={"secret/s3-key": s3.key, "secret/s3-secret": s3.secret})  # type: ignore[attr-defined]
-    spec = stepengine.from_source(storage, "flows/report.py:build_report").deploy("from-s3", "pool", resolver=resolver)
-    assert spec["pull_steps"][0] == {"prefect.deployments.steps.pull_from_remote_storage": {
-        "id": "pull_code", "url": "s3://flows-bucket/team", "key": "{{ prefect.blocks.secret.s3-key }}",
-        "secret": "{{ prefect.blocks.secret.s3-secret }}", "endpoint_url": s3.endpoint_url}}  # type: ignore[attr-defined]  # fmt: skip
+    spec = stepengine.from_source(storage, "flows/report.py:build_report").deploy(
+        "from-s3", "pool", resolver=resolver
+    )
+    assert spec["pull_steps"][0] == {
+        "prefect.deployments.steps.pull_from_remote_storage": {
+            "id": "pull_code",
+            "url": "s3://flows-bucket/team",
+            "key": "{{ prefect.blocks.secret.s3-key }}",
+            "secret": "{{ prefect.blocks.secret.s3-secret }}",
+            "endpoint_url": s3.endpoint_url,
+        }
+    }  # type: ignore[attr-defined]
     assert (spec["flow_name"], spec["description"]) == ("report", "Build the daily report.")
     assert s3.secret not in repr(spec)  # type: ignore[attr-defined]
 
@@ -164,8 +213,9 @@ def test_a_function_object_as_entrypoint_and_build_from_flow(tmp_path: Path) -> 
     by_object = stepengine.from_source(tmp_path, function).deploy("n", "pool", job_variables={"a": 1, "b": 1})
     from stepengine.project.source import build_from_flow
 
-    older = build_from_flow(function, "n", work_pool_name="pool", path=tmp_path, job_variables={"a": 1},
-                            infra_overrides={"b": 1})  # fmt: skip
+    older = build_from_flow(
+        function, "n", work_pool_name="pool", path=tmp_path, job_variables={"a": 1}, infra_overrides={"b": 1}
+    )
     assert older == by_object
     assert (older["entrypoint"], older["description"]) == ("pkg/jobs.py:nightly", "Nightly job.")
     with pytest.raises(ConfigError) as info:
@@ -173,7 +223,9 @@ def test_a_function_object_as_entrypoint_and_build_from_flow(tmp_path: Path) -> 
     assert str(info.value) == f"from_source: {textwrap.__file__} is not inside {tmp_path / 'pkg'}"
     with pytest.raises(ConfigError) as info:
         stepengine.from_source("https://git.example/x.git", function)
-    assert str(info.value) == "from_source: with a remote source, give the entrypoint as path/file.py:function"
+    assert (
+        str(info.value) == "from_source: with a remote source, give the entrypoint as path/file.py:function"
+    )
 
 
 def test_file_urls_are_local_storage_as_in_prefect(tmp_path: Path) -> None:
@@ -187,16 +239,32 @@ def test_file_urls_are_local_storage_as_in_prefect(tmp_path: Path) -> None:
     (project / "flows").mkdir(parents=True)
     (project / "flows" / "report.py").write_text(FLOW + "    print('report for', day, pages)\n")
     url = project.as_uri()  # file:///…/my%20project
-    spec = stepengine.from_source(url, "flows/report.py:build_report").deploy("n", "pool", parameters={"day": "mon"})
-    assert spec["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(project)}}]
-    older = stepengine.build_from_flow(None, "n", work_pool_name="pool", storage=url, entrypoint="flows/report.py:build_report",
-                                       parameters={"day": "mon"})  # fmt: skip
+    spec = stepengine.from_source(url, "flows/report.py:build_report").deploy(
+        "n", "pool", parameters={"day": "mon"}
+    )
+    assert spec["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(project)}}
+    ]
+    older = stepengine.build_from_flow(
+        None,
+        "n",
+        work_pool_name="pool",
+        storage=url,
+        entrypoint="flows/report.py:build_report",
+        parameters={"day": "mon"},
+    )
     assert older == spec
     assert FlowSource("local://" + str(project), "a.py:f").pull_steps == spec["pull_steps"]
     assert FlowSource("file:///srv/repo.git", "a.py:f").pull_steps[0] == {
         "prefect.deployments.steps.git_clone": {"id": "clone", "repository": "file:///srv/repo.git"}
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    executed = subprocess.run([sys.executable, "-m", "stepengine", "execute", "--spec", str(tmp_path / "spec.json"), "-q"],
-                              capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)  # fmt: skip
+    executed = subprocess.run(
+        [sys.executable, "-m", "stepengine", "execute", "--spec", str(tmp_path / "spec.json"), "-q"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
     assert (executed.returncode, executed.stdout) == (0, "report for mon 3\n"), executed.stderr

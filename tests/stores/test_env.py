@@ -11,7 +11,10 @@ from stepengine.stores.env import EnvStore, env_name, env_secrets
 
 def test_env_name_normalises_every_non_alphanumeric_character() -> None:
     assert env_name("secret", "github-token") == "SECRET__GITHUB_TOKEN"
-    assert env_name("aws-credentials", "prod.eu", "aws_secret_access_key") == "AWS_CREDENTIALS__PROD_EU__AWS_SECRET_ACCESS_KEY"
+    assert (
+        env_name("aws-credentials", "prod.eu", "aws_secret_access_key")
+        == "AWS_CREDENTIALS__PROD_EU__AWS_SECRET_ACCESS_KEY"
+    )
     assert env_name("branch") == "BRANCH"
 
 
@@ -57,7 +60,10 @@ def test_a_credentials_block_that_is_not_a_json_object_is_a_clear_error() -> Non
         "environment variable STEPENGINE_BLOCK_AWS_CREDENTIALS__PROD must hold a JSON object "
         "(the fields of the aws-credentials block 'prod'), not list"
     )
-    with pytest.raises(StoreError, match=r"^environment variable STEPENGINE_BLOCK_JSON__X is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 \(char 1\)$"):
+    with pytest.raises(
+        StoreError,
+        match=r"^environment variable STEPENGINE_BLOCK_JSON__X is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 \(char 1\)$",
+    ):
         EnvStore({"STEPENGINE_BLOCK_JSON__X": "{nope"}).get_block("json", "x")
 
 

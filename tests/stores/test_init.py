@@ -20,7 +20,9 @@ def test_default_order_and_configured_order() -> None:
 def test_unknown_or_repeated_store_names_are_refused() -> None:
     with pytest.raises(ConfigError) as info:
         parse_order("env,vault", {})
-    assert str(info.value) == "unknown store 'vault' in the store order; stores are: values, env, local, prefect"
+    assert (
+        str(info.value) == "unknown store 'vault' in the store order; stores are: values, env, local, prefect"
+    )
     with pytest.raises(ConfigError, match=r"^the store order 'env,env' names a store twice$"):
         parse_order("env,env", {})
 
@@ -49,11 +51,15 @@ def test_prefect_store_only_with_a_url() -> None:
 
 
 def test_a_values_file_left_out_of_the_order_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"^a values file was given, but the store order 'env' leaves out 'values'$"):
+    with pytest.raises(
+        ConfigError, match=r"^a values file was given, but the store order 'env' leaves out 'values'$"
+    ):
         default_resolver(env={}, values_file=tmp_path / "v.yaml", order="env")
 
 
-def test_a_missing_block_or_variable_says_where_it_was_looked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_block_or_variable_says_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import stepengine
 
     home = tmp_path / "home"

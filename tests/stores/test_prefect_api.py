@@ -86,7 +86,9 @@ def test_reads_a_secret_block_and_a_variable_created_by_prefect(prefect_document
 
 
 @pytest.mark.slow
-def test_cli_run_reads_prefect_blocks_and_masks_them(prefect_documents: PrefectServer, tmp_path: Path) -> None:
+def test_cli_run_reads_prefect_blocks_and_masks_them(
+    prefect_documents: PrefectServer, tmp_path: Path
+) -> None:
     (tmp_path / "prefect.yaml").write_text(
         "pull:\n"
         "  - prefect.deployments.steps.run_shell_script:\n"
@@ -95,7 +97,16 @@ def test_cli_run_reads_prefect_blocks_and_masks_them(prefect_documents: PrefectS
         " {{ prefect.blocks.docker-registry-credentials.registry.password }}\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "stepengine", "run", "--output", "json", "--prefect-api-url", prefect_documents.api_url],
+        [
+            sys.executable,
+            "-m",
+            "stepengine",
+            "run",
+            "--output",
+            "json",
+            "--prefect-api-url",
+            prefect_documents.api_url,
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -123,7 +134,7 @@ class _AuthServer(http.server.BaseHTTPRequestHandler):
 
     seen: t.ClassVar[list[str | None]] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         _AuthServer.seen.append(self.headers.get("Authorization"))
         if self.headers.get("Authorization") != "Bearer pnu_right-key":
             self.send_response(401)
@@ -152,7 +163,10 @@ def test_api_key_is_sent_as_bearer_and_a_refusal_names_no_key() -> None:
     finally:
         server.shutdown()
         server.server_close()
-    assert str(info.value) == f"the Prefect API at {url} refused the request (HTTP 401)\nhint: check PREFECT_API_KEY"
+    assert (
+        str(info.value)
+        == f"the Prefect API at {url} refused the request (HTTP 401)\nhint: check PREFECT_API_KEY"
+    )
     assert _AuthServer.seen[-2:] == ["Bearer pnu_right-key", "Bearer pnu_wrong-key"]
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from stepengine.errors import StoreError
+from stepengine.masking import Masker, using_masker
+from stepengine.stores.sqlite import SQLiteStore, default_path, make_block_data
 from tests.fixtures.disks import fill as _fill
 from tests.fixtures.disks import mounted as _mounted
 from tests.fixtures.disks import tiny_disk as _tiny_disk
-from stepengine.masking import Masker, using_masker
-from stepengine.stores.sqlite import SQLiteStore, default_path, make_block_data
 
 
 def test_default_path_is_under_stepengine_home(tmp_path: Path) -> None:
@@ -27,7 +27,9 @@ def test_blocks_and_variables_round_trip(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "home" / "store.db")
     store.set_block("secret", "gh-token", make_block_data("secret", "ghp_abcdef"))
     store.set_block("json", "settings", make_block_data("json", {"a": [1, 2]}))
-    store.set_block("aws-credentials", "prod", {"aws_access_key_id": "AKIA", "aws_secret_access_key": "wJalr"})
+    store.set_block(
+        "aws-credentials", "prod", {"aws_access_key_id": "AKIA", "aws_secret_access_key": "wJalr"}
+    )
     store.set_variable("branch", "main")
     store.set_variable("replicas", 3)
     assert store.get_block("secret", "gh-token") == {"value": "ghp_abcdef"}
@@ -35,7 +37,11 @@ def test_blocks_and_variables_round_trip(tmp_path: Path) -> None:
     assert store.get_block("aws-credentials", "prod")["aws_secret_access_key"] == "wJalr"
     assert store.get_variable("branch") == "main"
     assert store.get_variable("replicas") == 3
-    assert [i.name for i in store.list_blocks()] == ["aws-credentials/prod", "json/settings", "secret/gh-token"]
+    assert [i.name for i in store.list_blocks()] == [
+        "aws-credentials/prod",
+        "json/settings",
+        "secret/gh-token",
+    ]
     assert [(i.name, i.secret) for i in store.list_blocks("secret")] == [("secret/gh-token", True)]
     store.set_block("secret", "gh-token", {"value": "ghp_new"})  # replace
     assert store.get_block("secret", "gh-token") == {"value": "ghp_new"}
@@ -88,18 +94,26 @@ def test_secret_blocks_and_variables_are_masked_for_the_run_that_reads_them(tmp_
         store.get_block("json", "conn")
         store.get_variable("password")
         store.get_variable("branch")
-    assert run.mask("tok-123456 postgres://u:pw-98765@db var-secret-1 main-branch") == "*** *** *** main-branch"
+    assert (
+        run.mask("tok-123456 postgres://u:pw-98765@db var-secret-1 main-branch") == "*** *** *** main-branch"
+    )
 
 
 def test_invalid_names_and_values_are_refused(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "store.db")
-    with pytest.raises(ValueError, match=r"^block type 'Secret' is not valid: use lowercase letters, digits, '-' and '_'$"):
+    with pytest.raises(
+        ValueError, match=r"^block type 'Secret' is not valid: use lowercase letters, digits, '-' and '_'$"
+    ):
         store.set_block("Secret", "x", {"value": "y"})
-    with pytest.raises(ValueError, match=r"^block name 'a.b' is not valid: use letters, digits, '-' and '_'$"):
+    with pytest.raises(
+        ValueError, match=r"^block name 'a.b' is not valid: use letters, digits, '-' and '_'$"
+    ):
         store.set_block("secret", "a.b", {"value": "y"})
     with pytest.raises(ValueError, match=r"^a secret block holds text, not dict$"):
         make_block_data("secret", {"a": 1})
-    with pytest.raises(ValueError, match=r"^a github-credentials block holds a JSON object with its fields, not str$"):
+    with pytest.raises(
+        ValueError, match=r"^a github-credentials block holds a JSON object with its fields, not str$"
+    ):
         make_block_data("github-credentials", "ghp")
 
 
@@ -146,7 +160,9 @@ def test_concurrent_writers_from_several_processes_lose_nothing(tmp_path: Path) 
     path = tmp_path / "home" / "store.db"
     workers, count = 6, 30
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(w), str(count)], stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), str(w), str(count)], stderr=subprocess.PIPE
+        )
         for w in range(workers)
     ]
     for proc in procs:
@@ -155,7 +171,9 @@ def test_concurrent_writers_from_several_processes_lose_nothing(tmp_path: Path) 
     store = SQLiteStore(path)
     assert len(store.list_blocks()) == workers * count
     assert len(store.list_variables()) == workers * count
-    assert store.get_block("secret", f"w{workers - 1}-{count - 1}") == {"value": f"value-{workers - 1}-{count - 1}"}
+    assert store.get_block("secret", f"w{workers - 1}-{count - 1}") == {
+        "value": f"value-{workers - 1}-{count - 1}"
+    }
 
 
 # -- a store that cannot be written: say why, never advise moving a healthy store away (issue 14) ----
@@ -164,7 +182,9 @@ def test_concurrent_writers_from_several_processes_lose_nothing(tmp_path: Path) 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "STEPENGINE_HOME": str(home), "PYTHONPATH": str(root)}
-    return subprocess.run([sys.executable, "-m", "stepengine", *args], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "stepengine", *args], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_a_full_disk_is_reported_as_a_full_disk(tmp_path: Path) -> None:
@@ -175,7 +195,10 @@ def test_a_full_disk_is_reported_as_a_full_disk(tmp_path: Path) -> None:
         with pytest.raises(StoreError) as info:
             store.set_block("string", "big", {"value": "x" * 100_000})
         assert str(info.value).startswith(f"{disk / 'store.db'}: the disk holding the store is full (")
-        assert info.value.hint == "free some space and try again; the store is intact (an unfinished write is rolled back)"
+        assert (
+            info.value.hint
+            == "free some space and try again; the store is intact (an unfinished write is rolled back)"
+        )
         assert "move it away" not in str(info.value)
         done = _cli(disk, "block", "set", "string/big", "--value", "x" * 50_000)
         assert done.returncode == 2
@@ -202,13 +225,19 @@ def test_a_read_only_home(tmp_path: Path) -> None:
             assert done.returncode == 2, done.stderr
             assert done.stderr.startswith(f"error: {where / 'store.db'}: cannot create the store: ")
             assert "Read-only file system" in done.stderr
-            assert f"hint: {where} must be writable by you (or point STEPENGINE_HOME elsewhere)" in done.stderr
+            assert (
+                f"hint: {where} must be writable by you (or point STEPENGINE_HOME elsewhere)" in done.stderr
+            )
             assert "Traceback" not in done.stderr
 
 
 def test_a_store_path_that_is_a_directory(tmp_path: Path) -> None:
     (tmp_path / "store.db").mkdir()
-    for args in (("block", "set", "secret/x", "--value", "abcdef"), ("block", "get", "secret/x"), ("variable", "ls")):
+    for args in (
+        ("block", "set", "secret/x", "--value", "abcdef"),
+        ("block", "get", "secret/x"),
+        ("variable", "ls"),
+    ):
         done = _cli(tmp_path, *args)
         assert (done.returncode, done.stderr) == (
             2,
@@ -223,7 +252,11 @@ def test_a_store_writable_by_others_is_not_used(tmp_path: Path, mode: int) -> No
     store = SQLiteStore(tmp_path / "store.db")
     store.set_variable("repository", "https://example.invalid/mine.git")
     os.chmod(store.path, mode)
-    for call in (lambda: store.get_variable("repository"), lambda: store.set_variable("x", "y"), store.list_variables):
+    for call in (
+        lambda: store.get_variable("repository"),
+        lambda: store.set_variable("x", "y"),
+        store.list_variables,
+    ):
         with pytest.raises(StoreError) as info:
             call()
         assert str(info.value) == (

@@ -17,9 +17,17 @@ __stepengine_stand_in__ = True
 
 #: the submodules the stand-in has (anything else gets the hint below)
 PROVIDED = (
-    "prefect.artifacts", "prefect.context", "prefect.deployments", "prefect.flows", "prefect.futures",
-    "prefect.logging", "prefect.runtime", "prefect.runtime.deployment", "prefect.runtime.flow_run",
-    "prefect.runtime.task_run", "prefect.tasks",
+    "prefect.artifacts",
+    "prefect.context",
+    "prefect.deployments",
+    "prefect.flows",
+    "prefect.futures",
+    "prefect.logging",
+    "prefect.runtime",
+    "prefect.runtime.deployment",
+    "prefect.runtime.flow_run",
+    "prefect.runtime.task_run",
+    "prefect.tasks",
 )
 
 
@@ -31,8 +39,8 @@ class _Hint(importlib.abc.MetaPathFinder):
         if not fullname.startswith("prefect.") or fullname in PROVIDED:
             return None
         raise ModuleNotFoundError(
-            "No module named {0!r}: Prefect is not installed where this flow runs, and stepengine's stand-in "
-            "prefect module provides only {1} (install prefect in the flow's interpreter: "
+            "No module named {!r}: Prefect is not installed where this flow runs, and stepengine's stand-in "
+            "prefect module provides only {} (install prefect in the flow's interpreter: "
             "job_variables.venv / python, or `stepengine execute --python`)".format(
                 fullname, ", ".join(PROVIDED)
             ),
@@ -57,4 +65,15 @@ def get_client(*args, **kwargs):
     )
 
 
-__all__ = ["Flow", "Task", "allow_failure", "flow", "get_client", "get_run_logger", "serve", "tags", "task", "unmapped"]
+__all__ = [
+    "Flow",
+    "Task",
+    "allow_failure",
+    "flow",
+    "get_client",
+    "get_run_logger",
+    "serve",
+    "tags",
+    "task",
+    "unmapped",
+]

@@ -7,7 +7,7 @@ import uuid
 def _log(kind, key, description, body):
     from prefect.logging import get_run_logger
 
-    title = "{0} artifact{1}".format(kind, " " + repr(key) if key else "")
+    title = "{} artifact{}".format(kind, " " + repr(key) if key else "")
     get_run_logger().info("%s%s: %s", title, " (" + description + ")" if description else "", body)
     return uuid.uuid4()
 
@@ -21,15 +21,15 @@ def create_table_artifact(table, key=None, description=None, **kwargs):
 
 
 def create_link_artifact(link, link_text=None, key=None, description=None, **kwargs):
-    return _log("link", key, description, link if not link_text else "{0} ({1})".format(link_text, link))
+    return _log("link", key, description, link if not link_text else f"{link_text} ({link})")
 
 
 def create_progress_artifact(progress, key=None, description=None, **kwargs):
-    return _log("progress", key, description, "{0}%".format(progress))
+    return _log("progress", key, description, f"{progress}%")
 
 
 def update_progress_artifact(artifact_id, progress, description=None, **kwargs):
-    return _log("progress", None, description, "{0}%".format(progress))
+    return _log("progress", None, description, f"{progress}%")
 
 
 def create_image_artifact(image_url, key=None, description=None, **kwargs):
@@ -37,6 +37,10 @@ def create_image_artifact(image_url, key=None, description=None, **kwargs):
 
 
 __all__ = [
-    "create_image_artifact", "create_link_artifact", "create_markdown_artifact", "create_progress_artifact",
-    "create_table_artifact", "update_progress_artifact",
+    "create_image_artifact",
+    "create_link_artifact",
+    "create_markdown_artifact",
+    "create_progress_artifact",
+    "create_table_artifact",
+    "update_progress_artifact",
 ]

@@ -17,14 +17,14 @@ class PrefectFuture:
         return None
 
 
-class unmapped:  # noqa: N801 - Prefect's name
+class unmapped:  # Prefect's name
     """An argument passed whole to every call of ``task.map``."""
 
     def __init__(self, value):
         self.value = value
 
 
-class allow_failure:  # noqa: N801 - Prefect's name
+class allow_failure:  # Prefect's name
     """Accepted and unwrapped (the stand-in has no upstream states)."""
 
     def __init__(self, value):

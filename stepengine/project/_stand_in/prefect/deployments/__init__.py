@@ -8,7 +8,9 @@ class Deployment:
         self.flow, self.name, self.options = flow, name, options
 
     @classmethod
-    def build_from_flow(cls, flow, name, output=None, skip_upload=False, apply=False, load_existing=True, **options):
+    def build_from_flow(
+        cls, flow, name, output=None, skip_upload=False, apply=False, load_existing=True, **options
+    ):
         deployment = cls(flow, name, options)
         if apply:
             deployment.apply()

@@ -5,7 +5,13 @@ def __getattr__(name):
     from prefect.runtime import _info
 
     info = _info()
-    defaults = {"parameters": {}, "tags": [], "run_count": 1, "parent_flow_run_id": None, "parent_deployment_id": None}
+    defaults = {
+        "parameters": {},
+        "tags": [],
+        "run_count": 1,
+        "parent_flow_run_id": None,
+        "parent_deployment_id": None,
+    }
     if name in info:
         return info[name]
     if name in defaults:
