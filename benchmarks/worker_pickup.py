@@ -78,9 +78,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from stepengine.project.prefect_api import register_deployment
-    from tests.fixtures._servers import free_port, stop
-    from tests.fixtures.git_server import create_bare_repo, start_git_server
-    from tests.fixtures.prefect_server import PrefectServer, _wait_healthy, prefect_venv
+    from testkit.git_server import create_bare_repo, start_git_server
+    from testkit.prefect_server import PrefectServer, prefect_venv, wait_healthy
+    from testkit.processes import free_port, stop
 
     venv = prefect_venv()
     work = Path(tempfile.mkdtemp(prefix="stepengine-bench-worker-"))
@@ -111,7 +111,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             )
         )
     try:
-        _wait_healthy(server.api_url, processes[0], work / "server.log")
+        wait_healthy(server.api_url, processes[0], work / "server.log")
         with start_git_server(work / "git") as git:
             create_bare_repo(
                 git.root / "public" / "app.git", files=args.files, extra_files={"flows/hello.py": FLOW}

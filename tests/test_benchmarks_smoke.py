@@ -92,17 +92,19 @@ def test_server_scenarios_skip_cleanly_without_their_prerequisites(
         encoding="utf-8"
     )
 
-    from benchmarks import run
+    from benchmarks.measurement import Skip
+    from benchmarks.scenarios.context import Context
+    from benchmarks.scenarios.tools import scenario_docker
 
     which = shutil.which
     monkeypatch.setattr(
         shutil, "which", lambda name, *a, **k: None if name == "dockerd" else which(name, *a, **k)
     )
-    ctx = run.Context(
+    ctx = Context(
         tmp_path / "work", "tiny", ["stepengine"], Path(sys.executable), None, {}, stepengine_given=True
     )
-    with contextlib.ExitStack() as stack, pytest.raises(run.Skip, match="dockerd"):
-        run.scenario_docker(ctx, stack)
+    with contextlib.ExitStack() as stack, pytest.raises(Skip, match="dockerd"):
+        scenario_docker(ctx, stack)
 
 
 def test_validate_scenario_times_both_sizes_and_derives_the_growth(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The same steps through stepengine and through Prefect's own ``run_steps``, outputs compared.
 
-Prefect runs in its own venv (``.bench/prefect-venv``, see ``tests/fixtures/prefect_server.py``), with
+Prefect runs in its own venv (``.bench/prefect-venv``, see ``testkit/prefect_server.py``), with
 ``PREFECT_HOME`` in a temporary directory, analytics off and ``PREFECT_API_URL`` pointing at a dead
 port on 127.0.0.1, so nothing is reached and no temporary server starts: only cases that need no block
 or variable run here. One Prefect process runs every case (each in its own directory, with its own

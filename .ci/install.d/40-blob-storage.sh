@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Blob-storage test servers (issue 4): Azurite from npm (moto and gcp-storage-emulator come with the
-# `dev` extra). tests/fixtures/azurite.py looks for it under /opt/stepengine-ci/azurite. The servers
+# `dev` extra). testkit/azurite.py looks for it under /opt/stepengine-ci/azurite. The servers
 # are started by the fixtures on 127.0.0.1 only; Azurite always runs with --disableTelemetry.
 set -euo pipefail
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore

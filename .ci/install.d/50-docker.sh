@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Docker engine, registry and helpers for tests/builtin_steps/test_docker.py (issue 5).
-# dockerd and docker-registry are started by tests/fixtures/docker_engine.py on 127.0.0.1 with
+# dockerd and docker-registry are started by testkit/docker_engine.py on 127.0.0.1 with
 # --bridge=none (no docker0), so nothing here starts a daemon or creates a network.
 set -euo pipefail
 

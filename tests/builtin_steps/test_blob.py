@@ -676,7 +676,7 @@ def test_repull_of_unchanged_objects_transfers_nothing(moto_s3: S3Server, bucket
 def test_moto_fixture_works_outside_pytest() -> None:
     """The benchmark reuses ``start_moto_server`` as a plain context manager."""
     code = (
-        "from tests.fixtures.moto_server import start_moto_server\n"
+        "from testkit.moto_server import start_moto_server\n"
         "with start_moto_server(check_credentials=False) as s:\n"
         "    c = s.boto3_client(); c.create_bucket(Bucket='bench'); c.put_object(Bucket='bench', Key='k', Body=b'v')\n"
         "    print(c.get_object(Bucket='bench', Key='k')['Body'].read().decode(), s.endpoint_url.startswith('http://127.0.0.1:'))\n"

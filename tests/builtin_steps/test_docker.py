@@ -1,6 +1,6 @@
 """build_docker_image and push_docker_image, against a real dockerd and a real registry on 127.0.0.1.
 
-The engine and registry come from ``tests/fixtures/docker_engine.py``. Every build passes
+The engine and registry come from ``testkit/docker_engine.py``. Every build passes
 ``network_mode="none"`` (the engine runs with ``--bridge=none``; see shared/README.md, network rule).
 Tests marked ``docker`` are skipped only when dockerd cannot start on this machine.
 """

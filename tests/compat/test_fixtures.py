@@ -3,7 +3,7 @@ several Prefect versions, and the prefect.yaml examples of Prefect's documentati
 
 Each fixture validates (warnings only where listed below), plans, and, where its pull section can run
 offline, runs it with the same outputs as Prefect's ``run_steps`` (from the peer venv, see
-``tests/fixtures/prefect_server.py``; those cases skip with a reason when it is missing).
+``testkit/prefect_server.py``; those cases skip with a reason when it is missing).
 """
 
 from __future__ import annotations

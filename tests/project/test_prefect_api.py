@@ -13,7 +13,7 @@ import pytest
 
 from stepengine.errors import StepEngineError
 from stepengine.project.prefect_api import deployment_body, register_deployment
-from tests.fixtures._servers import free_port
+from testkit.processes import free_port
 
 FLOW = '''
 from prefect import flow

@@ -22,7 +22,7 @@ import pytest
 
 from stepengine.project.prefect_api import api_request as _api
 from stepengine.project.prefect_api import register_deployment
-from tests.fixtures._servers import stop
+from testkit.processes import stop
 from tests.fixtures.git_server import create_bare_repo
 
 ROOT = Path(__file__).resolve().parents[2]

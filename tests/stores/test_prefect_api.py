@@ -15,7 +15,7 @@ import pytest
 from stepengine.errors import StoreError
 from stepengine.masking import Masker, using_masker
 from stepengine.stores.prefect_api import PrefectAPIStore
-from tests.fixtures._servers import free_port
+from testkit.processes import free_port
 from tests.fixtures.prefect_server import PrefectServer
 
 SECRET = "prefect-" + "s3cr3t-token"  # never a literal in a line a traceback could show
