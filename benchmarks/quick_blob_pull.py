@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from builtin_steps import _blob_io, blob
+from stepengine.builtin_steps import _blob_io, blob
 from testkit.moto_server import start_moto_server
 
 _TICK = os.sysconf("SC_CLK_TCK")

@@ -173,14 +173,14 @@ def _open_for_pull(url: str, options: dict[str, t.Any], concurrency: int) -> tup
     if _S3_WITH_BOTOCORE and BACKENDS.get(scheme, ("", ""))[0] == "s3fs":
         _require_backend(scheme, load=False)  # the same errors as without this path, nothing imported
         if _installed("botocore", load=False):
-            from builtin_steps._blob_s3 import open_s3_reader
+            from ._blob_s3 import open_s3_reader
 
             opened = open_s3_reader(url, options, concurrency)
             if opened is not None:
                 return opened
     if _LOCAL_WITHOUT_FSSPEC and scheme in ("file", "local"):
         _require_backend(scheme, load=False)  # fsspec stays a requirement of file:// steps
-        from builtin_steps._blob_local import open_local_reader
+        from ._blob_local import open_local_reader
 
         opened = open_local_reader(url, options, concurrency)
         if opened is not None:

@@ -28,8 +28,9 @@ import shutil
 import typing as t
 from pathlib import Path
 
-from builtin_steps._git_remote import Remote, classify, strip_userinfo
 from stepengine.step_api import ProcessError, StepError, get_logger, home_directory
+
+from ._git_remote import Remote, classify, strip_userinfo
 
 __all__ = [
     "LOOSE_LIMIT",

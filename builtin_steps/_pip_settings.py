@@ -77,9 +77,7 @@ _FLAGS = {
     "break-system-packages": ["--break-system-packages"],
 }
 #: the flags of uv's command itself (``uv pip install`` in pip.py)
-BASE_FLAGS = frozenset(
-    {"--no-config", "--python", "--compile-bytecode", "--index-strategy", "--requirements"}
-)
+BASE_FLAGS = frozenset({"--no-config", "--python", "--index-strategy", "--requirements"})
 #: pip's secure origins besides https and file: plain http to these is fine for pip too
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -166,6 +164,8 @@ class Translation:
     env: dict[str, str] = field(default_factory=dict)
     passed: list[str] = field(default_factory=list)  # names of the settings passed on
     refusal: str | None = None
+    #: pip would byte-compile what it installs (its default, unless ``compile``/``no-compile`` say no)
+    compile: bool = True
 
 
 def translate(
@@ -208,6 +208,13 @@ def translate(
                     return refuse(name, "refuses an environment that is not a virtualenv")
             else:
                 out.args += _FLAGS[name]
+        elif name in ("compile", "no-compile"):
+            # pip reads both names as the value of one switch, so PIP_NO_COMPILE=1 compiles (pip's own
+            # quirk) and PIP_NO_COMPILE=0 does not; the later setting wins, as in pip
+            try:
+                out.compile = boolean(setting)
+            except ValueError as exc:
+                return Translation(refusal=f"{exc} (pip stops on it)")
         elif name == "index-url":
             out.args += ["--index-url", setting.value.strip()]
         elif name == "cert":
@@ -237,7 +244,8 @@ def translate(
         return Translation(
             refusal=f"pip skips the plain-http location in {insecure} (no trusted-host); uv would use it"
         )
-    missing = sorted((BASE_FLAGS | {a for a in out.args if a.startswith("--")}) - set(uv_flags))
+    wanted = BASE_FLAGS | {a for a in out.args if a.startswith("--")}
+    missing = sorted((wanted | ({"--compile-bytecode"} if out.compile else set())) - set(uv_flags))
     if missing:
         return Translation(refusal=f"this uv lacks {', '.join(missing)}")
     return out

@@ -32,7 +32,9 @@ import typing as t
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from builtin_steps._blob_io import (
+from stepengine.step_api import StepError, mask
+
+from ._blob_io import (
     BACKENDS,
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_BYTES,
@@ -43,7 +45,6 @@ from builtin_steps._blob_io import (
     push,
     url_scheme,
 )
-from stepengine.step_api import StepError, mask
 
 __all__ = [
     "pull_from_azure_blob_storage",

@@ -68,7 +68,7 @@ def pull_with_block(block_document_name: str, block_type_slug: str) -> dict[str,
 
 
 def _blob(url: str, directory: str, credentials: t.Any = None, **options: t.Any) -> None:
-    from builtin_steps.blob import pull_from_blob_storage
+    from .blob import pull_from_blob_storage
 
     if credentials is not None and not isinstance(credentials, dict):
         raise StepError("the block's credentials are not a mapping of fields")
@@ -149,7 +149,7 @@ def _split_bucket_path(data: dict[str, t.Any]) -> tuple[str, str]:
 
 def _local_file_system(data: dict[str, t.Any], directory: str) -> None:
     """Copy ``basepath`` (leaving out what its ``.prefectignore`` matches), atomically."""
-    from builtin_steps._blob_io import _ignore_spec
+    from ._blob_io import _ignore_spec
 
     basepath = data.get("basepath")
     if not basepath:
@@ -182,7 +182,7 @@ def _local_file_system(data: dict[str, t.Any], directory: str) -> None:
 
 
 def _clone(url: t.Any, reference: t.Any, credentials: dict[str, t.Any] | None, directory: str) -> None:
-    from builtin_steps.git import git_clone
+    from .git import git_clone
 
     if not url:
         raise StepError("the repository block names no repository")

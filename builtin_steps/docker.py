@@ -30,7 +30,9 @@ import re
 import typing as t
 from pathlib import Path
 
-from builtin_steps._docker_inputs import (
+from stepengine.step_api import StepError, current_step, emit_output, get_logger, safe_join
+
+from ._docker_inputs import (
     check_backend,
     check_build_kwargs,
     check_credentials,
@@ -44,7 +46,6 @@ from builtin_steps._docker_inputs import (
     would_overwrite,
     write_generated_dockerfile,
 )
-from stepengine.step_api import StepError, current_step, emit_output, get_logger, safe_join
 
 __all__ = ["build_docker_image", "push_docker_image"]
 

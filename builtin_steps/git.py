@@ -39,7 +39,14 @@ import typing as t
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from builtin_steps._git_cache import (
+from stepengine.step_api import (
+    StepError,
+    atomic_directory,
+    get_logger,
+    safe_join,
+)
+
+from ._git_cache import (
     cache_path,
     cache_root,
     cached_source,
@@ -51,19 +58,13 @@ from builtin_steps._git_cache import (
     locked,
     maintain,
 )
-from builtin_steps._git_checkouts import Checkout, claim, open_existing, refuse
-from builtin_steps._git_remote import (
+from ._git_checkouts import Checkout, claim, open_existing, refuse
+from ._git_remote import (
     MARKER_VARIABLE,
     Remote,
     no_space_error,
     split_credentials,
     strip_userinfo,
-)
-from stepengine.step_api import (
-    StepError,
-    atomic_directory,
-    get_logger,
-    safe_join,
 )
 
 __all__ = ["agit_clone", "cache_path", "cache_root", "git_clone"]

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import sysconfig
 
-from builtin_steps import _pip_settings
 from stepengine.step_api import StepError, get_logger, run_process
+
+from . import _pip_settings
 
 _HINT = "check the requirements file and the package index settings (pip.conf, PIP_INDEX_URL)"
 INSTALLERS = ("auto", "uv", "pip")
@@ -27,6 +28,7 @@ def pip_install_requirements(
     venv: str | None = None,
     create: bool = False,
     installer: str = "auto",
+    compile_bytecode: bool | None = None,
 ) -> dict[str, str]:
     """Install ``requirements_file`` (relative to ``directory``); returns ``stdout`` and ``stderr``.
 
@@ -38,6 +40,10 @@ def pip_install_requirements(
     uv when it is installed and every pip setting in effect (pip.conf, ``PIP_*``) can be passed on to
     it, so the result is what pip would install (bytecode compiled, as pip does); pip otherwise.
     ``STEPENGINE_PIP_INSTALLER=pip|uv|auto`` sets what ``auto`` means for the whole process.
+    ``compile_bytecode``: write ``.pyc`` files of the installed packages (slower install, faster first
+    import). Default: what the installer does by itself: pip (and ``auto``) compile unless pip's
+    settings say otherwise (``PIP_NO_COMPILE``/``PIP_COMPILE``, ``compile``/``no-compile`` in pip.conf,
+    read as pip reads them); ``installer: uv`` does not.
 
     Example (prefect.yaml)::
 
@@ -54,15 +60,19 @@ def pip_install_requirements(
     if not os.path.isfile(path):
         raise StepError(f"requirements file {path} does not exist")
     installer = _installer(installer)
+    if compile_bytecode is not None and not isinstance(compile_bytecode, bool):
+        raise StepError(f"compile_bytecode must be true or false, not {compile_bytecode!r}")
     if python and venv:
         raise StepError("give python or venv, not both")
 
     if python is None and venv is None:
-        uv, extra, env = _choose(installer, sys.prefix, in_venv=sys.prefix != sys.base_prefix, running=True)
+        uv, extra, env = _choose(
+            installer, sys.prefix, compile_bytecode, in_venv=sys.prefix != sys.base_prefix, running=True
+        )
         if uv is not None:
             argv = [uv, "pip", "install", "--python", sys.executable, *extra, "-r", requirements_file]
         else:
-            argv = [sys.executable, "-m", "pip", "install", "-r", requirements_file]
+            argv = [sys.executable, "-m", "pip", "install", *extra, "-r", requirements_file]
         result = run_process(argv, cwd=cwd, env=env, stream_output=stream_output, hint=_HINT)
         return {"stdout": result.stdout.strip(), "stderr": result.stderr.strip()}
 
@@ -85,12 +95,16 @@ def pip_install_requirements(
         interpreter = _interpreter(python, cwd)
         root = os.path.dirname(os.path.dirname(interpreter))
     uv, extra, env = _choose(
-        installer, root, in_venv=os.path.exists(os.path.join(root, "pyvenv.cfg")), running=False
+        installer,
+        root,
+        compile_bytecode,
+        in_venv=os.path.exists(os.path.join(root, "pyvenv.cfg")),
+        running=False,
     )
     if uv is not None:
         argv = [uv, "pip", "install", "--python", interpreter, *extra, "-r", requirements_file]
     else:
-        argv = [interpreter, "-m", "pip", "install", "-r", requirements_file]
+        argv = [interpreter, "-m", "pip", "install", *extra, "-r", requirements_file]
     result = run_process(argv, cwd=cwd, env=env, stream_output=stream_output, hint=_HINT)
     return {"stdout": result.stdout.strip(), "stderr": result.stderr.strip(), "python": interpreter}
 
@@ -108,14 +122,17 @@ def _installer(installer: str) -> str:
 
 
 def _choose(
-    installer: str, prefix: str, *, in_venv: bool, running: bool
+    installer: str, prefix: str, compile_bytecode: bool | None, *, in_venv: bool, running: bool
 ) -> tuple[str | None, list[str], dict[str, str]]:
-    """uv (its path and extra arguments) or pip (``None``) for an install into the environment at
-    ``prefix``, and the child's environment. ``running``: that is the running interpreter's."""
+    """uv (its path) or pip (``None``) for an install into the environment at ``prefix``, the extra
+    arguments of its ``install``, and the child's environment. ``running``: that is the running
+    interpreter's. ``compile_bytecode``: ``None`` leaves it to the installer (pip reads its settings)."""
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)  # uv prefers an active venv over nothing: be explicit instead
+    pip_flag = [] if compile_bytecode is None else ["--compile" if compile_bytecode else "--no-compile"]
+    uv_flag = ["--compile-bytecode"] if compile_bytecode else []
     if installer != "auto":
-        return (_require_uv() if installer == "uv" else None), [], env
+        return (_require_uv(), uv_flag, env) if installer == "uv" else (None, pip_flag, env)
     log = get_logger()
     uv = _find_uv()
     plan = _auto_plan(uv, prefix, in_venv=in_venv, running=running)
@@ -129,10 +146,18 @@ def _choose(
         for key in [k for k in env if k.startswith("UV_") and k != "UV_CACHE_DIR"]:
             del env[key]  # pip's settings only, as pip would see them (--no-config: no uv.toml either)
         env.update(plan.env)
-        # --compile-bytecode: pip writes .pyc files; unsafe-best-match: pip's choice among several indexes
+        # --compile-bytecode: pip writes .pyc files (unless its settings say not to); unsafe-best-match:
+        # pip's choice among several indexes
+        compiled = plan.compile if compile_bytecode is None else compile_bytecode
         return (
             uv,
-            ["--no-config", "--compile-bytecode", "--index-strategy", "unsafe-best-match", *plan.args],
+            [
+                "--no-config",
+                *(["--compile-bytecode"] if compiled else []),
+                "--index-strategy",
+                "unsafe-best-match",
+                *plan.args,
+            ],
             env,
         )
     if uv is not None and not running and not _has_pip(prefix):
@@ -140,10 +165,10 @@ def _choose(
         log.info(
             "installing with uv, without pip's settings: %s, and the environment has no pip", plan.refusal
         )
-        return uv, [], env
+        return uv, ["--compile-bytecode"] if compile_bytecode is not False else [], env
     log.info("installing with pip")
     log.debug("not uv: %s", plan.refusal)
-    return None, [], env
+    return None, pip_flag, env
 
 
 def _auto_plan(uv: str | None, prefix: str, *, in_venv: bool, running: bool) -> _pip_settings.Translation:

@@ -1,6 +1,6 @@
 """Test infrastructure shared by the test suite and the benchmarks: real servers on 127.0.0.1.
 
-Not part of stepengine (the wheel ships ``stepengine`` and ``builtin_steps`` only) and free of pytest,
+Not part of stepengine (the wheel ships ``stepengine`` only, the built-in steps inside it) and free of pytest,
 so ``python -m benchmarks`` and plain scripts import it from the repository root. Each module starts
 one real component and stops it by PID when its context manager exits:
 

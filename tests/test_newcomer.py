@@ -93,3 +93,49 @@ def test_readme_first_command_in_a_fresh_venv(tmp_path: Path) -> None:
     )
     assert where.stdout.startswith(str(env_dir)), where.stdout
     assert sys.prefix not in where.stdout or sys.prefix == str(env_dir)
+    # the built-in steps ship inside stepengine's namespace: no generic top-level `builtin_steps`
+    names = subprocess.run(
+        [
+            str(env_dir / "bin" / "python"),
+            "-c",
+            "import importlib.util as u, stepengine.builtin_steps.shell as s;"
+            "print(u.find_spec('builtin_steps'), s.__name__)",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert names.stdout.split() == ["None", "stepengine.builtin_steps.shell"], names.stdout
+
+
+def test_the_sdist_and_the_wheel_ship_the_builtin_steps_inside_stepengine(tmp_path: Path) -> None:
+    """What PyPI gets: the wheel built from the checkout and the wheel built from the sdist (as pip
+    does for a source install) both hold stepengine/builtin_steps/*, and nothing else at top level."""
+    import tarfile
+    import zipfile
+
+    from hatchling.build import build_sdist, build_wheel
+
+    here = Path.cwd()
+    try:
+        os.chdir(ROOT)
+        direct = tmp_path / "direct"
+        wheel = direct / build_wheel(str(direct))
+        sdist = tmp_path / "sdist"
+        archive = sdist / build_sdist(str(sdist))
+        with tarfile.open(archive) as tar:
+            tar.extractall(sdist, filter="data")
+        os.chdir(next(p for p in sdist.iterdir() if p.is_dir()))
+        again = tmp_path / "again"
+        rebuilt = again / build_wheel(str(again))
+    finally:
+        os.chdir(here)
+    for built in (wheel, rebuilt):
+        names = zipfile.ZipFile(built).namelist()
+        top = {n.split("/")[0] for n in names}
+        assert top == {"stepengine", next(n.split("/")[0] for n in names if ".dist-info/" in n)}, top
+        steps = {n.removeprefix("stepengine/builtin_steps/") for n in names if "/builtin_steps/" in n}
+        assert {"__init__.py", "git.py", "blob.py", "shell.py", "pip.py", "docker.py"} <= steps, built
+        assert not any("__pycache__" in n for n in names)

@@ -216,7 +216,7 @@ def test_allow_missing_keeps_a_missing_block_an_error() -> None:
 
 def test_prefectignore_lines_are_stripped_as_prefect_aws_does(tmp_path: Path) -> None:
     pytest.importorskip("fsspec")
-    from builtin_steps.blob import push_to_blob_storage
+    from stepengine.builtin_steps.blob import push_to_blob_storage
 
     project = tmp_path / "project"
     files = {

@@ -48,13 +48,42 @@ def test_builtin_steps_import_only_the_step_api() -> None:
     for path in sorted((ROOT / "builtin_steps").rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "stepengine":
+            if isinstance(node, ast.ImportFrom) and node.level > 1:
+                # the folder ships as stepengine.builtin_steps: `from .. import x` would reach the engine
+                offenders.append(f"{path.name}:{node.lineno} from {'.' * node.level}{node.module or ''}")
+            elif (
+                isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "stepengine"
+            ):
                 if node.module != "stepengine.step_api":
                     offenders.append(f"{path.name}:{node.lineno} from {node.module}")
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.name.split(".")[0] == "stepengine" and alias.name != "stepengine.step_api":
                         offenders.append(f"{path.name}:{node.lineno} import {alias.name}")
+    assert offenders == []
+
+
+def test_nothing_imports_the_repository_folder_by_its_top_level_name() -> None:
+    """The repository's builtin_steps/ folder is the package stepengine.builtin_steps (a symlink in
+    stepengine/, a real folder in the wheel); importing it as top-level ``builtin_steps`` would make a
+    second copy of every module (two registries of git checkouts, two loggers) and breaks once installed."""
+    assert (ROOT / "stepengine" / "builtin_steps").resolve() == (ROOT / "builtin_steps").resolve()
+    offenders = []
+    for folder in ("stepengine", "builtin_steps", "tests", "benchmarks", "examples"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if folder == "stepengine" and "builtin_steps" in path.relative_to(ROOT / folder).parts:
+                continue  # the same files, reached through the symlink
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                names = (
+                    [node.module or ""]
+                    if isinstance(node, ast.ImportFrom) and node.level == 0
+                    else [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else []
+                )
+                if any(n == "builtin_steps" or n.startswith("builtin_steps.") for n in names):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
 
 

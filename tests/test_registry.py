@@ -37,7 +37,7 @@ def test_builtin_steps_come_through_entry_points_under_short_and_prefect_names()
     prefect = registry.resolve("prefect.deployments.steps.set_working_directory")
     assert short.func is prefect.func
     assert short.distribution == "stepengine"
-    assert short.target == "builtin_steps.filesystem:set_working_directory"
+    assert short.target == "stepengine.builtin_steps.filesystem:set_working_directory"
     for name in (
         "prefect.deployments.steps.run_shell_script",
         "prefect.deployments.steps.pip_install_requirements",
@@ -119,7 +119,7 @@ def test_entry_points_are_loaded_lazily() -> None:
     code = (
         "import sys\nfrom stepengine.registry import Registry\n"
         "Registry().resolve('set_working_directory')\n"
-        "print(sorted(m for m in sys.modules if m.startswith('builtin_steps.')))"
+        "print(sorted(m for m in sys.modules if m.startswith('stepengine.builtin_steps.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['builtin_steps.filesystem']"
+    assert out.strip() == "['stepengine.builtin_steps.filesystem']"

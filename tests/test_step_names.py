@@ -15,13 +15,13 @@ import pytest
 
 from stepengine.registry import Registry
 
-SHELL = "builtin_steps.shell:run_shell_script"
-PIP = "builtin_steps.pip:pip_install_requirements"
-CHDIR = "builtin_steps.filesystem:set_working_directory"
-GIT = "builtin_steps.git:git_clone"
-AGIT = "builtin_steps.git:agit_clone"
-REMOTE = "builtin_steps.blob:pull_from_remote_storage"
-BLOCK = "builtin_steps.blocks:pull_with_block"
+SHELL = "stepengine.builtin_steps.shell:run_shell_script"
+PIP = "stepengine.builtin_steps.pip:pip_install_requirements"
+CHDIR = "stepengine.builtin_steps.filesystem:set_working_directory"
+GIT = "stepengine.builtin_steps.git:git_clone"
+AGIT = "stepengine.builtin_steps.git:agit_clone"
+REMOTE = "stepengine.builtin_steps.blob:pull_from_remote_storage"
+BLOCK = "stepengine.builtin_steps.blocks:pull_with_block"
 
 
 def _names(prefix: str, steps: dict[str, str]) -> dict[str, str]:
@@ -60,7 +60,7 @@ INTEGRATIONS = {
     # deployments.steps.push_to_s3/pull_from_s3, the old names kept (deprecated) until 0.5, and
     # register_renamed_module("prefect_aws.projects", "prefect_aws.deployments") until 0.5
     **{
-        f"prefect_aws.{module}.steps.{name}": f"builtin_steps.blob:{target}"
+        f"prefect_aws.{module}.steps.{name}": f"stepengine.builtin_steps.blob:{target}"
         for module in ("projects", "deployments")
         for name, target in {
             "push_to_s3": "push_to_s3",
@@ -71,7 +71,7 @@ INTEGRATIONS = {
     },
     # prefect-gcp: the same story (projects.steps in 0.4.0-0.4.2, alias and old names until 0.6)
     **{
-        f"prefect_gcp.{module}.steps.{name}": f"builtin_steps.blob:{target}"
+        f"prefect_gcp.{module}.steps.{name}": f"stepengine.builtin_steps.blob:{target}"
         for module in ("projects", "deployments")
         for name, target in {
             "push_to_gcs": "push_to_gcs",
@@ -81,11 +81,11 @@ INTEGRATIONS = {
         }.items()
     },
     # prefect-azure: steps since 0.2.8, always under deployments
-    "prefect_azure.deployments.steps.push_to_azure_blob_storage": "builtin_steps.blob:push_to_azure_blob_storage",
-    "prefect_azure.deployments.steps.pull_from_azure_blob_storage": "builtin_steps.blob:pull_from_azure_blob_storage",
+    "prefect_azure.deployments.steps.push_to_azure_blob_storage": "stepengine.builtin_steps.blob:push_to_azure_blob_storage",
+    "prefect_azure.deployments.steps.pull_from_azure_blob_storage": "stepengine.builtin_steps.blob:pull_from_azure_blob_storage",
     # prefect-docker: projects.steps.build_docker_image (0.2); deployments.steps + alias (0.3-0.4); then deployments
     **{
-        f"prefect_docker.{module}.steps.{name}": f"builtin_steps.docker:{name}"
+        f"prefect_docker.{module}.steps.{name}": f"stepengine.builtin_steps.docker:{name}"
         for module in ("projects", "deployments")
         for name in ("build_docker_image", "push_docker_image")
     },

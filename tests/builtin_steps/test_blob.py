@@ -16,7 +16,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from builtin_steps import blob
+from stepengine.builtin_steps import blob
 from stepengine.step_api import StepError
 from tests.conftest import ROOT
 from tests.fixtures.azurite import AzuriteServer
@@ -333,7 +333,7 @@ def test_failed_merge_pull_writes_nothing_into_the_cwd(moto_s3: S3Server, bucket
 
 INTERRUPTED_PULL = """
 import os, sys
-from builtin_steps import blob
+from stepengine.builtin_steps import blob
 blob.pull_from_blob_storage(sys.argv[1], directory="out", concurrency=1, key=os.environ["K"], secret=os.environ["S"],
                             endpoint_url=os.environ["E"])
 """

@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from builtin_steps import blob
+from stepengine.builtin_steps import blob
 from stepengine.step_api import StepError
 from tests.builtin_steps.test_blob import PUSHED, read_tree, write_tree
 from tests.fixtures.azurite import ACCOUNT_KEY, AzuriteServer

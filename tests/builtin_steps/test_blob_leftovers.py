@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from builtin_steps import _blob_s3, blob
+from stepengine.builtin_steps import _blob_s3, blob
 from tests.conftest import ROOT
 from tests.fixtures.moto_server import S3Server
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from builtin_steps import _blob_io, _blob_local, blob
+from stepengine.builtin_steps import _blob_io, _blob_local, blob
 from stepengine.step_api import StepError
 from tests.conftest import ROOT
 
@@ -125,7 +125,7 @@ def test_urls_and_options_it_does_not_take_go_to_fsspec() -> None:
 def test_a_file_pull_imports_no_fsspec(source: Path, tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "from builtin_steps import blob\n"
+        "from stepengine.builtin_steps import blob\n"
         f"blob.pull_from_blob_storage({source.as_uri()!r}, directory='code')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'fsspec'))\n"
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from builtin_steps import _blob_io, _blob_s3, blob
+from stepengine.builtin_steps import _blob_io, _blob_s3, blob
 from stepengine.step_api import StepError
 from tests.conftest import ROOT
 from tests.fixtures.moto_server import S3Server
@@ -494,7 +494,7 @@ def _captured_create_client(create: t.Callable[[], t.Any], *, aio: bool = False)
 def test_a_pull_imports_neither_s3fs_nor_fsspec(moto_s3: S3Server, bucket: str, tmp_path: Path) -> None:
     """What the speed is for: listing and downloading need botocore only."""
     code = (
-        "import json, os, sys\nfrom builtin_steps import blob\n"
+        "import json, os, sys\nfrom stepengine.builtin_steps import blob\n"
         "out = blob.pull_from_blob_storage(sys.argv[1], directory='out', key=os.environ['K'], secret=os.environ['S'],"
         " endpoint_url=os.environ['E'])\n"
         "print(json.dumps([out['files'], sorted(m for m in ('s3fs', 'aiobotocore', 'aiohttp', 'fsspec', 'boto3')"

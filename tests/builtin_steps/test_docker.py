@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from builtin_steps import _docker_inputs
-from builtin_steps.docker import build_docker_image, generate_dockerfile, push_docker_image
+from stepengine.builtin_steps import _docker_inputs
+from stepengine.builtin_steps.docker import build_docker_image, generate_dockerfile, push_docker_image
 from stepengine.step_api import StepError
 from tests.fixtures.docker_engine import BUSYBOX_PRELUDE, DockerEngine, DockerRegistry
 
@@ -228,7 +228,7 @@ def test_default_base_image_matches_running_python() -> None:
 
 
 def test_importing_the_steps_does_not_import_the_docker_sdk() -> None:
-    code = "import builtin_steps.docker, sys; print('docker' in sys.modules, 'requests' in sys.modules)"
+    code = "import stepengine.builtin_steps.docker, sys; print('docker' in sys.modules, 'requests' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
@@ -263,7 +263,7 @@ def test_build_context_is_streamed_not_held_in_memory(
     code = (
         "import resource, sys\n"
         "import docker\n"  # the SDK's own import counted in the baseline
-        "from builtin_steps.docker import build_docker_image\n"
+        "from stepengine.builtin_steps.docker import build_docker_image\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "build_docker_image(image_name='stepengine-tests/big-context', tag='1', path=sys.argv[1], network_mode='none')\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builtin_steps.filesystem import set_working_directory
+from stepengine.builtin_steps.filesystem import set_working_directory
 from stepengine.errors import StepError
 
 

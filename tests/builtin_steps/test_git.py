@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from builtin_steps import _git_cache as git_cache
-from builtin_steps import _git_remote as remote
-from builtin_steps import git as git_step
-from builtin_steps.git import git_clone
+from stepengine.builtin_steps import _git_cache as git_cache
+from stepengine.builtin_steps import _git_remote as remote
+from stepengine.builtin_steps import git as git_step
+from stepengine.builtin_steps.git import git_clone
 from stepengine.step_api import StepError
 from tests.fixtures.git_server import (
     GitServer,
@@ -592,7 +592,7 @@ def test_the_cache_and_an_updated_checkout_stay_packed_and_pruned(
 def test_concurrent_clones_share_the_cache_safely(git_server: GitServer, workdir: Path) -> None:
     info = create_bare_repo(git_server.root / "private" / "busy.git", files=200, commits=3)
     url = git_server.url("private/busy.git")
-    script = "import sys; from builtin_steps.git import git_clone; git_clone(sys.argv[1], access_token=sys.argv[2], clone_directory_name=sys.argv[3])"
+    script = "import sys; from stepengine.builtin_steps.git import git_clone; git_clone(sys.argv[1], access_token=sys.argv[2], clone_directory_name=sys.argv[3])"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GIT_SERVER_TOKEN": git_server.token}
     procs = [
         subprocess.Popen(
@@ -624,7 +624,7 @@ def test_concurrent_clones_into_the_same_directory_take_turns(git_server: GitSer
     """The second run waits for the first, then finds a checkout and updates it in place."""
     info = create_bare_repo(git_server.root / "private" / "same.git", files=200)
     url = git_server.url("private/same.git")
-    script = "import sys; from builtin_steps.git import git_clone; print(git_clone(sys.argv[1], access_token=sys.argv[2]))"
+    script = "import sys; from stepengine.builtin_steps.git import git_clone; print(git_clone(sys.argv[1], access_token=sys.argv[2]))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
@@ -651,7 +651,7 @@ def test_interrupted_clone_leaves_nothing(
     create_bare_repo(git_server.root / "public" / f"slow-{sig.name}.git", files=1)
     url = git_server.url(f"public/slow-{sig.name}.git")  # unique in the process list
     git_server.set_delay(30)
-    script = "import sys; from builtin_steps.git import git_clone; git_clone(sys.argv[1], clone_directory_name='slow')"
+    script = "import sys; from stepengine.builtin_steps.git import git_clone; git_clone(sys.argv[1], clone_directory_name='slow')"
     child = subprocess.Popen(
         [sys.executable, "-c", script, url],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -680,7 +680,7 @@ def test_interrupt_right_at_the_start_leaves_nothing(
 ) -> None:
     """A signal that lands while git processes are being started (not only while one runs)."""
     url = git_server.url("public/hello.git")
-    script = "import sys; from builtin_steps.git import git_clone; git_clone(sys.argv[1], clone_directory_name='early')"
+    script = "import sys; from stepengine.builtin_steps.git import git_clone; git_clone(sys.argv[1], clone_directory_name='early')"
     for attempt in range(5):
         child = subprocess.Popen(
             [sys.executable, "-c", script, url],
@@ -709,7 +709,7 @@ def test_sigkill_mid_clone_stops_git_and_the_next_run_cleans_up(
     info = create_bare_repo(git_server.root / "public" / "killed-mid-clone.git", files=3)
     url = git_server.url("public/killed-mid-clone.git")  # unique in the process list
     git_server.set_delay(30)
-    script = "import sys; from builtin_steps.git import git_clone; git_clone(sys.argv[1], clone_directory_name='slow')"
+    script = "import sys; from stepengine.builtin_steps.git import git_clone; git_clone(sys.argv[1], clone_directory_name='slow')"
     child = subprocess.Popen([sys.executable, "-c", script, url], env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         deadline = time.monotonic() + 20
@@ -758,7 +758,7 @@ def test_sigkill_mid_update_in_place_is_repaired_by_the_next_run(
     url = git_server.url("public/big-update.git")
     checkout = workdir / "big-update"
     git_clone(url)
-    script = "import sys; from builtin_steps.git import git_clone; git_clone(sys.argv[1])"
+    script = "import sys; from stepengine.builtin_steps.git import git_clone; git_clone(sys.argv[1])"
     for attempt in range(6):
         names = [f"d{i % 10:02d}/f{i:05d}.txt" for i in range(4000)]
         tip = commit_files(info.path, "main", {name: f"{name} round {attempt}\n" for name in names})

@@ -38,11 +38,13 @@ needs_uv = pytest.mark.skipif(
 )
 
 
-def _run_step(project: Path, venv: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run_step(
+    project: Path, venv: Path, env: dict[str, str], extra: str = ""
+) -> subprocess.CompletedProcess[str]:
     (project / "prefect.yaml").write_text(
         "pull:\n  - prefect.deployments.steps.pip_install_requirements:\n"
         "      id: deps\n      directory: '{{ $PROJECT }}'\n      requirements_file: reqs.txt\n"
-        "      stream_output: false\n"
+        "      stream_output: false\n" + extra
     )
     return subprocess.run(
         [
@@ -109,6 +111,51 @@ def test_installs_requirements_into_the_running_interpreter(tmp_path: Path, venv
     assert {f"tinypkg_a.{tag}.pyc", f"tinypkg_b.{tag}.pyc"} <= compiled
 
 
+def _compiled(venv: Path) -> set[str]:
+    tag = sys.implementation.cache_tag
+    found = {p.name for p in (_site_packages(venv) / "__pycache__").glob(f"tinypkg_*.{tag}.pyc")}
+    return {name.split(".")[0] for name in found}
+
+
+@needs_uv
+@pytest.mark.parametrize("switch", ["auto", "pip", "uv"])
+@pytest.mark.parametrize(
+    ("extra", "env", "expected"),
+    [
+        ("      compile_bytecode: false\n", {}, set()),
+        ("      compile_bytecode: true\n", {}, {"tinypkg_a", "tinypkg_b"}),
+        ("", {"PIP_NO_COMPILE": "0"}, set()),  # pip's reading: no-compile=0 means compile off
+        ("", {"PIP_COMPILE": "no"}, set()),
+        ("      compile_bytecode: true\n", {"PIP_NO_COMPILE": "0"}, {"tinypkg_a", "tinypkg_b"}),
+    ],
+)
+def test_compile_bytecode_follows_pip_unless_given(
+    tmp_path: Path, venv: Path, switch: str, extra: str, env: dict[str, str], expected: set[str]
+) -> None:
+    """Byte-compiling is a step option; by default each installer does what it does alone: pip (and
+    auto, which only picks uv when the result is pip's) compile unless pip's settings say not to; uv
+    does not compile. ``compile_bytecode: true/false`` wins over both."""
+    wheels, project = _two_wheels(tmp_path)
+    uv_alone = {"UV_FIND_LINKS": str(wheels), "UV_NO_INDEX": "1"} if switch == "uv" else {}
+    switched = {"STEPENGINE_PIP_INSTALLER": switch}
+    run = _run_step(project, venv, _sealed_env(wheels) | env | uv_alone | switched, extra)
+    assert run.returncode == 0, run.stderr
+    if switch == "uv" and not extra:
+        expected = set()  # uv alone does not compile (and does not read pip's settings)
+    assert _compiled(venv) == expected
+    if switch == "auto":
+        assert "installing with uv" in run.stderr  # the setting did not push auto to pip
+
+
+def test_compile_bytecode_must_be_a_boolean(tmp_path: Path) -> None:
+    from stepengine.builtin_steps.pip import pip_install_requirements
+    from stepengine.errors import StepError
+
+    (tmp_path / "requirements.txt").write_text("x\n")
+    with pytest.raises(StepError, match="compile_bytecode must be true or false, not 'no'"):
+        pip_install_requirements(directory=str(tmp_path), compile_bytecode="no")  # type: ignore[arg-type]
+
+
 @needs_uv
 def test_a_setting_uv_cannot_honour_means_pip(tmp_path: Path, venv: Path) -> None:
     """PIP_TARGET: pip installs into that directory, as Prefect would; uv would ignore it."""
@@ -125,8 +172,8 @@ def test_a_setting_uv_cannot_honour_means_pip(tmp_path: Path, venv: Path) -> Non
 @needs_uv
 def test_the_environments_own_pip_conf_is_read(tmp_path: Path, venv: Path) -> None:
     """A key in ``<sys.prefix>/pip.conf`` that uv has no equivalent for: pip runs."""
-    from builtin_steps import _pip_settings
-    from builtin_steps.pip import _find_uv, _uv_flags
+    from stepengine.builtin_steps import _pip_settings
+    from stepengine.builtin_steps.pip import _find_uv, _uv_flags
 
     wheels, project = _two_wheels(tmp_path)
     (tmp_path / "xdg").mkdir()
@@ -153,7 +200,7 @@ def test_the_environments_own_pip_conf_is_read(tmp_path: Path, venv: Path) -> No
 
 
 def test_missing_requirements_file(tmp_path: Path) -> None:
-    from builtin_steps.pip import pip_install_requirements
+    from stepengine.builtin_steps.pip import pip_install_requirements
     from stepengine.errors import StepError
 
     with pytest.raises(StepError, match=r"requirements file .*/requirements.txt does not exist"):
@@ -191,7 +238,7 @@ def test_an_externally_managed_interpreter_is_left_to_pip(
 ) -> None:
     import sysconfig
 
-    from builtin_steps.pip import _environment_refusal
+    from stepengine.builtin_steps.pip import _environment_refusal
 
     (tmp_path / "EXTERNALLY-MANAGED").write_text("[externally-managed]\nError=use apt\n")
     real = sysconfig.get_path
@@ -208,7 +255,7 @@ def test_an_externally_managed_interpreter_is_left_to_pip(
 
 
 def test_the_installer_switch_must_be_known(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from builtin_steps.pip import pip_install_requirements
+    from stepengine.builtin_steps.pip import pip_install_requirements
     from stepengine.errors import StepError
 
     (tmp_path / "requirements.txt").write_text("x\n")

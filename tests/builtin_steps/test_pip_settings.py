@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builtin_steps import _pip_settings
-from builtin_steps._pip_settings import Setting, boolean, config_files, read, translate
+from stepengine.builtin_steps import _pip_settings
+from stepengine.builtin_steps._pip_settings import Setting, boolean, config_files, read, translate
 
 ALL_UV_FLAGS = frozenset(
     {
@@ -235,6 +235,47 @@ def test_what_is_fine_in_some_cases() -> None:
     assert translate(trusted, {}, in_venv=True, uv_flags=ALL_UV_FLAGS).refusal is None
     local = _s(index_url="http://127.0.0.1:8080/simple", find_links="http://localhost/w")
     assert translate(local, {}, in_venv=True, uv_flags=ALL_UV_FLAGS).refusal is None
+
+
+@pytest.mark.parametrize("name", ["PIP_COMPILE", "PIP_NO_COMPILE"])
+@pytest.mark.parametrize("value", ["1", "0", "yes", "no", "true", "false", "on", "off", "maybe", None])
+def test_compile_is_read_as_pip_reads_it(name: str, value: str | None) -> None:
+    """Against pip's own option parser (the pip installed here): both names set one switch to the
+    value given, so PIP_NO_COMPILE=1 compiles — pip's quirk, kept, since auto must install as pip would."""
+    import os
+
+    from pip._internal.commands import create_command
+
+    environ = {name: value} if value is not None else {}
+    saved = dict(os.environ)
+    try:
+        for key in [k for k in os.environ if k.startswith("PIP_")]:
+            del os.environ[key]
+        os.environ.update(environ, PIP_CONFIG_FILE=os.devnull)
+        try:
+            pip_says: bool | None = bool(create_command("install").parse_args([])[0].compile)
+        except SystemExit:
+            pip_says = None  # pip stops on a value it cannot read
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    plan = translate(
+        read(environ | {"PIP_CONFIG_FILE": os.devnull}, "/nonexistent"),
+        {},
+        in_venv=True,
+        uv_flags=ALL_UV_FLAGS,
+    )
+    if pip_says is None:
+        assert plan.refusal is not None and "pip stops on it" in plan.refusal
+    else:
+        assert plan.refusal is None and plan.compile is pip_says
+
+
+def test_not_compiling_does_not_need_uvs_compile_flag() -> None:
+    plan = translate(_s(no_compile="0"), {}, in_venv=True, uv_flags=ALL_UV_FLAGS - {"--compile-bytecode"})
+    assert plan.refusal is None and plan.compile is False
+    plan = translate({}, {}, in_venv=True, uv_flags=ALL_UV_FLAGS - {"--compile-bytecode"})
+    assert plan.refusal == "this uv lacks --compile-bytecode"
 
 
 def test_a_uv_without_a_flag_is_not_used() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from builtin_steps.pip import pip_install_requirements
+from stepengine.builtin_steps.pip import pip_install_requirements
 from stepengine.errors import StepError
 from tests.fixtures.wheels import make_wheel
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stepengine
-from builtin_steps.shell import run_shell_script, split_words
+from stepengine.builtin_steps.shell import run_shell_script, split_words
 from stepengine.errors import ProcessError, StepExecutionError
 from stepengine.events import Event
 

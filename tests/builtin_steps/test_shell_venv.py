@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from builtin_steps.shell import run_shell_script
+from stepengine.builtin_steps.shell import run_shell_script
 from stepengine.errors import StepError
 
 

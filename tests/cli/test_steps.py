@@ -28,7 +28,7 @@ def test_short_form_groups_the_names_of_one_function() -> None:
     result = stepengine("steps", "--short", "shell")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "run_shell_script  → builtin_steps.shell:run_shell_script  (also "
+        "run_shell_script  → stepengine.builtin_steps.shell:run_shell_script  (also "
         "prefect.deployments.steps.run_shell_script, prefect.projects.steps.run_shell_script, "
         "prefect.deployments.steps.utility.run_shell_script, prefect.projects.steps.utility.run_shell_script)"
     ]
@@ -40,7 +40,7 @@ def test_short_json() -> None:
     (group,) = json.loads(stepengine("steps", "--short", "--json", "pull_with_block").stdout)
     assert group == {
         "name": "pull_with_block",
-        "target": "builtin_steps.blocks:pull_with_block",
+        "target": "stepengine.builtin_steps.blocks:pull_with_block",
         "distribution": "stepengine",
         "aliases": [
             "prefect.deployments.steps.pull_with_block",
