@@ -18,12 +18,18 @@ class GCSServer(t.NamedTuple):
     pid: int
 
 
+def find_gcs_emulator() -> str | None:
+    """The ``gcp-storage-emulator`` program: on ``PATH`` or next to this interpreter."""
+    beside = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
+    return shutil.which("gcp-storage-emulator") or (beside if os.path.exists(beside) else None)
+
+
 @contextlib.contextmanager
 def start_gcs_emulator(bucket: str = "stepengine-test") -> t.Iterator[GCSServer]:
+    exe = find_gcs_emulator()
+    if exe is None:
+        raise RuntimeError("gcp-storage-emulator is not installed (the `dev` extra)")
     port = free_port()
-    exe = shutil.which("gcp-storage-emulator") or os.path.join(
-        os.path.dirname(sys.executable), "gcp-storage-emulator"
-    )
     proc = subprocess.Popen(
         [exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "--default-bucket", bucket],
         stdin=subprocess.DEVNULL,

@@ -28,6 +28,7 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import signal
 import ssl
 import subprocess
@@ -44,6 +45,7 @@ __all__ = [
     "RepoInfo",
     "commit_files",
     "create_bare_repo",
+    "http_backend",
     "make_certificate",
     "start_git_server",
 ]
@@ -201,6 +203,17 @@ def create_bare_repo(
         plan.append((f"change {number}", touched, {}))
     shas = _fast_import(path, branch, plan, None)
     return RepoInfo(path=path, branch=branch, commits=shas)
+
+
+def http_backend() -> str | None:
+    """The path of ``git-http-backend`` (the CGI the server runs), or None when git or it is missing."""
+    if shutil.which("git") is None:
+        return None
+    exec_path = subprocess.run(
+        ["git", "--exec-path"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    path = Path(exec_path) / "git-http-backend"
+    return str(path) if exec_path and path.exists() else None
 
 
 def make_certificate(directory: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -10,6 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 pytest_plugins: list[str] = [
+    # first (the fixtures below import it): a missing optional tool skips with the reason; with
+    # STEPENGINE_REQUIRE_ALL_TOOLS=1 (set by .ci/run) no test may skip
+    "tests.fixtures.tools",
     "tests.fixtures.docker_engine",
     "tests.fixtures.git_server",
     "tests.fixtures.moto_server",

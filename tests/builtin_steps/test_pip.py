@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.tools import missing_tool, needs_program
 from tests.fixtures.venvs import make_child_venv
 from tests.fixtures.wheels import make_wheel
 
@@ -33,9 +34,7 @@ def _sealed_env(wheels: Path) -> dict[str, str]:
     return env
 
 
-needs_uv = pytest.mark.skipif(
-    shutil.which("uv") is None, reason="uv is not installed (.ci/install.d/70-project.sh)"
-)
+needs_uv = needs_program("uv", ".ci/install.d/70-project.sh")
 
 
 def _run_step(
@@ -212,7 +211,7 @@ def test_unresolvable_requirement_fails_with_the_installers_error(
     tmp_path: Path, venv: Path, switch: str
 ) -> None:
     if switch == "auto" and shutil.which("uv") is None:
-        pytest.skip("uv is not installed")
+        missing_tool("uv is not installed (.ci/install.d/70-project.sh)")
     (tmp_path / "requirements.txt").write_text("not-a-real-package-xyz==1\n")
     (tmp_path / "prefect.yaml").write_text(
         "pull:\n  - pip_install_requirements:\n      directory: " + str(tmp_path) + "\n"

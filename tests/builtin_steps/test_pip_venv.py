@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +13,10 @@ import pytest
 
 from stepengine.builtin_steps.pip import pip_install_requirements
 from stepengine.errors import StepError
+from tests.fixtures.tools import needs_program
 from tests.fixtures.wheels import make_wheel
 
-needs_uv = pytest.mark.skipif(
-    shutil.which("uv") is None, reason="uv is not installed (.ci/install.d/70-project.sh)"
-)
+needs_uv = needs_program("uv", ".ci/install.d/70-project.sh")
 
 
 @pytest.fixture()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from stepengine.project.execute import choose_python, execute_spec, load_spec
 from stepengine.project.init import init_project
 from stepengine.project.layout import load_project
 from tests.fixtures.git_server import GitServer, create_bare_repo
+from tests.fixtures.tools import needs_program
 from tests.fixtures.wheels import make_wheel
 
 FLOW = '''
@@ -51,7 +51,7 @@ def _stepengine(*args: str, cwd: Path, env: dict[str, str] | None = None) -> sub
     )
 
 
-@pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed (.ci/install.d/70-project.sh)")
+@needs_program("uv", ".ci/install.d/70-project.sh")
 def test_git_recipe_deployment_end_to_end_in_a_venv(tmp_path: Path, git_server: GitServer) -> None:
     """init --recipe git → pull from the loopback git server (token from a block) → requirements
     into a venv → the flow runs in that venv with the parameters; exit code follows the flow."""
