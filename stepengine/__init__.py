@@ -22,7 +22,7 @@ from stepengine.errors import (
     YAMLSyntaxError,
 )
 from stepengine.events import Event
-from stepengine.project.source import build_from_flow, from_source
+from stepengine.project.source import GitRepository, build_from_flow, from_source
 from stepengine.registry import Registry, StepFunction
 from stepengine.resolvers import ChainResolver, FileResolver, InMemoryResolver, Resolver
 
@@ -35,6 +35,7 @@ __all__ = [
     "Deployment",
     "Event",
     "FileResolver",
+    "GitRepository",
     "InMemoryResolver",
     "Issue",
     "ProcessError",

@@ -28,9 +28,21 @@ def closest(name: str, candidates: t.Iterable[str], n: int = 3) -> list[str]:
     return found
 
 
-def did_you_mean(name: str, candidates: t.Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` or an empty string."""
-    found = closest(name, candidates)
+def did_you_mean(
+    name: str, candidates: t.Iterable[str], same: t.Callable[[str], object] | None = None
+) -> str:
+    """`` (did you mean 'x'?)`` or an empty string. ``same`` maps a candidate to what it names: of
+    several names for one thing (a step's aliases), only the closest is offered."""
+    if same is None:
+        found = closest(name, candidates)
+    else:
+        seen: set[object] = set()
+        found = []
+        for candidate in closest(name, candidates, n=12):
+            if same(candidate) not in seen:
+                seen.add(same(candidate))
+                found.append(candidate)
+        found = found[:3]
     if not found:
         return ""
     return " (did you mean " + " or ".join(repr(f) for f in found) + "?)"

@@ -135,7 +135,13 @@ class Registry:
         def suggestion() -> str:  # only on failure: a successful import needs no difflib
             from stepengine._suggest import did_you_mean
 
-            return did_you_mean(name, self.names())
+            registrations = self.registrations()
+
+            def target(candidate: str) -> object:  # a step's aliases name one function: offer one
+                found = registrations.get(candidate)
+                return found[0].value if found else candidate
+
+            return did_you_mean(name, self.names(), same=target)
 
         module_name, sep, attr = name.partition(":")
         if not sep:

@@ -84,6 +84,28 @@ def test_unknown_step_lists_closest_names() -> None:
     assert message.endswith("?)\nhint: run 'stepengine steps' to list the installed steps")
 
 
+@pytest.mark.parametrize(
+    ("typo", "offered"),
+    [
+        (
+            "prefect.deployments.steps.set_working_directry",
+            ["prefect.deployments.steps.set_working_directory"],
+        ),
+        (
+            "prefect.deployments.steps.git_clon",
+            ["prefect.deployments.steps.git_clone", "prefect.deployments.steps.pull.agit_clone"],
+        ),
+    ],
+)
+def test_a_suggestion_names_each_function_once(typo: str, offered: list[str]) -> None:
+    """A step has up to nine names (its Prefect aliases): a typo is offered the closest name of each
+    function, not three spellings of one."""
+    with pytest.raises(StepLookupError) as info:
+        Registry().resolve(typo)
+    suggested = str(info.value).split("(did you mean ", 1)[1].split("?)", 1)[0]
+    assert suggested.split(" or ") == [repr(name) for name in offered]
+
+
 def test_missing_module_with_requires_says_what_to_install() -> None:
     with pytest.raises(StepLookupError) as info:
         Registry().resolve("prefect_snowflake.steps.thing", requires=("prefect-snowflake>=1",))

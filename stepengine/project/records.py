@@ -21,6 +21,7 @@ from stepengine.errors import ConfigError
 __all__ = [
     "RECORDS_FILE",
     "Record",
+    "how_to_run",
     "find_deployment",
     "find_records",
     "load_records",
@@ -191,4 +192,13 @@ def find_deployment(
         + f" (deployed: {directory / '.prefect' / 'deployments.json'}"
         + (f"; in {project.config.file}" if project is not None else "")
         + "); deploy one with `stepengine deploy path/to/file.py:function -n NAME`",
+    )
+
+
+def how_to_run(spec: t.Mapping[str, t.Any], directory: str | os.PathLike[str]) -> str:
+    """The line that tells a person how to run a recorded deployment (from the current directory)."""
+    where = "" if os.path.samefile(directory, os.getcwd()) else f" {directory}"
+    return (
+        f"deployment {spec['flow_name']}/{spec['name']} recorded; run it with: "
+        f"stepengine execute{where} -d {spec['name']}"
     )

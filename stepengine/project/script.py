@@ -29,7 +29,7 @@ import sys
 import typing as t
 from pathlib import Path
 
-from stepengine.errors import ConfigError
+from stepengine.errors import ConfigError, StepEngineError
 
 __all__ = ["build_from_script", "deploy_from_script", "deploys_itself", "run_script"]
 
@@ -151,6 +151,10 @@ def run_script(
             except SystemExit as exc:
                 if exc.code not in (None, 0):
                     raise ConfigError(f"{path}: exited with {exc.code!r} while deploying") from None
+            except StepEngineError:
+                raise
+            except Exception as exc:  # the file's own code failed: say where in it, not "a bug"
+                raise _script_error(path, file, exc) from None
     finally:
         _CURRENT.reset(token)
         sys.argv[:] = saved_argv
@@ -158,6 +162,26 @@ def run_script(
     if not run.specs:
         raise ConfigError(f"{path}: its __main__ block ran but deployed nothing")
     return run.specs, run.warnings
+
+
+def _script_error(path: str | os.PathLike[str], file: Path, exc: BaseException) -> ConfigError:
+    """The file's exception as an error at its innermost line in the file's directory, with those
+    frames (stepengine's and the stand-in's own frames left out)."""
+    import traceback
+
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith("<") and Path(frame.filename).resolve().is_relative_to(file.parent)
+    ]
+    trail = "".join(traceback.format_list(frames)).rstrip()
+    last = frames[-1] if frames else None
+    return ConfigError(
+        f"{type(exc).__name__} while deploying: {exc}" + (f"\n{trail}" if trail else ""),
+        file=os.fspath(path) if last is None or Path(last.filename).resolve() == file else last.filename,
+        line=last.lineno if last else None,
+        hint="the file ran as `python FILE` would, with stepengine's stand-in prefect module",
+    )
 
 
 def _current() -> _Run:
@@ -203,6 +227,7 @@ def deploy_from_script(
         on_event=run.on_event,
         prefect_api_url=run.prefect_api_url,
         record=True,
+        print_next_steps=False,  # `stepengine deploy FILE.py` says it once for every deployment
     )
     run.specs.append(spec)
     return spec
@@ -225,6 +250,7 @@ def build_from_script(flow: t.Any, name: str, options: t.Mapping[str, t.Any]) ->
         on_event=run.on_event,
         prefect_api_url=run.prefect_api_url,
         record=True,
+        print_next_steps=False,
         **options,
     )
     run.specs.append(spec)

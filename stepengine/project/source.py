@@ -17,12 +17,13 @@ deploy implementation (``stepengine.project.deploy``), so the CLI and Python pro
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import typing as t
 
 from stepengine.errors import ConfigError
 
-__all__ = ["FlowSource", "build_from_flow", "from_source"]
+__all__ = ["FlowSource", "GitRepository", "build_from_flow", "from_source"]
 
 _STORAGE_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory")
 _GIT_SCHEMES = ("http", "https", "ssh", "git", "git+ssh")
@@ -36,6 +37,36 @@ def _is_git_url(text: str) -> bool:
     if "://" in text:
         return False
     return text.endswith(".git") or ("@" in text and ":" in text.split("@", 1)[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class GitRepository:
+    """A git repository for ``from_source``, as Prefect's ``prefect.runner.storage.GitRepository``:
+    ``credentials`` is a mapping (``{"access_token": "{{ prefect.blocks.secret.gh-token }}"}``) or a
+    credentials-block placeholder; both stay placeholders in the pull steps and are resolved when the
+    deployment runs. ``name``, ``pull_interval`` and ``directories`` are accepted and unused."""
+
+    url: str
+    credentials: t.Mapping[str, t.Any] | str | None = None
+    name: str | None = None
+    branch: str | None = None
+    include_submodules: bool = False
+    pull_interval: int | None = 60
+    directories: t.Sequence[str] | None = None
+    commit_sha: str | None = None
+
+
+def _stored(value: t.Any) -> t.Any:
+    """What a deployment stores for ``value``: a loaded block (Prefect's, or the stand-in's
+    ``Secret.load("name")``) is its ``{{ prefect.blocks.<type>.<name> }}`` placeholder, as Prefect
+    writes it; anything else as it is."""
+    name = getattr(value, "_block_document_name", None)
+    if not isinstance(name, str) or not name:
+        return value
+    slug = getattr(value, "_block_type_slug", None)
+    if not slug and callable(getattr(value, "get_block_type_slug", None)):
+        slug = value.get_block_type_slug()
+    return f"{{{{ prefect.blocks.{slug}.{name} }}}}" if slug else value
 
 
 def _pull_steps(source: t.Any) -> tuple[list[dict[str, t.Any]], str | None]:
@@ -58,12 +89,14 @@ def _pull_steps(source: t.Any) -> tuple[list[dict[str, t.Any]], str | None]:
         commit_sha = getattr(source, "commit_sha", None)
         if commit_sha:
             clone["commit_sha"] = commit_sha
-        credentials = getattr(source, "credentials", None)
-        access_token = getattr(source, "access_token", None)
+        if getattr(source, "include_submodules", False):
+            clone["include_submodules"] = True
+        credentials = _stored(getattr(source, "credentials", None))
+        access_token = _stored(getattr(source, "access_token", None))
         if isinstance(credentials, str):  # e.g. "{{ prefect.blocks.github-credentials.main }}"
             clone["credentials"] = credentials
         elif credentials is not None:
-            clone["credentials"] = dict(credentials)
+            clone["credentials"] = {key: _stored(value) for key, value in dict(credentials).items()}
         if access_token:
             clone["access_token"] = access_token
         return _clone_steps(clone), None
@@ -172,7 +205,8 @@ class FlowSource:
         build_directory: str | os.PathLike[str] | None = None,
         prefect_api_url: str | None = None,
         register: bool = True,
-        record: bool | None = None,
+        record: bool = True,
+        print_next_steps: bool = True,
         resolver: t.Any = None,
         on_event: t.Any = None,
         steps: t.Mapping[str, t.Callable[..., t.Any]] | None = None,
@@ -187,8 +221,10 @@ class FlowSource:
         ``push_credentials``: a mapping or a block placeholder). The image goes into
         ``job_variables.image``.
 
-        ``record`` leaves the spec in the project's ``.prefect/deployments.json`` for
-        ``stepengine execute -d NAME`` (default: when the source is a local directory).
+        ``record`` (default) leaves the spec in the project's ``.prefect/deployments.json`` (the
+        local source directory, else ``build_directory``, else the current directory) for
+        ``stepengine execute -d NAME``, as Prefect keeps it on its server; ``print_next_steps``
+        (default, as in Prefect) says so on stderr, with the command that runs it.
 
         Example::
 
@@ -259,8 +295,14 @@ class FlowSource:
             on_event=on_event,
             steps=steps,
             flow_source=None if self.local_directory else self._fetch_flow,
-            record=self.local_directory is not None if record is None else record,
+            record=record,
         )
+        if record and print_next_steps:
+            import sys
+
+            from stepengine.project.records import how_to_run
+
+            print(how_to_run(spec, directory), file=sys.stderr)
         url = prefect_api_url or os.environ.get("PREFECT_API_URL")
         if url and register:
             from stepengine.project.prefect_api import register_deployment

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -582,3 +583,28 @@ def test_a_flow_file_that_deploys_itself(tmp_path: Path) -> None:
             "change the call in the file, or deploy one flow with FILE.py:function"
         ),
     )
+
+
+def test_a_deploy_file_that_raises_is_an_error_in_the_file_not_a_bug(tmp_path: Path) -> None:
+    """`stepengine deploy FILE.py` whose own code raises: exit 2, the file's line and its frames
+    (not "unexpected error ... this is a bug" with stepengine's and runpy's frames)."""
+    (tmp_path / "d.py").write_text(
+        "from prefect import flow\n\n@flow\ndef hello():\n    pass\n\n"
+        "def helper():\n    return 1 / 0\n\n"
+        'if __name__ == "__main__":\n    helper()\n    hello.deploy("x")\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "stepengine", "deploy", "d.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == "error: d.py:8: ZeroDivisionError while deploying: division by zero"
+    assert (
+        "this is a bug" not in done.stderr and "runpy" not in done.stderr and "stepengine/" not in done.stderr
+    )
+    assert f'File "{tmp_path / "d.py"}", line 11, in <module>' in done.stderr
+    assert not (tmp_path / ".prefect" / "deployments.json").exists()

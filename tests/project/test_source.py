@@ -67,6 +67,110 @@ class Repository:
     credentials: object = None
 
 
+@pytest.fixture(autouse=True)
+def _in_a_scratch_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``.deploy`` records into the current directory for a remote source: not the repository's."""
+    scratch = tmp_path / "cwd"
+    scratch.mkdir()
+    monkeypatch.chdir(scratch)
+
+
+PLAIN_API = """\
+import stepengine
+
+repository = stepengine.GitRepository(
+    {url!r}, credentials={{"access_token": "{{{{ prefect.blocks.secret.git-token }}}}"}}
+)
+stepengine.from_source(repository, "flows/report.py:build_report").deploy(
+    "nightly", "process", parameters={{"day": "tue"}}
+)
+"""
+
+#: Prefect's documented pattern for a private repository, run without Prefect by `stepengine deploy`
+PREFECT_PATTERN = """\
+from prefect import flow
+from prefect.blocks.system import Secret
+from prefect.runner.storage import GitRepository
+
+if __name__ == "__main__":
+    flow.from_source(
+        source=GitRepository(url={url!r}, credentials={{"access_token": Secret.load("git-token")}}),
+        entrypoint="flows/report.py:build_report",
+    ).deploy(name="nightly", work_pool_name="process", parameters={{"day": "tue"}})
+"""
+
+
+@pytest.mark.parametrize("deployer", ["plain-api", "prefect-pattern"])
+def test_a_remote_source_is_recorded_and_runs_with_execute(
+    git_server: GitServer, tmp_path: Path, deployer: str
+) -> None:
+    """issue 15, the seed's workflow in a fresh directory: a script deploys a flow from a private git
+    repository (the token a secret block), says how to run it, and ``stepengine execute -d NAME``
+    there clones with the block's token and runs the flow, as a Prefect worker would."""
+    import os
+    import subprocess
+    import sys
+
+    create_bare_repo(
+        git_server.root / "team" / "etl.git",
+        files=0,
+        extra_files={"flows/report.py": FLOW + "    print('report for', day, pages)\n"},
+    )
+    project = tmp_path / "deployer"
+    project.mkdir()
+    url = git_server.url("team/etl.git")
+    env = {**os.environ, "STEPENGINE_BLOCK_SECRET__GIT_TOKEN": git_server.token}
+    if deployer == "plain-api":
+        (project / "deploy.py").write_text(PLAIN_API.format(url=url))
+        command = [sys.executable, "deploy.py"]
+    else:
+        (project / "deploy.py").write_text(PREFECT_PATTERN.format(url=url))
+        command = [sys.executable, "-m", "stepengine", "deploy", "deploy.py", "-q"]
+    deployed = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=False)
+    assert deployed.returncode == 0, deployed.stderr
+    if deployer == "plain-api":
+        assert (
+            deployed.stderr
+            == "deployment report/nightly recorded; run it with: stepengine execute -d nightly\n"
+        )
+    records = (project / ".prefect" / "deployments.json").read_text()
+    assert git_server.token not in records
+    assert '"access_token": "{{ prefect.blocks.secret.git-token }}"' in records
+    executed = subprocess.run(
+        [sys.executable, "-m", "stepengine", "execute", "-d", "nightly", "-q"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (executed.returncode, executed.stdout) == (0, "report for tue 3\n"), executed.stderr
+    assert git_server.token not in executed.stderr
+
+
+def test_the_stand_in_block_cannot_be_read() -> None:
+    """``Secret.load(name)`` in the stand-in is a reference for deployments; reading it says why not."""
+    import subprocess
+    import sys
+
+    from stepengine.project import _stand_in
+
+    code = "from prefect.blocks.system import Secret\nSecret.load('gh-token').get()\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": _stand_in.__path__[0], "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert (
+        "RuntimeError: Secret.load('gh-token').get(): the stand-in prefect module cannot read" in done.stderr
+    )
+    assert "{{ prefect.blocks.secret.gh-token }}" in done.stderr
+
+
 def test_git_source_is_cloned_to_read_the_flow(git_server: GitServer) -> None:
     create_bare_repo(
         git_server.root / "secret-team" / "reports.git",

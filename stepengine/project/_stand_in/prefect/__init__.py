@@ -5,7 +5,9 @@ functions it decorates, in one process, without retries, caching, states or a se
 Provided: ``flow``, ``task``, ``Flow``, ``Task``, ``get_run_logger``, ``get_client`` (no), ``tags``,
 ``unmapped``, ``allow_failure``, ``serve`` (no) and the submodules ``prefect.flows``, ``prefect.tasks``,
 ``prefect.futures``, ``prefect.logging``, ``prefect.context``, ``prefect.runtime`` (``flow_run``,
-``task_run``, ``deployment``), ``prefect.artifacts``, ``prefect.deployments``. Importing any other
+``task_run``, ``deployment``), ``prefect.artifacts``, ``prefect.deployments``, ``prefect.runner.storage``
+(``GitRepository``, ``RemoteStorage``) and ``prefect.blocks.system`` (``Secret.load`` as a reference
+for deployments). Importing any other
 ``prefect.*`` module fails with a hint to install Prefect where the flow runs.
 """
 
@@ -18,6 +20,8 @@ __stepengine_stand_in__ = True
 #: the submodules the stand-in has (anything else gets the hint below)
 PROVIDED = (
     "prefect.artifacts",
+    "prefect.blocks",
+    "prefect.blocks.system",
     "prefect.context",
     "prefect.deployments",
     "prefect.flows",
@@ -27,6 +31,8 @@ PROVIDED = (
     "prefect.runtime.deployment",
     "prefect.runtime.flow_run",
     "prefect.runtime.task_run",
+    "prefect.runner",
+    "prefect.runner.storage",
     "prefect.tasks",
 )
 

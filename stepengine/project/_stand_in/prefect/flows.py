@@ -68,6 +68,10 @@ def flow(__fn=None, **options):
     return Flow(__fn, **options)
 
 
+# as in Prefect: `from prefect import flow; flow.from_source(...).deploy(...)` (its documented pattern)
+flow.from_source = Flow.from_source
+
+
 def serve(*args, **kwargs):
     raise RuntimeError(
         "serve: stepengine does not serve flows (no server, no scheduler); deploy with "
