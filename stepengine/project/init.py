@@ -187,6 +187,15 @@ def init_project(
     values = dict(detected)
     if name is not None:
         values["name"] = name
+    unknown = [key for key in fields or {} if key not in chosen.used_fields]
+    if unknown:
+        from stepengine._suggest import did_you_mean
+
+        raise ConfigError(
+            f"recipe {chosen.name!r} has no field {unknown[0]!r}"
+            + did_you_mean(unknown[0], chosen.used_fields),
+            hint=f"its fields: {', '.join(chosen.used_fields)}",
+        )
     values.update(fields or {})
     filled = _fill(chosen, values, prompt)
     text = render_template(chosen.template, filled)

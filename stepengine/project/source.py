@@ -17,7 +17,6 @@ deploy implementation (``stepengine.project.deploy``), so the CLI and Python pro
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import typing as t
 
@@ -39,8 +38,7 @@ def _is_git_url(text: str) -> bool:
     return text.endswith(".git") or ("@" in text and ":" in text.split("@", 1)[1])
 
 
-@dataclasses.dataclass(frozen=True)
-class GitRepository:
+class GitRepository(t.NamedTuple):
     """A git repository for ``from_source``, as Prefect's ``prefect.runner.storage.GitRepository``:
     ``credentials`` is a mapping (``{"access_token": "{{ prefect.blocks.secret.gh-token }}"}``) or a
     credentials-block placeholder; both stay placeholders in the pull steps and are resolved when the

@@ -271,7 +271,7 @@ def main(n: int = 3):
     print([f.result() for f in futures], get_run_context().flow_run.parameters)
     create_markdown_artifact("# done", key="report")
     if n == 0:
-        import prefect.blocks.system  # not in the stand-in
+        import prefect.filesystems  # not in the stand-in
 """
 
 
@@ -292,7 +292,7 @@ def test_the_stand_in_has_prefects_common_submodules(tmp_path: Path) -> None:
     )
     assert missing.returncode == 1
     assert (
-        "ModuleNotFoundError: No module named 'prefect.blocks': Prefect is not installed where this flow runs, "
+        "ModuleNotFoundError: No module named 'prefect.filesystems': Prefect is not installed where this flow runs, "
         "and stepengine's stand-in prefect module provides only prefect.artifacts, "
     ) in missing.stderr
     assert (

@@ -80,7 +80,8 @@ def test_each_recipe_renders_a_valid_lint_clean_file(name: str, tmp_path: Path) 
     fields = dict(
         FIELDS, repository="https://git.example.com/" + "very-long-organisation-name/" * 3 + "flows.git"
     )
-    result = init_project(project, recipe=name, fields=fields)
+    used = get_recipe(name).used_fields
+    result = init_project(project, recipe=name, fields={k: v for k, v in fields.items() if k in used})
     assert result.created == ["prefect.yaml", ".prefectignore", ".prefect/"]
     config = stepengine.load(project / "prefect.yaml", strict=True)
     assert config.name == project.name
@@ -277,3 +278,15 @@ def test_third_party_recipe_through_an_entry_point(tmp_path: Path, monkeypatch: 
         "name": "p",
         "pull": [{"acme.fetch": {"where": "there"}}],
     }
+
+
+def test_an_unknown_field_is_refused_with_the_recipes_fields(tmp_path: Path) -> None:
+    """A mistyped --field is an error naming the recipe's fields, not silently dropped (and then
+    prompted for, or written with its default)."""
+    with pytest.raises(ConfigError) as info:
+        init_project(tmp_path, recipe="s3", fields={"bucket": "b", "credentials": "prod"})
+    assert str(info.value) == (
+        "recipe 's3' has no field 'credentials' (did you mean 'credentials_block'?)\n"
+        "hint: its fields: name, bucket, credentials_block"
+    )
+    assert list(tmp_path.iterdir()) == []
