@@ -18,7 +18,7 @@ def _drop_working_directory() -> None:
         cwd = os.getcwd()
     except OSError:  # deleted: nothing to import from it anyway
         cwd = None
-    if sys.path and sys.path[0] in ("", cwd) and not sys.flags.safe_path:
+    if sys.path and sys.path[0] in ("", cwd) and not (sys.version_info >= (3, 11) and sys.flags.safe_path):
         del sys.path[0]
 
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import typing as t
 
-__all__ = ["read_entry_points"]
+__all__ = ["EntryPointRow", "LazyEntryPoint", "read_entry_points"]
 
 
-class _LazyEntryPoint:
+class LazyEntryPoint:
     """Loads ``module:attr`` on demand, without importlib.metadata."""
 
     def __init__(self, value: str) -> None:
@@ -40,9 +40,11 @@ class _LazyEntryPoint:
         return obj
 
 
-def read_entry_points(
-    group: str, *, fresh: bool = False
-) -> list[tuple[str, str, str | None, str | None, t.Any]]:
+#: ``(name, value, distribution, version, loadable)`` of one entry point
+EntryPointRow = tuple[str, str, "str | None", "str | None", LazyEntryPoint]
+
+
+def read_entry_points(group: str, *, fresh: bool = False) -> list[EntryPointRow]:
     """``(name, value, distribution, version, loadable)`` for every entry point of ``group``.
 
     ``fresh``: scan the installed distributions even if the cached listing looks current.
@@ -64,7 +66,7 @@ def read_entry_points(
         blob = read_private(cache_file)
         entries = _cached_entries(blob, state) if blob is not None else None
         if entries is not None:
-            return [(n, v, d, ver, _LazyEntryPoint(v)) for n, v, d, ver in entries]
+            return [(n, v, d, ver, LazyEntryPoint(v)) for n, v, d, ver in entries]
     found = _scan(group)
     newest = max((s[1] for s in state if s[1] is not None), default=0)
     if cache_file is not None and time.time_ns() - newest > 2_000_000_000:
@@ -108,10 +110,10 @@ def _path_state(entry: str) -> list[t.Any]:
     return [entry, stat.st_mtime_ns, stat.st_size]
 
 
-def _scan(group: str) -> list[tuple[str, str, str | None, str | None, t.Any]]:
+def _scan(group: str) -> list[EntryPointRow]:
     import importlib.metadata as metadata
 
-    found = []
+    found: list[EntryPointRow] = []
     seen: set[tuple[str, str]] = set()
     for dist in metadata.distributions():
         try:
@@ -126,5 +128,5 @@ def _scan(group: str) -> list[tuple[str, str, str | None, str | None, t.Any]]:
             if key in seen:  # the same distribution seen twice on sys.path: the first wins, like imports
                 continue
             seen.add(key)
-            found.append((ep.name, ep.value, name, dist.version, _LazyEntryPoint(ep.value)))
+            found.append((ep.name, ep.value, name, dist.version, LazyEntryPoint(ep.value)))
     return found

@@ -31,6 +31,14 @@ RESERVED_KEYS: frozenset[str] = frozenset({"id", "requires"} | CONTROL_KEYS)
 
 
 _V = t.TypeVar("_V", bound="_Value")
+_T = t.TypeVar("_T")
+
+if t.TYPE_CHECKING:  # typing.dataclass_transform is 3.11+; only the type checker needs it
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**kwargs: t.Any) -> t.Callable[[_T], _T]:
+        return lambda cls: cls
 
 
 class _Factory:
@@ -40,6 +48,12 @@ class _Factory:
         self.make = make
 
 
+def _fresh(*, default_factory: t.Callable[[], _T]) -> _T:
+    """A field default made by calling ``default_factory`` for each instance (the field specifier)."""
+    return t.cast(_T, _Factory(default_factory))
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(_fresh,))
 class _Value:
     """Base of the value classes below: a frozen record with ``==``, ``hash``, ``repr`` and ``replace``.
 
@@ -105,7 +119,7 @@ class _Value:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return self._compared() == t.cast(_Value, other)._compared()
+        return self._compared() == other._compared()
 
     def __hash__(self) -> int:
         return hash(self._compared())
@@ -130,12 +144,12 @@ class Step(_Value):
     id: str | None = None
     requires: tuple[str, ...] = ()
     #: reserved keys other than ``id`` and ``requires`` (control keys), as written
-    controls: t.Mapping[str, t.Any] = _Factory(dict)
+    controls: t.Mapping[str, t.Any] = _fresh(default_factory=dict)
     file: str | None = None
     line: int | None = None
     col: int | None = None
     #: (line, column) of each argument key, for error messages
-    argument_positions: t.Mapping[str, tuple[int, int]] = _Factory(dict)
+    argument_positions: t.Mapping[str, tuple[int, int]] = _fresh(default_factory=dict)
     #: the document path of the step's argument mapping, e.g. ``("deployments", 0, "pull", 1, "git_clone")``
     path: tuple[t.Any, ...] = ()
 

@@ -24,7 +24,8 @@ class StepInfo(t.NamedTuple):
     """What a running step may know about itself."""
 
     section: str
-    index: int
+    #: (the field shadows ``tuple.index`` on purpose: a public name)
+    index: int  # type: ignore[assignment]
     step_id: str | None
     function: str
     file: str | None = None

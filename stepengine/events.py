@@ -41,7 +41,8 @@ class Event(t.NamedTuple):
     #: ``time.time()`` when it happened
     timestamp: float
     section: str | None = None
-    index: int | None = None
+    #: (the field shadows ``tuple.index`` on purpose: a public name)
+    index: int | None = None  # type: ignore[assignment]
     step_id: str | None = None
     function: str | None = None
     file: str | None = None

@@ -19,6 +19,10 @@ import typing as t
 
 from stepengine.errors import YAMLSyntaxError
 
+if t.TYPE_CHECKING:
+    from yaml.constructor import BaseConstructor
+    from yaml.nodes import MappingNode, Node
+
 __all__ = ["MAX_ALIAS_NODES", "Document", "Path", "load_document", "parse_document"]
 
 #: a location inside a document: keys and list indexes from the root, e.g. ``("pull", 0, "git_clone")``
@@ -127,7 +131,7 @@ def parse_document(text: str, file: str = "<string>") -> Document:
     return Document(builder.build(node, (), 0), positions, file)
 
 
-def _pos(node: t.Any) -> tuple[int, int]:
+def _pos(node: Node) -> tuple[int, int]:
     mark = node.start_mark
     return (mark.line + 1, mark.column + 1)
 
@@ -137,7 +141,7 @@ class _AliasBomb(Exception):
         self.alias_number = alias_number
 
 
-def _check_alias_expansion(root: t.Any, text: str, file: str) -> None:
+def _check_alias_expansion(root: Node, text: str, file: str) -> None:
     """Refuse a document whose aliases add more than ``MAX_ALIAS_NODES`` nodes (see the module doc).
 
     Composing already shares one node object between an anchor and its aliases, so walking the graph
@@ -151,7 +155,7 @@ def _check_alias_expansion(root: t.Any, text: str, file: str) -> None:
     aliases = 0
     added = 0
 
-    def size(node: t.Any, depth: int) -> int:
+    def size(node: Node, depth: int) -> int:
         nonlocal aliases, added
         key = id(node)
         if key in sizes or key in active:
@@ -202,23 +206,24 @@ def _alias_position(text: str, number: int) -> tuple[int | None, int | None]:
     for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         if isinstance(event, yaml.AliasEvent):
             seen += 1
-            if seen == number:
-                return event.start_mark.line + 1, event.start_mark.column + 1
+            mark = event.start_mark
+            if seen == number and mark is not None:
+                return mark.line + 1, mark.column + 1
     return None, None
 
 
 class _Builder:
-    def __init__(self, loader: t.Any, file: str, positions: dict[Path, tuple[int, int]]) -> None:
+    def __init__(self, loader: BaseConstructor, file: str, positions: dict[Path, tuple[int, int]]) -> None:
         self._loader = loader
         self._file = file
         self._positions = positions
         self._active: set[int] = set()
 
-    def _error(self, message: str, node: t.Any) -> YAMLSyntaxError:
+    def _error(self, message: str, node: Node) -> YAMLSyntaxError:
         line, col = _pos(node)
         return YAMLSyntaxError(message, file=self._file, line=line, col=col)
 
-    def build(self, node: t.Any, path: Path, depth: int) -> t.Any:
+    def build(self, node: Node, path: Path, depth: int) -> t.Any:
         import yaml
 
         if depth > _MAX_DEPTH:
@@ -241,7 +246,7 @@ class _Builder:
             self._active.discard(id(node))
         raise self._error(f"unsupported YAML node {type(node).__name__}", node)
 
-    def _scalar(self, node: t.Any) -> t.Any:
+    def _scalar(self, node: Node) -> t.Any:
         """The value of a scalar node (a key or a value), or a located error: an unknown tag (``!foo``,
         ``=``), an integer too long for Python (over 4,300 digits), an impossible date..."""
         import yaml
@@ -267,7 +272,7 @@ class _Builder:
             error.hint = "quote it to keep it as text"
         raise error
 
-    def _mapping(self, node: t.Any, path: Path, depth: int) -> dict[t.Any, t.Any]:
+    def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict[t.Any, t.Any]:
         import yaml
 
         explicit: dict[t.Any, t.Any] = {}

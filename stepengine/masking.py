@@ -204,7 +204,7 @@ class _Matcher:
             if not spans:
                 return data
             spans.sort()
-            pieces = []
+            pieces: list[bytes] = []
             start, end = spans[0]
             done = 0
             for s, e in spans[1:]:
@@ -440,9 +440,9 @@ def masked_std_streams(masker: Masker | None = None) -> t.Iterator[None]:
 
     saved = sys.stdout, sys.stderr
     if not isinstance(sys.stdout, MaskedTextStream):
-        sys.stdout = MaskedTextStream(sys.stdout, masker)  # type: ignore[assignment]
+        sys.stdout = MaskedTextStream(sys.stdout, masker)
     if not isinstance(sys.stderr, MaskedTextStream):
-        sys.stderr = MaskedTextStream(sys.stderr, masker)  # type: ignore[assignment]
+        sys.stderr = MaskedTextStream(sys.stderr, masker)
     try:
         yield
     finally:
@@ -480,9 +480,9 @@ def masked_output() -> t.Iterator[None]:
             factory = logging.getLogRecordFactory()
             saved = (sys.stdout, sys.stderr, factory)
             if sys.stdout is not None and not isinstance(sys.stdout, MaskedTextStream):
-                sys.stdout = MaskedTextStream(sys.stdout)  # type: ignore[assignment]
+                sys.stdout = MaskedTextStream(sys.stdout)
             if sys.stderr is not None and not isinstance(sys.stderr, MaskedTextStream):
-                sys.stderr = MaskedTextStream(sys.stderr)  # type: ignore[assignment]
+                sys.stderr = MaskedTextStream(sys.stderr)
             logging.setLogRecordFactory(_masking_record_factory(factory))
             _saved_output = saved
     masker = current_masker()
@@ -570,7 +570,8 @@ def scrub_exception(exc: BaseException, masker: Masker) -> BaseException:
                     setattr(current, name, masker.mask(value))
         notes = getattr(current, "__notes__", None)
         if isinstance(notes, list):
-            current.__notes__ = [masker.mask(n) if isinstance(n, str) else n for n in notes]
+            masked_notes = [masker.mask(n) if isinstance(n, str) else n for n in notes]
+            current.__notes__ = masked_notes  # type: ignore[attr-defined]  # (3.11+; 3.10's stubs lack it)
         stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
         grouped = getattr(current, "exceptions", None)  # an ExceptionGroup (3.11+)
         if isinstance(grouped, tuple):

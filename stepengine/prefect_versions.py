@@ -269,7 +269,7 @@ def _schedule(
     # Before 3.4.19 Prefect computes timedelta(seconds=interval), so text fails; a placeholder works
     # from 3.1.15, which renders schedules with the build/push outputs first.
     text = isinstance(interval, str)
-    placeholder = text and bool(_PLACEHOLDER.match(interval))
+    placeholder = isinstance(interval, str) and bool(_PLACEHOLDER.match(interval))
     if not refused and not text:
         return
     from stepengine._suggest import did_you_mean

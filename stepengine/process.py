@@ -16,7 +16,7 @@ import signal
 import threading
 import typing as t
 
-from stepengine.context import current_run, emit_output
+from stepengine.context import RunContext, current_run, emit_output
 from stepengine.errors import ProcessError, StepError
 from stepengine.masking import ByteStreamMasker, Masker, current_masker
 
@@ -89,7 +89,7 @@ def run_process(
     err: list[str] = []
     threads: list[threading.Thread] = []
     live = _LIVE.get()
-    proc: subprocess.Popen[str] | None = None
+    proc: subprocess.Popen[bytes] | None = None
     # Everything after the child exists runs under one try: an interrupt at any point (even while
     # the output threads start) kills the child's whole process group.
     try:
@@ -206,7 +206,7 @@ def _pump(stream: t.IO[bytes], sink: list[str], name: str, masker: Masker, strea
         stream.close()
 
 
-def _report(run: t.Any, lines: str, name: str) -> None:
+def _report(run: RunContext | None, lines: str, name: str) -> None:
     if run is None:
         emit_output(lines, name)
     else:  # already masked: the event is not masked again

@@ -1,8 +1,12 @@
 """Where ``{{ prefect.blocks.… }}`` and ``{{ prefect.variables.… }}`` come from: the resolver protocol.
 
 A resolver is any object with ``get_block(block_type, name)`` and ``get_variable(name)``, each raising
-``LookupError`` (``KeyError`` is one) when the thing does not exist. The engine asks it only when a
-placeholder needs it, at most once per block per run. ``ChainResolver`` tries several in order (first
+``LookupError`` (``KeyError`` is one) when the thing does not exist (the ``Resolver`` protocol). The
+engine asks it only when a placeholder needs it, at most once per block per run. Two methods are
+optional, each its own protocol: ``describe_missing`` (``DescribesMissing``: where a missing block or
+variable was looked for, added to the error) and ``secret_fields`` (``DeclaresSecretFields``: more
+values of a block to mask). ``missing_description`` and ``declared_secret_fields`` call them on any
+resolver, with the answer of one that lacks them. ``ChainResolver`` tries several in order (first
 hit wins), which is how the embedded store, the environment and a Prefect server combine (see
 ``stepengine.stores`` for the stores and the default chain).
 
@@ -21,7 +25,17 @@ import typing as t
 
 from stepengine.errors import ConfigError
 
-__all__ = ["ChainResolver", "FileResolver", "InMemoryResolver", "Resolver", "block_secrets"]
+__all__ = [
+    "ChainResolver",
+    "DeclaresSecretFields",
+    "DescribesMissing",
+    "FileResolver",
+    "InMemoryResolver",
+    "Resolver",
+    "block_secrets",
+    "declared_secret_fields",
+    "missing_description",
+]
 
 #: fields of a credentials block whose names say they are secret (``…_id`` fields are not)
 SECRET_FIELD_RE = re.compile(r"token|password|secret|key|credential|connection_string|passphrase", re.I)
@@ -64,6 +78,40 @@ class Resolver(t.Protocol):
         ...
 
 
+@t.runtime_checkable
+class DescribesMissing(t.Protocol):
+    """The optional method of a resolver that can say where it looked for what it does not have."""
+
+    def describe_missing(self, kind: str, block_type: str | None, name: str) -> str:
+        """Where a missing block (``kind="block"``) or variable (``"variable"``) was looked for, e.g.
+        ``values file ci.yaml`` (empty: nothing to say)."""
+        ...
+
+
+@t.runtime_checkable
+class DeclaresSecretFields(t.Protocol):
+    """The optional method of a resolver that knows more secret values of a block than the name rule
+    (``block_secrets``), e.g. the fields a Prefect block schema marks secret."""
+
+    def secret_fields(self, block_type: str, data: t.Any) -> list[t.Any]:
+        """The values of the block document ``data`` to mask (each may be a structure)."""
+        ...
+
+
+def missing_description(resolver: Resolver, kind: str, block_type: str | None, name: str) -> str | None:
+    """``resolver.describe_missing(...)``, or ``None`` for a resolver without that optional method."""
+    if isinstance(resolver, DescribesMissing):
+        return resolver.describe_missing(kind, block_type, name)
+    return None
+
+
+def declared_secret_fields(resolver: Resolver, block_type: str, data: t.Any) -> list[t.Any]:
+    """``resolver.secret_fields(...)``, or none for a resolver without that optional method."""
+    if isinstance(resolver, DeclaresSecretFields):
+        return list(resolver.secret_fields(block_type, data))
+    return []
+
+
 class InMemoryResolver:
     """Blocks and variables given as Python data.
 
@@ -80,7 +128,7 @@ class InMemoryResolver:
         blocks: t.Mapping[str, t.Any] | None = None,
         variables: t.Mapping[str, t.Any] | None = None,
     ) -> None:
-        self._blocks: dict[tuple[str, str], t.Any] = {}
+        self._blocks: dict[tuple[str, str], dict[str, t.Any]] = {}
         for key, value in (blocks or {}).items():
             if "/" in key:
                 block_type, name = key.split("/", 1)
@@ -93,7 +141,8 @@ class InMemoryResolver:
         self._variables = dict(variables or {})
 
     def get_block(self, block_type: str, name: str) -> t.Mapping[str, t.Any]:
-        return self._blocks[(block_type, name)]
+        block: t.Mapping[str, t.Any] = self._blocks[(block_type, name)]
+        return block
 
     def get_variable(self, name: str) -> t.Any:
         return self._variables[name]
@@ -102,7 +151,7 @@ class InMemoryResolver:
         return f"{type(self).__name__}(blocks={len(self._blocks)}, variables={len(self._variables)})"
 
 
-def _as_block(value: t.Any) -> t.Any:
+def _as_block(value: t.Any) -> dict[str, t.Any]:
     return dict(value) if isinstance(value, t.Mapping) else {"value": value}
 
 
@@ -182,12 +231,8 @@ class ChainResolver:
 
     def describe_missing(self, kind: str, block_type: str | None, name: str) -> str:
         """Where a missing block (``kind="block"``) or variable was looked for, and how to add it."""
-        places = [
-            r.describe_missing(kind, block_type, name)
-            for r in self.resolvers
-            if hasattr(r, "describe_missing")
-        ]
-        places = [p for p in places if p] or ["no store (the store order is empty)"]
+        described = [missing_description(r, kind, block_type, name) for r in self.resolvers]
+        places = [p for p in described if p] or ["no store (the store order is empty)"]
         ref = f"{block_type}/{name}" if kind == "block" else name
         add = (
             f"stepengine block set {ref} --value ..."
@@ -199,6 +244,5 @@ class ChainResolver:
     def secret_fields(self, block_type: str, data: t.Any) -> list[t.Any]:
         found: list[t.Any] = []
         for resolver in self.resolvers:
-            if hasattr(resolver, "secret_fields"):
-                found.extend(resolver.secret_fields(block_type, data))
+            found.extend(declared_secret_fields(resolver, block_type, data))
         return found

@@ -50,7 +50,10 @@ from stepengine.registry import Registry, StepFunction
 from stepengine.templating import TemplateContext, render_arguments
 
 if t.TYPE_CHECKING:
+    import asyncio
+
     from stepengine.config import Config
+    from stepengine.resolvers import Resolver
 
 __all__ = ["NestedRunError", "Runner", "prepare", "select_steps"]
 
@@ -110,7 +113,7 @@ class Runner:
         self,
         *,
         registry: Registry | None = None,
-        resolver: t.Any = None,
+        resolver: Resolver | None = None,
         values: t.Mapping[str, t.Any] | None = None,
         on_event: EventHandler | None = None,
         allow_missing: bool = False,
@@ -130,7 +133,7 @@ class Runner:
         )
         self.context.block_loader = self.templates.block_document
         self.install_requires = install_requires
-        self._loop: t.Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.env = env if env is not None else os.environ
         #: ``success`` / ``failure`` / ``skipped`` of every step with an id that has been reached
         self.outcomes: dict[str, str] = {}
@@ -283,7 +286,7 @@ class Runner:
         if step.id is not None:
             self.outcomes[step.id] = outcome
 
-    def _attempts(self, function: StepFunction, kwargs: dict[str, t.Any], controls: t.Any) -> t.Any:
+    def _attempts(self, function: StepFunction, kwargs: dict[str, t.Any], controls: Controls) -> t.Any:
         """Call the step, retrying as its controls say; each attempt under its timeout."""
         from stepengine.process import track_processes
 
@@ -317,7 +320,7 @@ class Runner:
 
         caught: list[warnings.WarningMessage] = []
         try:
-            with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
+            with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DeprecationWarning)
                 yield
         finally:
@@ -354,7 +357,7 @@ class Runner:
             return self._await(result)
         return result
 
-    def _await(self, awaitable: t.Any) -> t.Any:
+    def _await(self, awaitable: t.Awaitable[t.Any]) -> t.Any:
         import asyncio
 
         if self._loop is None:
@@ -539,7 +542,7 @@ def _output_problem(output: dict[t.Any, t.Any]) -> str | None:
     return None
 
 
-async def _as_coroutine(awaitable: t.Any) -> t.Any:
+async def _as_coroutine(awaitable: t.Awaitable[t.Any]) -> t.Any:
     return await awaitable
 
 

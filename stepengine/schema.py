@@ -15,6 +15,11 @@ import typing as t
 from stepengine.errors import Issue, _step_label
 from stepengine.loader import Document
 
+if t.TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+
+    from stepengine.registry import Registry
+
 __all__ = ["check_document", "file_schema", "format_path", "schema_path"]
 
 _SCHEMA_NAME = "prefect.yaml.schema.json"
@@ -99,7 +104,7 @@ def check_document(document: Document, *, strict: bool = False) -> list[Issue]:
     # A document that a full validation already found valid (same data, schema and jsonschema)
     # skips importing jsonschema; anything else is validated in full (see stepengine._cache).
     key = _cache.document_key(document.data, _schema_bytes())
-    errors: list[t.Any] = []
+    errors: list[ValidationError] = []
     if not _cache.is_known_valid(key):
         import jsonschema
 
@@ -188,15 +193,15 @@ def _where(data: t.Any, path: tuple[t.Any, ...]) -> str:
                 f"deployment {name!r} {label}" if isinstance(name, str) else f"deployments[{path[1]}] {label}"
             )
         return f"{label}: "
-    label = _step_context(data, path)[0]
-    return f"{label}: " if label else ""
+    step_label = _step_context(data, path)[0]
+    return f"{step_label}: " if step_label else ""
 
 
 def _describe(value: t.Any) -> str:
     return "null" if value is None else f"{_kind(value)} {value!r}"
 
 
-def _issue(document: Document, error: t.Any) -> Issue:
+def _issue(document: Document, error: ValidationError) -> Issue:
     import jsonschema.exceptions
 
     if error.context:
@@ -210,9 +215,11 @@ def _issue(document: Document, error: t.Any) -> Issue:
     return Issue(message, document.file, line, col, format_path(path))
 
 
-def _message(data: t.Any, error: t.Any, path: list[t.Any], *, at_arguments: bool = False) -> str:
+def _message(data: t.Any, error: ValidationError, path: list[t.Any], *, at_arguments: bool = False) -> str:
     keyword = error.validator
-    instance = error.instance
+    instance: t.Any = error.instance
+    # both set on every error a validator yields (only a hand-made ValidationError leaves them unset)
+    rule_value: t.Any = error.validator_value
     schema_path = list(error.absolute_schema_path)
     in_step = "step" in [p for p in schema_path if isinstance(p, str)] or (
         len(path) >= 2 and isinstance(path[-1], int)
@@ -226,7 +233,7 @@ def _message(data: t.Any, error: t.Any, path: list[t.Any], *, at_arguments: bool
     if keyword == "minProperties" and isinstance(instance, dict) and not instance:
         return "a step must have exactly one key (its function name), found none"
     if keyword == "type":
-        expected = error.validator_value
+        expected = rule_value
         expected = expected if isinstance(expected, list) else [expected]
         names = {
             "object": "a mapping",
@@ -237,7 +244,7 @@ def _message(data: t.Any, error: t.Any, path: list[t.Any], *, at_arguments: bool
             "number": "a number",
             "boolean": "true or false",
         }
-        wanted = " or ".join(names.get(e, e) for e in expected)
+        wanted = " or ".join(str(names.get(e, e)) for e in expected)
         if path and path[-1] in ("build", "push", "pull"):
             return f"section {path[-1]!r} must be a list of steps, got {_kind(instance)}"
         if at_arguments and "maxProperties" not in schema_path:
@@ -245,21 +252,21 @@ def _message(data: t.Any, error: t.Any, path: list[t.Any], *, at_arguments: bool
         shown = "" if instance is None else " " + _short(instance)
         return f"expected {wanted}, got {_kind(instance)}{shown}"
     if keyword == "required":
-        missing = [k for k in error.validator_value if not (isinstance(instance, dict) and k in instance)]
+        missing = [k for k in rule_value if not (isinstance(instance, dict) and k in instance)]
         return "missing required key " + ", ".join(map(repr, missing))
     if keyword == "enum":
-        return f"must be one of {', '.join(map(repr, error.validator_value))}, got {_short(instance)}"
+        return f"must be one of {', '.join(map(repr, rule_value))}, got {_short(instance)}"
     if keyword == "minLength":
         return "must not be empty"
     if keyword in ("minimum", "exclusiveMinimum"):
         relation = "at least" if keyword == "minimum" else "more than"
-        return f"must be {relation} {error.validator_value}, got {_short(instance)}"
-    if keyword == "pattern" and error.validator_value == "^[0-9]+$":
+        return f"must be {relation} {rule_value}, got {_short(instance)}"
+    if keyword == "pattern" and rule_value == "^[0-9]+$":
         return f"must be a whole number, got {_short(instance)}"
     if keyword == "minItems":
         return "must not be an empty list"
     if keyword == "maxProperties":
-        return f"must have at most {error.validator_value} key(s), found {len(instance)}"
+        return f"must have at most {rule_value} key(s), found {len(instance)}"
     # A keyword this function does not word yet: name it without dumping the schema (a test scans
     # every message for schema dumps over a set of bad files).
     return f"invalid value {_short(instance)} (fails the schema's {keyword!r} rule)"
@@ -330,7 +337,7 @@ def _unknown_keys(document: Document, *, strict: bool) -> list[Issue]:
     return issues
 
 
-def composed_schema(registry: t.Any = None) -> dict[str, t.Any]:
+def composed_schema(registry: Registry | None = None) -> dict[str, t.Any]:
     """The file schema plus, for every installed step, its argument schema derived from its signature.
 
     Editors then complete step names and check their arguments. Steps that cannot be imported are left

@@ -34,6 +34,11 @@ import typing as t
 
 from stepengine.errors import TemplateError
 
+if t.TYPE_CHECKING:
+    from stepengine.config import Step
+    from stepengine.masking import Masker
+    from stepengine.resolvers import Resolver
+
 __all__ = ["Placeholder", "TemplateContext", "find_placeholders", "render", "render_arguments", "split_path"]
 
 #: Prefect's placeholder grammar
@@ -122,9 +127,9 @@ class TemplateContext:
         namespace: t.MutableMapping[str, t.Any] | None = None,
         *,
         env: t.Mapping[str, str] | None = None,
-        resolver: t.Any = None,
+        resolver: Resolver | None = None,
         allow_missing: bool = False,
-        masker: t.Any = None,
+        masker: Masker | None = None,
     ) -> None:
         #: step outputs by id, merged flat, and ``--var`` values
         self.namespace: t.MutableMapping[str, t.Any] = namespace if namespace is not None else {}
@@ -181,7 +186,7 @@ class TemplateContext:
                 known = ", ".join(sorted(names)[:20]) or "none yet"
                 raise TemplateError(
                     f"{{{{ {name} }}}} refers to {head!r}, which no earlier step produced"
-                    + did_you_mean(head, names),
+                    + did_you_mean(str(head), names),
                     placeholder=name,
                     hint=f"available names: {known}",
                 )
@@ -255,12 +260,12 @@ class TemplateContext:
 
     def _mark_block_secrets(self, block_type: str, data: t.Any) -> None:
         """Register the block's secret values (the rule is ``stepengine.resolvers.block_secrets``)."""
-        from stepengine.resolvers import block_secrets
+        from stepengine.resolvers import block_secrets, declared_secret_fields
 
         for value in block_secrets(block_type, data):
             self.masker.add(value)
-        if hasattr(self.resolver, "secret_fields"):
-            for leaf in self.resolver.secret_fields(block_type, data):
+        if self.resolver is not None:
+            for leaf in declared_secret_fields(self.resolver, block_type, data):
                 self.masker.add(leaf)
 
     def _lookup_variable(self, placeholder: Placeholder) -> t.Any:
@@ -314,10 +319,11 @@ def _copy(value: t.Any) -> t.Any:
     return value
 
 
-def _where_missing(resolver: t.Any, kind: str, block_type: str | None, name: str) -> str | None:
+def _where_missing(resolver: Resolver, kind: str, block_type: str | None, name: str) -> str | None:
     """The resolver's own account of where it looked (``describe_missing``), if it gives one."""
-    describe = getattr(resolver, "describe_missing", None)
-    return describe(kind, block_type, name) if describe is not None else None
+    from stepengine.resolvers import missing_description
+
+    return missing_description(resolver, kind, block_type, name)
 
 
 def split_path(name: str) -> list[str | int]:
@@ -437,7 +443,7 @@ def _render_string(text: str, lookup: Lookup, lenient: bool = False) -> t.Any:
     return "".join(pieces)
 
 
-def render_arguments(step: t.Any, ctx: TemplateContext) -> dict[str, t.Any]:
+def render_arguments(step: Step, ctx: TemplateContext) -> dict[str, t.Any]:
     """Render a step's arguments; a ``TemplateError`` is stamped with the step and the argument's line."""
     rendered: dict[str, t.Any] = {}
     for key, value in step.arguments.items():

@@ -84,3 +84,53 @@ def test_chain_first_hit_wins_and_describes_every_store(tmp_path: Path) -> None:
     assert ChainResolver().describe_missing("variable", None, "w") == (
         "looked in: no store (the store order is empty). Add it with `stepengine variable set w VALUE`"
     )
+
+
+class _Minimal:
+    """A third-party resolver with only the two required methods of the protocol."""
+
+    def get_block(self, block_type: str, name: str) -> dict[str, object]:
+        if (block_type, name) == ("json", "cfg"):
+            return {"api_token": "tok-123", "region": "eu", "nested": {"pin": "4711"}}
+        raise LookupError(name)
+
+    def get_variable(self, name: str) -> object:
+        raise LookupError(name)
+
+
+class _Described(_Minimal):
+    """The same, with both optional methods (``DescribesMissing``, ``DeclaresSecretFields``)."""
+
+    def describe_missing(self, kind: str, block_type: str | None, name: str) -> str:
+        return f"the vault ({kind} {name})"
+
+    def secret_fields(self, block_type: str, data: object) -> list[object]:
+        assert isinstance(data, dict)
+        return [data["nested"]["pin"]]
+
+
+def test_the_optional_resolver_methods_are_used_when_present_and_not_required() -> None:
+    """A resolver without ``describe_missing``/``secret_fields`` works as before: no hint, only the
+    name rule's secrets; one that has them gets its description in the error and its fields masked."""
+    from stepengine.errors import TemplateError
+    from stepengine.resolvers import DeclaresSecretFields, DescribesMissing, Resolver
+    from stepengine.templating import TemplateContext, render
+
+    minimal, described = _Minimal(), _Described()
+    assert isinstance(minimal, Resolver) and isinstance(described, Resolver)
+    assert not isinstance(minimal, (DescribesMissing, DeclaresSecretFields))
+    assert isinstance(described, DescribesMissing) and isinstance(described, DeclaresSecretFields)
+    for resolver, hint, pin in ((minimal, None, "4711"), (described, "the vault (variable nope)", "***")):
+        masker = Masker()
+        ctx = TemplateContext({}, env={}, resolver=resolver, masker=masker)
+        assert render("{{ prefect.blocks.json.cfg.region }}", ctx) == "eu"
+        assert masker.mask("tok-123 4711") == f"*** {pin}"
+        with pytest.raises(TemplateError) as info:
+            render("{{ prefect.variables.nope }}", ctx)
+        assert info.value.hint == hint
+        # the chain asks each resolver the same way
+        chain = ChainResolver(resolver)
+        assert chain.secret_fields("json", resolver.get_block("json", "cfg")) == (
+            [] if pin == "4711" else ["4711"]
+        )
+        assert ("the vault" in chain.describe_missing("variable", None, "nope")) is (hint is not None)

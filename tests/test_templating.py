@@ -214,3 +214,12 @@ def test_a_dollar_name_inside_a_quoted_string_in_an_expression_stays_text() -> N
     assert render("{{ 'price: $5, home: $HOME' ~ ' ' ~ $USER }}", c) == "price: $5, home: $HOME ann"
     assert render('{{ "$USER" | upper }}', c) == "$USER"
     assert render("{{ ('$HOME', $HOME) | join(' ') }}", c) == "$HOME /home/u"
+
+
+def test_a_reference_starting_with_an_index_is_a_template_error() -> None:
+    """``{{ [0].x }}`` names no output: a located template error, not a crash in the suggestion."""
+    with pytest.raises(TemplateError) as info:
+        render("{{ [0].x }}", ctx({"clone": {}}))
+    assert str(info.value) == (
+        "{{ [0].x }} refers to 0, which no earlier step produced\nhint: available names: clone"
+    )

@@ -21,7 +21,10 @@ import os
 import typing as t
 
 from stepengine.errors import ConfigError
-from stepengine.resolvers import ChainResolver
+from stepengine.resolvers import ChainResolver, Resolver
+
+if t.TYPE_CHECKING:
+    from stepengine.stores.sqlite import SQLiteStore
 
 __all__ = ["DEFAULT_ORDER", "STORE_NAMES", "default_resolver", "parse_order"]
 
@@ -69,7 +72,7 @@ def default_resolver(
         raise ConfigError(
             f"a values file was given, but the store order {','.join(names)!r} leaves out 'values'"
         )
-    stores: list[t.Any] = []
+    stores: list[Resolver] = []
     for name in names:
         if name == "values":
             if values_file is not None:
@@ -97,9 +100,9 @@ class _LocalStore:
 
     def __init__(self, env: t.Mapping[str, str]) -> None:
         self._env = env
-        self._store: t.Any = None
+        self._store: SQLiteStore | None = None
 
-    def _open(self) -> t.Any:
+    def _open(self) -> SQLiteStore:
         if self._store is None:
             from stepengine.stores.sqlite import SQLiteStore, default_path
 
@@ -107,17 +110,10 @@ class _LocalStore:
         return self._store
 
     def get_block(self, block_type: str, name: str) -> t.Mapping[str, t.Any]:
-        return t.cast(t.Mapping[str, t.Any], self._open().get_block(block_type, name))
+        return self._open().get_block(block_type, name)
 
     def get_variable(self, name: str) -> t.Any:
         return self._open().get_variable(name)
 
-    def secret_fields(self, block_type: str, data: t.Any) -> list[t.Any]:
-        store = self._open()
-        return list(store.secret_fields(block_type, data)) if hasattr(store, "secret_fields") else []
-
     def describe_missing(self, kind: str, block_type: str | None, name: str) -> str:
-        store = self._open()
-        return (
-            str(store.describe_missing(kind, block_type, name)) if hasattr(store, "describe_missing") else ""
-        )
+        return self._open().describe_missing(kind, block_type, name)

@@ -45,7 +45,7 @@ class PrefectAPIStore:
 
             mask(password)
         self.timeout = timeout
-        self._cache: dict[str, t.Any] = {}
+        self._cache: dict[str, dict[str, t.Any]] = {}
 
     def __repr__(self) -> str:  # never the key
         return f"PrefectAPIStore({self.api_url!r})"

@@ -130,7 +130,8 @@ class SQLiteStore:
         )
         if row is None:
             raise LookupError(f"{block_type}/{name}")
-        data = self._decode(row[0], f"block {block_type}/{name}")
+        # set_block stores a mapping
+        data: dict[str, t.Any] = self._decode(row[0], f"block {block_type}/{name}")
         if row[1]:
             _mark_secret(data)
         return data
