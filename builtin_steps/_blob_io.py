@@ -148,7 +148,9 @@ def open_filesystem(
     if module == "gcsfs" and (options.get("endpoint_url") or os.environ.get("STORAGE_EMULATOR_HOST")):
         # gcsfs's default class asks each bucket's layout of the gRPC control API, which emulators do
         # not serve: a minute of timeouts per bucket. The plain class is what an emulator supports.
-        from gcsfs.core import GCSFileSystem as cls
+        from gcsfs.core import GCSFileSystem
+
+        cls = GCSFileSystem
     if module == "s3fs":
         # aiobotocore's pool holds 10 connections by default: let `concurrency` transfers really run
         config = options["config_kwargs"] = dict(options.get("config_kwargs") or {})
@@ -182,9 +184,9 @@ def _open_for_pull(url: str, options: dict[str, t.Any], concurrency: int) -> tup
         _require_backend(scheme, load=False)  # fsspec stays a requirement of file:// steps
         from ._blob_local import open_local_reader
 
-        opened = open_local_reader(url, options, concurrency)
-        if opened is not None:
-            return opened
+        local = open_local_reader(url, options, concurrency)
+        if local is not None:
+            return local
     if BACKENDS.get(scheme, ("", ""))[0] == "s3fs":
         # s3fs fetches an object above 50 MiB as ranges held in memory, ten at a time (~1 GB for a
         # 1 GiB object); one range at a time, it streams the body to disk in 64 KiB reads instead

@@ -350,7 +350,7 @@ def _s3_loader(session: t.Any) -> t.Any:
         def load_file(self, file_path: str) -> t.Any:
             for suffix, opener in ((".json", open), (".json.gz", gzip.open)):
                 try:
-                    with opener(file_path + suffix, "rb") as handle:  # type: ignore[operator]
+                    with opener(file_path + suffix, "rb") as handle:
                         payload = handle.read()
                 except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                     continue

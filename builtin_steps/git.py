@@ -134,8 +134,9 @@ def git_clone(
         raise StepError(
             f"commit_sha {commit_sha!r} is not a commit SHA", hint="use 4 to 64 hexadecimal characters"
         )
+    given: object = directories  # as written in the YAML, whatever the annotation says
     if directories is not None and (
-        isinstance(directories, str)
+        isinstance(given, str)
         or not all(isinstance(d, str) and d and not d.startswith("-") for d in directories)
     ):
         raise StepError("directories must be a list of paths (none empty or starting with '-')")

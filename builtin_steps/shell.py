@@ -87,7 +87,7 @@ def split_words(line: str) -> list[str]:
     parts: list[str] = []
     in_word = False
     for match in _PIECE.finditer(line):
-        kind = match.lastgroup
+        kind = t.cast(str, match.lastgroup)  # every alternative of _PIECE is a named group
         if kind == "blank":
             if in_word:
                 words.append("".join(parts))

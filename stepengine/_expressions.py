@@ -14,6 +14,12 @@ import typing as t
 
 from stepengine.errors import TemplateError
 
+if t.TYPE_CHECKING:
+    from jinja2.environment import TemplateExpression
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from stepengine.templating import TemplateContext
+
 __all__ = ["check_syntax", "env_shorthand", "evaluate"]
 
 #: a quoted string (Jinja's rule: either quote, backslash escapes), or ``$NAME`` outside one
@@ -34,11 +40,11 @@ MAX_INT_BITS = 14_000
 
 
 @functools.lru_cache(maxsize=1)
-def _environment() -> t.Any:
+def _environment() -> ImmutableSandboxedEnvironment:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    class _Bounded(ImmutableSandboxedEnvironment):  # type: ignore[misc]
+    class _Bounded(ImmutableSandboxedEnvironment):
         """The sandbox, with what a few bytes can expand to bounded (issue 14): ``*`` and ``**``
         (``{{ 'a' * 10**10 }}``, ``{{ 2**10**10 }}``), a width in a ``%`` or ``str.format`` pattern
         (``{{ '%999999999d' % 1 }}``), and a size given to a filter, global or method
@@ -61,7 +67,7 @@ def _environment() -> t.Any:
             wrapper = super().wrap_str_format(value)
             if wrapper is not None:  # the arguments are values to insert; the pattern holds the sizes
                 _check_pattern(value.__self__)
-                wrapper.stepengine_format = True
+                vars(wrapper)["stepengine_format"] = True  # (a mark on the function object)
             return wrapper
 
         def call(__self, __context: t.Any, __obj: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
@@ -72,7 +78,7 @@ def _environment() -> t.Any:
     return _Bounded(undefined=StrictUndefined, autoescape=False)
 
 
-def _bounded(function: t.Any, *, pattern: bool = False) -> t.Any:
+def _bounded(function: t.Callable[..., t.Any], *, pattern: bool = False) -> t.Callable[..., t.Any]:
     """A filter or global whose size arguments (every argument after the value it applies to) are
     bounded; for the ``format`` filter, the widths in its pattern (its arguments are values)."""
     if not callable(function) or isinstance(function, type):
@@ -135,7 +141,7 @@ def _check_size(operator: str, left: t.Any, right: t.Any) -> None:
 
 
 @functools.lru_cache(maxsize=512)
-def _compile(expression: str) -> t.Any:
+def _compile(expression: str) -> TemplateExpression:
     import jinja2
 
     try:
@@ -153,7 +159,7 @@ def check_syntax(expression: str) -> None:
     _compile(expression)
 
 
-def evaluate(expression: str, ctx: t.Any) -> t.Any:
+def evaluate(expression: str, ctx: TemplateContext) -> t.Any:
     import jinja2
 
     compiled = _compile(expression)

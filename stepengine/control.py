@@ -23,6 +23,10 @@ import typing as t
 
 from stepengine.errors import TemplateError
 
+if t.TYPE_CHECKING:
+    import subprocess
+    import types
+
 __all__ = [
     "MAX_RETRY_DELAY",
     "Controls",
@@ -215,7 +219,7 @@ class Expired(BaseException):
 
 
 @contextlib.contextmanager
-def deadline(seconds: float | None, live: t.Collection[t.Any]) -> t.Iterator[None]:
+def deadline(seconds: float | None, live: t.Collection[subprocess.Popen[t.Any]]) -> t.Iterator[None]:
     """Raise ``Expired`` in the block when it runs longer than ``seconds``, after killing the process
     group of every child in ``live`` (the children the step started, see ``process.track_processes``).
 
@@ -239,7 +243,7 @@ def deadline(seconds: float | None, live: t.Collection[t.Any]) -> t.Iterator[Non
             yield
 
 
-def _kill_children(live: t.Collection[t.Any]) -> None:
+def _kill_children(live: t.Collection[subprocess.Popen[t.Any]]) -> None:
     from stepengine.process import _kill_group
 
     for proc in list(live):
@@ -247,8 +251,8 @@ def _kill_children(live: t.Collection[t.Any]) -> None:
 
 
 @contextlib.contextmanager
-def _alarm(seconds: float, live: t.Collection[t.Any]) -> t.Iterator[None]:
-    def expire(signum: int, frame: t.Any) -> None:
+def _alarm(seconds: float, live: t.Collection[subprocess.Popen[t.Any]]) -> t.Iterator[None]:
+    def expire(signum: int, frame: types.FrameType | None) -> None:
         _kill_children(live)
         raise Expired
 
@@ -262,7 +266,7 @@ def _alarm(seconds: float, live: t.Collection[t.Any]) -> t.Iterator[None]:
 
 
 @contextlib.contextmanager
-def _watchdog(seconds: float, live: t.Collection[t.Any]) -> t.Iterator[None]:
+def _watchdog(seconds: float, live: t.Collection[subprocess.Popen[t.Any]]) -> t.Iterator[None]:
     import ctypes
 
     thread_id = threading.get_ident()

@@ -18,6 +18,9 @@ import typing as t
 
 from stepengine.errors import StepLookupError
 
+if t.TYPE_CHECKING:
+    from stepengine._entry_points import LazyEntryPoint
+
 __all__ = ["GROUP", "Registry", "StepFunction"]
 
 #: the entry-point group step packages publish under
@@ -41,7 +44,7 @@ class _Registration(t.NamedTuple):
     value: str
     distribution: str | None
     version: str | None
-    entry_point: t.Any
+    entry_point: LazyEntryPoint
 
 
 class Registry:

@@ -291,4 +291,4 @@ def _describe(schema: dict[str, t.Any]) -> str:
         "object": "a mapping",
         "null": "null",
     }
-    return " or ".join(names.get(k, str(k)) for k in kinds)
+    return " or ".join(names.get(str(k), str(k)) for k in kinds)

@@ -14,6 +14,9 @@ import typing as t
 
 from stepengine.errors import StepEngineError, StepExecutionError
 
+if t.TYPE_CHECKING:
+    import types
+
 UNEXPECTED = 3
 INTERRUPTED = 130
 
@@ -36,7 +39,7 @@ def echo(text: str) -> None:
     sys.stderr.flush()
 
 
-def _sigterm(signum: int, frame: t.Any) -> None:
+def _sigterm(signum: int, frame: types.FrameType | None) -> None:
     # Treated like Ctrl-C so that cleanup (finally blocks, atomic directories, child process
     # groups) runs before the process exits.
     raise KeyboardInterrupt

@@ -26,6 +26,12 @@ import typing as t
 from stepengine.errors import short_name
 from stepengine.events import Event
 
+if t.TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.table import Table
+
+    from stepengine.cli._terminal import Terminal
+
 _log = logging.getLogger("stepengine")
 
 STDOUT, STDERR = "stdout", "stderr"
@@ -39,6 +45,28 @@ __all__ = [
     "print_json",
     "summary_line",
 ]
+
+
+class TextStream(t.Protocol):
+    """What a printer needs of a stream it is given (a file, ``sys.stderr``, a flow run's log):
+    ``write`` and ``flush`` (and ``isatty`` when it has one)."""
+
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+class Sink(t.Protocol):
+    """Where a printer writes: a ``Terminal``, or ``_Streams`` around plain streams."""
+
+    def write(self, name: str, text: str) -> None:
+        """Write ``text`` to ``name``: ``stdout`` or ``stderr``."""
+        ...
+
+    def isatty(self, name: str) -> bool: ...
+
+
+#: every printer ``make_printer`` picks: an event subscriber with ``warn`` and a count of steps
+Printer = t.Union["EventPrinter", "JsonPrinter", "RichProgress"]
 
 
 def _label(event: Event) -> str:
@@ -56,15 +84,15 @@ class EventPrinter:
         quiet: bool = False,
         verbose: bool = False,
         github: bool = False,
-        stream: t.TextIO | None = None,
-        terminal: t.Any = None,
+        stream: TextStream | None = None,
+        terminal: Terminal | None = None,
         output_to: str = STDERR,
     ) -> None:
         self.quiet = quiet
         self.verbose = verbose
         self.github = github
         #: where lines go: ``write(name, text)`` with name ``stdout`` or ``stderr``
-        self.sink = terminal or _Streams(stream or sys.stderr, stream)
+        self.sink: Sink = terminal or _Streams(stream or sys.stderr, stream)
         self.output_to = output_to
         #: colour codes in steps' output are dropped unless it goes to a terminal (issue 15)
         self.plain = not _colours_allowed(self.sink, output_to)
@@ -132,7 +160,7 @@ class EventPrinter:
 class TerminalStream:
     """A text stream writing to one of a ``Terminal``'s real streams (for a logging handler)."""
 
-    def __init__(self, terminal: t.Any, name: str) -> None:
+    def __init__(self, terminal: Terminal, name: str) -> None:
         self._terminal = terminal
         self._name = name
 
@@ -148,7 +176,7 @@ class _Streams:
     """A printer's two destinations when it is given plain streams (tests, embedding): step output
     and everything else, one stream for both unless told otherwise."""
 
-    def __init__(self, err: t.TextIO, out: t.TextIO | None = None) -> None:
+    def __init__(self, err: TextStream, out: TextStream | None = None) -> None:
         self.err = err
         self.out = out
         self._lock = threading.Lock()
@@ -171,7 +199,7 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text) if "\x1b" in text else text
 
 
-def _colours_allowed(sink: t.Any, name: str) -> bool:
+def _colours_allowed(sink: Sink, name: str) -> bool:
     """Whether escape sequences may reach stream ``name``: a terminal, and no ``NO_COLOR``."""
     if "NO_COLOR" in os.environ:
         return False
@@ -181,7 +209,7 @@ def _colours_allowed(sink: t.Any, name: str) -> bool:
         return False
 
 
-def summary_line(printer: t.Any, elapsed: float) -> str:
+def summary_line(printer: Printer, elapsed: float) -> str:
     """``ok: 3 steps in 0.32 s``; when not every step succeeded, how many did, were skipped, or
     failed and the run went on: ``ok: 3 steps in 0.32 s (1 succeeded, 1 skipped, 1 failed and
     continued)``. Every step the run reached is counted (issue 15: only the successes were)."""
@@ -221,8 +249,9 @@ def _github_error(event: Event) -> str:
 class JsonPrinter:
     """``--log-format json``: every event as one line of JSON."""
 
-    def __init__(self, stream: t.TextIO | None = None, terminal: t.Any = None) -> None:
-        self.sink = terminal or _Streams(stream or sys.stderr)
+    def __init__(self, stream: TextStream | None = None, terminal: Terminal | None = None) -> None:
+        self._terminal = terminal
+        self.sink: Sink = terminal or _Streams(stream or sys.stderr)
         self.finished = 0
         self.failed_reported = False
         self._lock = threading.Lock()
@@ -262,7 +291,8 @@ class JsonPrinter:
             for line in lines
         )
         if out:
-            self.sink._write_real(STDERR, out)
+            assert self._terminal is not None  # only a terminal delivers (``Terminal.set_deliver``)
+            self._terminal._write_real(STDERR, out)
 
 
 _MARKS = {
@@ -286,7 +316,12 @@ class RichProgress:
     REFRESH = 0.1
 
     def __init__(
-        self, *, verbose: bool = False, console: t.Any = None, terminal: t.Any = None, output_to: str = STDERR
+        self,
+        *,
+        verbose: bool = False,
+        console: Console | None = None,
+        terminal: Terminal | None = None,
+        output_to: str = STDERR,
     ) -> None:
         import queue
 
@@ -317,7 +352,9 @@ class RichProgress:
         )
         # output lines go above the display unless stdout is elsewhere (a file, a pipe)
         self._output_direct = terminal is not None and output_to == STDOUT and not terminal.isatty(STDOUT)
-        self._plain_direct = self._output_direct and not _colours_allowed(terminal, STDOUT)
+        self._plain_direct = (
+            terminal is not None and self._output_direct and not _colours_allowed(terminal, STDOUT)
+        )
 
     def __enter__(self) -> RichProgress:
         self._live.start()
@@ -389,7 +426,7 @@ class RichProgress:
 
     def _print_text(self, name: str, text: str) -> None:
         """Complete lines of output: straight to stdout when not the terminal, else above the display."""
-        if name == STDOUT and self._output_direct:
+        if name == STDOUT and self._output_direct and self.terminal is not None:
             self.terminal.write(STDOUT, strip_ansi(text) if self._plain_direct else text)
             return
         from rich.text import Text
@@ -446,7 +483,7 @@ class RichProgress:
                 f"{_escape(event.message or '')}"
             )
 
-    def _render(self) -> t.Any:
+    def _render(self) -> Table:
         from rich.spinner import Spinner
         from rich.table import Table
 
@@ -457,7 +494,7 @@ class RichProgress:
         # only the drawing thread reads and changes the rows: no lock
         for row in self.rows.values():
             if row["status"] == "running":
-                mark: t.Any = row.setdefault("spinner", Spinner("dots"))
+                mark: RenderableType = row.setdefault("spinner", Spinner("dots"))
                 elapsed = time.monotonic() - row["started"]
             else:
                 symbol, style = _MARKS[row["status"]]
@@ -468,7 +505,7 @@ class RichProgress:
             grid.add_row(mark, _escape(row["label"]) + attempt, timing)
         return grid
 
-    def summary(self) -> t.Any:
+    def summary(self) -> Table:
         """The final table: each step, its outcome, attempts and duration."""
         from rich.table import Table
 
@@ -487,7 +524,7 @@ class RichProgress:
         return table
 
 
-def _width(file: t.Any) -> int | None:
+def _width(file: t.IO[str]) -> int | None:
     """The terminal's width, read from the real stream (fd 1 and 2 may be masking pipes)."""
     if os.environ.get("COLUMNS"):
         return None  # rich reads it
@@ -514,11 +551,11 @@ def make_printer(
     log_format: str = "text",
     quiet: bool = False,
     verbose: bool = False,
-    stream: t.TextIO | None = None,
+    stream: TextStream | None = None,
     environ: t.Mapping[str, str] | None = None,
-    terminal: t.Any = None,
+    terminal: Terminal | None = None,
     output_to: str = STDERR,
-) -> t.Any:
+) -> Printer:
     """The printer for this terminal and these options (see the module docstring).
 
     ``terminal`` (``cli._terminal.Terminal``) is where the CLI writes; ``stream`` a single stream
@@ -538,10 +575,11 @@ def make_printer(
     )
 
 
-def _isatty(stream: t.TextIO) -> bool:
+def _isatty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
     try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
+        return bool(isatty()) if isatty is not None else False
+    except ValueError:  # closed
         return False
 
 
@@ -561,7 +599,7 @@ class _JsonLogFormatter(logging.Formatter):
 
 
 def configure_logging(
-    *, quiet: bool = False, verbose: bool = False, log_format: str = "text", stream: t.Any = None
+    *, quiet: bool = False, verbose: bool = False, log_format: str = "text", stream: TextStream | None = None
 ) -> None:
     """The ``stepengine`` logger's handler on ``stream`` (default: ``sys.stderr``)."""
     from stepengine.context import MaskingFilter
@@ -580,13 +618,15 @@ def configure_logging(
     logging.getLogger("stepengine.output").setLevel(logging.WARNING if quiet else logging.INFO)
 
 
-def print_json(outputs: t.Any, stream: t.Any) -> None:
+def print_json(outputs: t.Any, stream: Terminal | TextStream) -> None:
     """Every output as JSON, masked; ``stream`` a text stream or a ``Terminal`` (its stdout)."""
     from stepengine.masking import current_masker
 
     masked = current_masker().mask_data(outputs)
     text = json.dumps(masked, indent=2, default=str, sort_keys=False) + "\n"
-    if hasattr(stream, "deliver"):
+    from stepengine.cli._terminal import Terminal
+
+    if isinstance(stream, Terminal):
         stream.write(STDOUT, text)
     else:
         stream.write(text)

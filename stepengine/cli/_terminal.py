@@ -247,8 +247,8 @@ class Terminal:
                 raise
 
 
-def _is_process_stream(stream: t.Any, fd: int) -> bool:
+def _is_process_stream(stream: t.TextIO | None, fd: int) -> bool:
     try:
-        return stream.fileno() == fd
-    except (AttributeError, ValueError, OSError):
+        return stream is not None and stream.fileno() == fd
+    except (AttributeError, ValueError, OSError):  # a stand-in without a file descriptor, closed
         return False

@@ -67,7 +67,7 @@ def parse_json(text: str, option: str) -> t.Any:
 
     try:
         return json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         # the position only: the text may be a secret
         raise click.BadParameter(
             f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", param_hint=option

@@ -106,4 +106,4 @@ def spec_name_hint(file: str) -> str:
         names = [d.name for d in load_project(file).config.deployments]
     except Exception:  # only a hint: never let it hide the error being reported
         return "NAME"
-    return names[0] if len(names) == 1 else "NAME"
+    return names[0] if len(names) == 1 and names[0] is not None else "NAME"

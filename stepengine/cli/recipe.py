@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import typing as t
+
 import click
+
+if t.TYPE_CHECKING:
+
+    class _Row(t.TypedDict):
+        name: str
+        description: str
+        required: list[str]
+        fields: list[str]
+        distribution: str | None
 
 
 @click.group("recipe")
@@ -18,12 +29,13 @@ def ls(as_json: bool) -> None:
 
     from stepengine.project.recipes import all_recipes
 
-    rows = []
+    rows: list[_Row] = []
     for recipe in all_recipes().values():
         # always known from the directory itself; repository and branch only when git has them
         auto = {"name", "directory", "dockerfile"}
         used = recipe.used_fields
-        required = [f for f in used if recipe.field(f).default is None and f not in auto]  # type: ignore[union-attr]
+        defaults = {f: field.default for f in used if (field := recipe.field(f)) is not None}
+        required = [f for f in used if defaults[f] is None and f not in auto]
         rows.append(
             {
                 "name": recipe.name,

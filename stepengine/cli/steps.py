@@ -29,7 +29,7 @@ def command(pattern: str | None, short: bool, as_json: bool) -> None:
         for reg in regs:
             if pattern and not _matches(pattern, name, reg.value):
                 continue
-            row = {
+            row: dict[str, str | bool | None] = {
                 "name": name,
                 "distribution": reg.distribution,
                 "version": reg.version,

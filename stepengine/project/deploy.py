@@ -28,6 +28,12 @@ from stepengine.config import Config, Step
 from stepengine.errors import ConfigError, TemplateError
 from stepengine.project.layout import Project
 
+if t.TYPE_CHECKING:
+    from stepengine.events import EventHandler
+    from stepengine.masking import Masker
+    from stepengine.resolvers import Resolver
+    from stepengine.templating import Lookup, Placeholder, TemplateContext
+
 __all__ = [
     "DeployRequest",
     "deploy_project",
@@ -166,14 +172,14 @@ def _sections(config: Config, name: str | None, index: int | None) -> dict[str, 
     return {section: config.section_steps(section, entry) for section in ("build", "push", "pull")}
 
 
-def _holds_secret(value: t.Any, masker: t.Any) -> bool:
+def _holds_secret(value: t.Any, masker: Masker) -> bool:
     """Whether masking would change ``value``: it is, or contains, a secret (in any encoded form)."""
     from stepengine.masking import current_masker
 
     return any(m.mask_data(value) != value for m in {id(m): m for m in (masker, current_masker())}.values())
 
 
-def _field_lookup(templates: t.Any, resolver: t.Any, strict: bool) -> t.Callable[[t.Any], t.Any]:
+def _field_lookup(templates: TemplateContext, resolver: Resolver | None, strict: bool) -> Lookup:
     """Deployment fields: outputs and environment resolved now; ``ctx`` kept; blocks and variables
     resolved when a resolver is configured, kept for the worker otherwise, and always kept when
     their value is secret: a spec is data for a program (a worker, ``execute``, a Prefect server),
@@ -181,7 +187,7 @@ def _field_lookup(templates: t.Any, resolver: t.Any, strict: bool) -> t.Callable
     ``***``. Not ``strict`` (build and push did not run), unknown outputs are kept too."""
     from stepengine.templating import KEEP, _split_path, resolve
 
-    def lookup(placeholder: t.Any) -> t.Any:
+    def lookup(placeholder: Placeholder) -> t.Any:
         if placeholder.kind == "ctx":
             return KEEP
         if not strict and placeholder.kind in ("output", "expression"):
@@ -198,7 +204,7 @@ def _field_lookup(templates: t.Any, resolver: t.Any, strict: bool) -> t.Callable
     return lookup
 
 
-def _secret_paths(value: t.Any, masker: t.Any, path: str = "") -> t.Iterator[str]:
+def _secret_paths(value: t.Any, masker: Masker, path: str = "") -> t.Iterator[str]:
     """Where in ``value`` a secret sits (``job_variables.env.TOKEN``, ``pull_steps[0]...``)."""
     if isinstance(value, dict):
         for key, item in value.items():
@@ -210,7 +216,7 @@ def _secret_paths(value: t.Any, masker: t.Any, path: str = "") -> t.Iterator[str
         yield path
 
 
-def refuse_secrets(spec: t.Mapping[str, t.Any], masker: t.Any = None) -> None:
+def refuse_secrets(spec: t.Mapping[str, t.Any], masker: Masker | None = None) -> None:
     """A spec is written for programs, never masked: refuse one that would carry a secret value
     (a secret environment variable or step output in a field), naming every place it sits."""
     from stepengine.masking import current_masker
@@ -225,11 +231,11 @@ def refuse_secrets(spec: t.Mapping[str, t.Any], masker: t.Any = None) -> None:
         )
 
 
-def _pull_lookup(templates: t.Any, known: set[str], pull_ids: set[str]) -> t.Callable[[t.Any], t.Any]:
+def _pull_lookup(templates: TemplateContext, known: set[str], pull_ids: set[str]) -> Lookup:
     """Pull steps: only build/push outputs are filled in; everything else is the worker's."""
     from stepengine.templating import KEEP, _split_path
 
-    def lookup(placeholder: t.Any) -> t.Any:
+    def lookup(placeholder: Placeholder) -> t.Any:
         if placeholder.kind != "output":
             return KEEP
         parts = _split_path(placeholder.name)
@@ -269,8 +275,8 @@ def deploy_project(
     deploy_all: bool = False,
     run_build_push: bool = True,
     values: t.Mapping[str, t.Any] | None = None,
-    resolver: t.Any = None,
-    on_event: t.Any = None,
+    resolver: Resolver | None = None,
+    on_event: EventHandler | None = None,
     steps: t.Mapping[str, t.Callable[..., t.Any]] | None = None,
     flow_source: t.Callable[[str], t.Any] | None = None,
     record: bool = False,
@@ -332,8 +338,8 @@ def render_spec(
     *,
     run_build_push: bool = True,
     values: t.Mapping[str, t.Any] | None = None,
-    resolver: t.Any = None,
-    on_event: t.Any = None,
+    resolver: Resolver | None = None,
+    on_event: EventHandler | None = None,
     steps: t.Mapping[str, t.Callable[..., t.Any]] | None = None,
     flow_source: t.Callable[[str], t.Any] | None = None,
 ) -> dict[str, t.Any]:

@@ -26,6 +26,15 @@ from pathlib import Path
 
 from stepengine.errors import ConfigError
 
+if t.TYPE_CHECKING:
+    from stepengine.events import EventHandler
+    from stepengine.masking import Masker
+    from stepengine.resolvers import Resolver
+    from stepengine.templating import Placeholder
+
+    #: where the flow's output goes: what ``subprocess.Popen`` takes (``None``: inherited)
+    Redirect = int | t.IO[t.Any] | None
+
 __all__ = [
     "SpecSource",
     "choose_python",
@@ -208,11 +217,11 @@ def execute_spec(
     *,
     parameters: t.Mapping[str, t.Any] | None = None,
     python: str | None = None,
-    resolver: t.Any = None,
-    on_event: t.Any = None,
+    resolver: Resolver | None = None,
+    on_event: EventHandler | None = None,
     steps: t.Mapping[str, t.Callable[..., t.Any]] | None = None,
-    stdout: t.Any = None,
-    stderr: t.Any = None,
+    stdout: Redirect = None,
+    stderr: Redirect = None,
     keep_directory: bool = False,
     source: SpecSource | None = None,
 ) -> int:
@@ -246,13 +255,13 @@ def _execute(
     spec: t.Mapping[str, t.Any],
     parameters: t.Mapping[str, t.Any] | None,
     python: str | None,
-    resolver: t.Any,
-    on_event: t.Any,
+    resolver: Resolver | None,
+    on_event: EventHandler | None,
     steps: t.Mapping[str, t.Callable[..., t.Any]] | None,
-    stdout: t.Any,
-    stderr: t.Any,
+    stdout: Redirect,
+    stderr: Redirect,
     keep_directory: bool,
-    masker: t.Any,
+    masker: Masker,
     source: SpecSource | None,
 ) -> int:
     import stepengine
@@ -328,7 +337,7 @@ def _environment(extra: t.Mapping[str, str]) -> t.Iterator[None]:
 
 
 def resolve_placeholders(
-    spec: t.Mapping[str, t.Any], resolver: t.Any
+    spec: t.Mapping[str, t.Any], resolver: Resolver | None
 ) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
     """The spec's ``job_variables`` and ``parameters`` with their block and variable placeholders
     resolved, as a worker resolves them at run time (``deploy`` keeps every secret one as a
@@ -338,7 +347,7 @@ def resolve_placeholders(
 
     templates = TemplateContext({}, resolver=resolver)
 
-    def lookup(placeholder: t.Any) -> t.Any:
+    def lookup(placeholder: Placeholder) -> t.Any:
         return resolve(placeholder, templates) if placeholder.kind in ("block", "variable") else KEEP
 
     resolved = []
@@ -351,7 +360,7 @@ def resolve_placeholders(
     return resolved[0], resolved[1]
 
 
-def _run_flow(argv: list[str], cwd: str, env: dict[str, str], stdout: t.Any, stderr: t.Any) -> int:
+def _run_flow(argv: list[str], cwd: str, env: dict[str, str], stdout: Redirect, stderr: Redirect) -> int:
     """Run the flow's process; its exit code. When secrets are known (a job variable or a pull step
     resolved one) and the output is not redirected by the caller, the flow's output is relayed
     through the masker, as every other output of stepengine is; otherwise it inherits the streams
@@ -390,7 +399,7 @@ def _run_flow(argv: list[str], cwd: str, env: dict[str, str], stdout: t.Any, std
         return code
 
 
-def _relay(pipe: t.Any, target: t.TextIO, masker: t.Any) -> None:
+def _relay(pipe: t.IO[bytes], target: t.TextIO, masker: Masker) -> None:
     """Copy a child's byte stream to ``target``, masked line by line (a line's end is the only place
     a secret cannot continue past: multi-line secrets are masked one line at a time); a partial
     line waits for its end, or for the end of the stream."""

@@ -365,14 +365,18 @@ def parameter_schema(node: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, 
     for position, (arg, default_node) in enumerate(pairs):
         if arg is args.vararg or arg is args.kwarg:
             item = _annotation_schema(arg.annotation)
-            schema = {"title": arg.arg, "position": position, "default": [] if arg is args.vararg else {}}
+            schema: dict[str, t.Any] = {
+                "title": arg.arg,
+                "position": position,
+                "default": [] if arg is args.vararg else {},
+            }
             if arg is args.vararg:
                 schema.update(type="array", items=item)
             else:
                 schema.update(type="object", additionalProperties=item or True)
             properties[arg.arg] = schema
             continue
-        schema: dict[str, t.Any] = {"title": arg.arg, "position": position}
+        schema = {"title": arg.arg, "position": position}
         schema.update(_annotation_schema(arg.annotation))
         default = _default(default_node)
         if default is _NO_DEFAULT:

@@ -30,7 +30,7 @@ class Project:
     #: the document each deployment was read from (by position in ``config.deployments``)
     documents: tuple[Document | None, ...] = ()
 
-    def locate(self, index: int, *path: object) -> tuple[str | None, int | None, int | None]:
+    def locate(self, index: int, *path: str | int) -> tuple[str | None, int | None, int | None]:
         """``(file, line, col)`` of a key of the ``index``-th deployment, for error messages."""
         deployment = self.config.deployments[index]
         document = self.documents[index] if index < len(self.documents) else self.config.document

@@ -14,6 +14,9 @@ import typing as t
 
 from stepengine.errors import StepEngineError
 
+if t.TYPE_CHECKING:
+    import urllib.error
+
 __all__ = ["api_request", "deployment_body", "register_deployment"]
 
 _SCHEDULE_KEYS = ("active", "schedule", "max_scheduled_runs", "parameters", "slug")
@@ -85,11 +88,12 @@ def _request(api_url: str, method: str, path: str, payload: t.Any, timeout: floa
         raise _http_error(api_url, method, path, exc) from None
 
 
-def _http_error(api_url: str, method: str, path: str, exc: t.Any) -> StepEngineError:
+def _http_error(api_url: str, method: str, path: str, exc: urllib.error.HTTPError) -> StepEngineError:
     url = api_url.rstrip("/") + path
-    detail = exc.read().decode("utf-8", "replace")
+    text = exc.read().decode("utf-8", "replace")
+    detail: object = text
     try:
-        parsed = json.loads(detail)
+        parsed = json.loads(text)
         detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
     except ValueError:
         pass

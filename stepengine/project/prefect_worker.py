@@ -44,6 +44,14 @@ import typing as t
 
 from stepengine.errors import ConfigError, StepEngineError
 
+if t.TYPE_CHECKING:
+    import types
+
+    #: what ``signal.signal`` returns: the previous handler
+    SignalHandler = t.Callable[[int, types.FrameType | None], t.Any] | int | None
+    #: ``(program, argv, env)`` → anything, in place of ``os.execve``
+    Execute = t.Callable[[str, list[str], dict[str, str]], t.Any]
+
 __all__ = ["PrefectRunLog", "pull_and_run"]
 
 #: the state types after which a pull must not go on
@@ -178,7 +186,7 @@ def pull_and_run(
     poll_interval: float = 1.0,
     echo: t.TextIO | None = None,
     steps: t.Mapping[str, t.Callable[..., t.Any]] | None = None,
-    execute: t.Callable[[str, list[str], dict[str, str]], t.Any] | None = None,
+    execute: Execute | None = None,
 ) -> t.Any:
     """Pull the flow run's code with stepengine, then ``execve`` Prefect's engine in it.
 
@@ -287,11 +295,11 @@ def _pull(
             signal.signal(signal.SIGTERM, previous)
 
 
-def _raise_interrupt(signum: int, frame: t.Any) -> None:
+def _raise_interrupt(signum: int, frame: types.FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _interrupt_on_sigterm() -> t.Any:
+def _interrupt_on_sigterm() -> SignalHandler:
     """In the main thread, make SIGTERM (the worker's kill, or the cancel watch) raise
     ``KeyboardInterrupt`` so that the running step is stopped and cleaned up; the previous handler,
     or ``None`` when nothing was changed."""
@@ -300,7 +308,7 @@ def _interrupt_on_sigterm() -> t.Any:
     return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
-def _hand_over(python: str, argv: list[str], env: dict[str, str], execute: t.Any) -> t.Any:
+def _hand_over(python: str, argv: list[str], env: dict[str, str], execute: Execute | None) -> t.Any:
     """Replace this process with Prefect's engine (or call ``execute``)."""
     for stream in (sys.stdout, sys.stderr):
         try:

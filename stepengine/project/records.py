@@ -185,7 +185,10 @@ def find_deployment(
         return spec, None, None  # its pull steps were checked against prefect.yaml already
     from stepengine._suggest import did_you_mean
 
-    known = sorted({str(r.spec.get("name")) for r in records.values()} | set(in_file))
+    # (a deployment without a name cannot be chosen by one)
+    known = sorted(
+        {str(r.spec.get("name")) for r in records.values()} | {n for n in in_file if n is not None}
+    )
     raise ConfigError(
         f"no deployment named {name!r}" + did_you_mean(short, known),
         hint=(f"this project has: {', '.join(known)}" if known else "this project has none")

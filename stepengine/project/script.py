@@ -31,6 +31,10 @@ from pathlib import Path
 
 from stepengine.errors import ConfigError, StepEngineError
 
+if t.TYPE_CHECKING:
+    from stepengine.events import EventHandler
+    from stepengine.resolvers import Resolver
+
 __all__ = ["build_from_script", "deploy_from_script", "deploys_itself", "run_script"]
 
 #: calls in a ``__main__`` block that mean "this file deploys itself"
@@ -63,8 +67,8 @@ _IGNORED = (
 
 @dataclasses.dataclass
 class _Run:
-    resolver: t.Any
-    on_event: t.Any
+    resolver: Resolver | None
+    on_event: EventHandler | None
     prefect_api_url: str | None
     specs: list[dict[str, t.Any]] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -130,8 +134,8 @@ def _stand_in_prefect() -> t.Iterator[None]:
 def run_script(
     path: str | os.PathLike[str],
     *,
-    resolver: t.Any = None,
-    on_event: t.Any = None,
+    resolver: Resolver | None = None,
+    on_event: EventHandler | None = None,
     prefect_api_url: str | None = None,
 ) -> tuple[list[dict[str, t.Any]], list[str]]:
     """Run ``path`` as ``__main__`` with the stand-in ``prefect``; the specs its deploy calls made,
@@ -192,7 +196,11 @@ def _current() -> _Run:
 
 
 def deploy_from_script(
-    source: t.Any, entrypoint: t.Any, name: str, work_pool_name: str | None, options: t.Mapping[str, t.Any]
+    source: object,
+    entrypoint: str | t.Callable[..., t.Any],
+    name: str,
+    work_pool_name: str | None,
+    options: t.Mapping[str, t.Any],
 ) -> dict[str, t.Any]:
     """The stand-in's ``Flow.from_source(...).deploy(...)`` and ``Flow.deploy(...)``."""
     from stepengine.project.source import from_source
@@ -233,7 +241,9 @@ def deploy_from_script(
     return spec
 
 
-def build_from_script(flow: t.Any, name: str, options: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+def build_from_script(
+    flow: t.Callable[..., t.Any], name: str, options: t.Mapping[str, t.Any]
+) -> dict[str, t.Any]:
     """The stand-in's ``Deployment.build_from_flow(...).apply()``."""
     from stepengine.project.source import build_from_flow
 

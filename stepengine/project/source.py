@@ -22,6 +22,10 @@ import typing as t
 
 from stepengine.errors import ConfigError
 
+if t.TYPE_CHECKING:
+    from stepengine.events import EventHandler
+    from stepengine.resolvers import Resolver
+
 __all__ = ["FlowSource", "GitRepository", "build_from_flow", "from_source"]
 
 _STORAGE_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory")
@@ -67,7 +71,7 @@ def _stored(value: t.Any) -> t.Any:
     return f"{{{{ prefect.blocks.{slug}.{name} }}}}" if slug else value
 
 
-def _pull_steps(source: t.Any) -> tuple[list[dict[str, t.Any]], str | None]:
+def _pull_steps(source: object) -> tuple[list[dict[str, t.Any]], str | None]:
     """The pull steps for ``source`` and, for a local directory, its path."""
     url = getattr(source, "url", None)
     settings = getattr(source, "settings", None)
@@ -140,7 +144,7 @@ def _clone_steps(clone: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     ]
 
 
-def _entrypoint_of(function: t.Any, directory: str | None) -> str:
+def _entrypoint_of(function: t.Callable[..., t.Any], directory: str | None) -> str:
     """``path/file.py:name`` for a module-level function (or a Prefect flow: its ``.fn``) inside
     ``directory``; read from the function object, so the caller must have imported it already."""
     import inspect
@@ -169,7 +173,7 @@ def _entrypoint_of(function: t.Any, directory: str | None) -> str:
 class FlowSource:
     """A code location and an entrypoint in it; ``.deploy`` renders (and registers) a deployment."""
 
-    def __init__(self, source: t.Any, entrypoint: t.Any) -> None:
+    def __init__(self, source: object, entrypoint: str | t.Callable[..., t.Any]) -> None:
         self.source = source
         self.pull_steps, self.local_directory = _pull_steps(source)
         self.entrypoint = (
@@ -199,14 +203,14 @@ class FlowSource:
         enforce_parameter_schema: bool = True,
         paused: bool = False,
         dockerfile: str = "auto",
-        push_credentials: t.Any = None,
+        push_credentials: t.Mapping[str, t.Any] | str | None = None,
         build_directory: str | os.PathLike[str] | None = None,
         prefect_api_url: str | None = None,
         register: bool = True,
         record: bool = True,
         print_next_steps: bool = True,
-        resolver: t.Any = None,
-        on_event: t.Any = None,
+        resolver: Resolver | None = None,
+        on_event: EventHandler | None = None,
         steps: t.Mapping[str, t.Callable[..., t.Any]] | None = None,
     ) -> dict[str, t.Any]:
         """Render the deployment spec (the same JSON as ``stepengine deploy``) and, when a Prefect
@@ -331,7 +335,7 @@ class FlowSource:
                 os.chdir(previous)
 
 
-def from_source(source: t.Any, entrypoint: t.Any) -> FlowSource:
+def from_source(source: object, entrypoint: str | t.Callable[..., t.Any]) -> FlowSource:
     """A flow at ``entrypoint`` (``path/file.py:function``, relative to the source's root) in ``source``:
     a local directory, a git URL or repository object, or an fsspec URL. See ``FlowSource.deploy``.
 
@@ -342,7 +346,7 @@ def from_source(source: t.Any, entrypoint: t.Any) -> FlowSource:
 
 
 def build_from_flow(
-    flow: t.Any,
+    flow: t.Callable[..., t.Any],
     name: str,
     *,
     work_pool_name: str | None = None,
@@ -352,7 +356,7 @@ def build_from_flow(
     infra_overrides: t.Mapping[str, t.Any] | None = None,
     path: str | os.PathLike[str] | None = None,
     entrypoint: str | None = None,
-    storage: t.Any = None,
+    storage: object = None,
     apply: bool = False,
     **options: t.Any,
 ) -> dict[str, t.Any]:

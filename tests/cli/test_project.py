@@ -608,3 +608,14 @@ def test_a_deploy_file_that_raises_is_an_error_in_the_file_not_a_bug(tmp_path: P
     )
     assert f'File "{tmp_path / "d.py"}", line 11, in <module>' in done.stderr
     assert not (tmp_path / ".prefect" / "deployments.json").exists()
+
+
+def test_execute_an_unknown_name_in_a_project_with_an_unnamed_deployment(tmp_path: Path) -> None:
+    """A deployment without a name (allowed: it cannot be chosen by name) is left out of the names
+    offered; it made the list unsortable (str and None), so the command ended as a bug (exit 3)."""
+    (tmp_path / "flow.py").write_text(FLOW)
+    (tmp_path / "prefect.yaml").write_text(
+        "deployments:\n  - entrypoint: flow.py:hello\n  - name: named\n    entrypoint: flow.py:hello\n"
+    )
+    told = stepengine("execute", "-d", "nope", cwd=tmp_path)
+    assert (told.returncode, told.stderr.splitlines()[0]) == (2, "error: no deployment named 'nope'")

@@ -11,8 +11,12 @@ for deployments). Importing any other
 ``prefect.*`` module fails with a hint to install Prefect where the flow runs.
 """
 
+from __future__ import annotations
+
 import importlib.abc
+import importlib.machinery
 import sys
+import typing as t
 
 __version__ = "0+stepengine.stand.in"
 __stepengine_stand_in__ = True
@@ -40,7 +44,12 @@ PROVIDED = (
 class _Hint(importlib.abc.MetaPathFinder):
     """Turns ``import prefect.<anything else>`` into an error that says what is going on."""
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(
+        self,
+        fullname: str,
+        path: t.Sequence[str] | None = None,
+        target: t.Any = None,
+    ) -> importlib.machinery.ModuleSpec | None:
         # last on sys.meta_path: asked only about modules no other finder has
         if not fullname.startswith("prefect.") or fullname in PROVIDED:
             return None
@@ -64,7 +73,7 @@ from prefect.logging import get_run_logger  # noqa: E402
 from prefect.tasks import Task, task  # noqa: E402
 
 
-def get_client(*args, **kwargs):
+def get_client(*args: t.Any, **kwargs: t.Any) -> t.NoReturn:
     raise RuntimeError(
         "prefect.get_client: stepengine's stand-in prefect module has no Prefect API client "
         "(install prefect in the flow's interpreter to talk to a Prefect server)"

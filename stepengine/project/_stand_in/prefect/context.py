@@ -1,12 +1,15 @@
 """Run context of the stand-in: what ``prefect.runtime`` knows, and ``tags``."""
 
-import contextlib
+from __future__ import annotations
 
-_tags = []
+import contextlib
+import typing as t
+
+_tags: list[str] = []
 
 
 class _FlowRun:
-    def __init__(self):
+    def __init__(self) -> None:
         from prefect.runtime import flow_run
 
         self.id = flow_run.id
@@ -16,20 +19,20 @@ class _FlowRun:
 
 
 class FlowRunContext:
-    def __init__(self):
+    def __init__(self) -> None:
         self.flow_run = _FlowRun()
 
     @classmethod
-    def get(cls):
+    def get(cls) -> FlowRunContext:
         return cls()
 
 
-def get_run_context():
+def get_run_context() -> FlowRunContext:
     return FlowRunContext()
 
 
 @contextlib.contextmanager
-def tags(*names):
+def tags(*names: str) -> t.Iterator[set[str]]:
     """Tags for the runs inside the block (recorded only: the stand-in has no server)."""
     before = len(_tags)
     _tags.extend(names)

@@ -1,14 +1,17 @@
 """Loggers of the stand-in: standard ``logging`` loggers, printed as Prefect prints them."""
 
+from __future__ import annotations
+
 import contextlib
 import logging
 import sys
+import typing as t
 
 _FORMAT = "%(asctime)s.%(msecs)03d | %(levelname)-7s | %(name)s - %(message)s"
-_configured = []
+_configured: list[logging.Handler] = []
 
 
-def _configure():
+def _configure() -> None:
     if not _configured:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(_FORMAT, "%H:%M:%S"))
@@ -19,17 +22,17 @@ def _configure():
         _configured.append(handler)
 
 
-def get_logger(name=None):
+def get_logger(name: str | None = None) -> logging.Logger:
     _configure()
     return logging.getLogger("prefect" if not name else "prefect." + name)
 
 
-def get_run_logger(context=None, **kwargs):
+def get_run_logger(context: t.Any = None, **kwargs: t.Any) -> logging.Logger:
     return get_logger("flow_runs")
 
 
 @contextlib.contextmanager
-def disable_run_logger():
+def disable_run_logger() -> t.Iterator[None]:
     logger = get_logger("flow_runs")
     previous = logger.disabled
     logger.disabled = True

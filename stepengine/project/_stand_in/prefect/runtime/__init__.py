@@ -1,11 +1,14 @@
 """``prefect.runtime`` of the stand-in: the flow run ``stepengine execute`` started
 (``$STEPENGINE_FLOW_RUN``, a JSON object it sets)."""
 
+from __future__ import annotations
+
 import json
 import os
+import typing as t
 
 
-def _info():
+def _info() -> dict[str, t.Any]:
     try:
         data = json.loads(os.environ.get("STEPENGINE_FLOW_RUN") or "{}")
     except ValueError:

@@ -1,7 +1,11 @@
 """``prefect.runtime.deployment``: id, name, version, flow_run_id, parameters."""
 
+from __future__ import annotations
 
-def __getattr__(name):
+import typing as t
+
+
+def __getattr__(name: str) -> t.Any:
     from prefect.runtime import _info
 
     info = _info().get("deployment") or {}

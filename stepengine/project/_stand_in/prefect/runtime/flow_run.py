@@ -1,7 +1,11 @@
 """``prefect.runtime.flow_run``: id, name, flow_name, parameters, tags, scheduled_start_time..."""
 
+from __future__ import annotations
 
-def __getattr__(name):
+import typing as t
+
+
+def __getattr__(name: str) -> t.Any:
     from prefect.runtime import _info
 
     info = _info()

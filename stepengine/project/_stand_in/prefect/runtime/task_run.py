@@ -1,7 +1,11 @@
 """``prefect.runtime.task_run``: the stand-in runs tasks as plain calls, so nothing is known."""
 
+from __future__ import annotations
 
-def __getattr__(name):
+import typing as t
+
+
+def __getattr__(name: str) -> t.Any:
     if name in ("id", "name", "task_name"):
         return None
     if name == "parameters":
