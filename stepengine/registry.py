@@ -204,12 +204,12 @@ class Registry:
         importlib.invalidate_caches()
 
 
-def _check_callable(name: str, func: t.Any) -> None:
+def _check_callable(name: str, func: object) -> None:
     if not callable(func):
         raise StepLookupError(f"step {name!r} is a {type(func).__name__}, not a function", function=name)
 
 
-def _target(func: t.Any) -> str:
+def _target(func: object) -> str:
     return f"{getattr(func, '__module__', '?')}:{getattr(func, '__qualname__', repr(func))}"
 
 

@@ -364,7 +364,7 @@ class RichProgress:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: t.Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.terminal is not None:
             self.terminal.set_deliver(None)  # what steps wrote until now is in the queue, in order
         self._queue.put(("stop",))

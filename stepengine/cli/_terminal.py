@@ -151,7 +151,7 @@ class Terminal:
     def __enter__(self) -> Terminal:
         return self
 
-    def __exit__(self, exc_type: t.Any, *exc: t.Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.close()
         if exc_type is None and self.error is not None:
             raise self.error

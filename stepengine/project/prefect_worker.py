@@ -149,7 +149,7 @@ class _CancelWatch:
             self._thread.start()
         return self
 
-    def __exit__(self, *exc: t.Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._stop.set()
 
