@@ -34,6 +34,9 @@ from stepengine.step_api import StepError
 
 __all__ = ["S3Reader", "open_s3_reader"]
 
+if t.TYPE_CHECKING:
+    import concurrent.futures
+
 #: s3fs's own defaults for these botocore settings (kept, so both paths give up alike)
 _CONNECT_TIMEOUT = 5
 _READ_TIMEOUT = 15
@@ -112,7 +115,7 @@ class S3Reader:
         self._client: t.Any = None
         self._lock = threading.Lock()
         #: the threads that fetch byte ranges of big objects (made on first use)
-        self._parts: t.Any = None
+        self._parts: concurrent.futures.ThreadPoolExecutor | None = None
         #: object path -> (size, ETag), from the listing
         self._objects: dict[str, tuple[int, str | None]] = {}
 

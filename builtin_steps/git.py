@@ -67,6 +67,9 @@ from ._git_remote import (
     strip_userinfo,
 )
 
+if t.TYPE_CHECKING:
+    import types
+
 __all__ = ["agit_clone", "cache_path", "cache_root", "git_clone"]
 
 _HEX = re.compile(r"[0-9a-fA-F]{4,64}")
@@ -523,7 +526,7 @@ def _sigterm_as_interrupt() -> t.Iterator[None]:
         yield
         return
 
-    def interrupt(signum: int, frame: t.Any) -> None:
+    def interrupt(signum: int, frame: types.FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupt)

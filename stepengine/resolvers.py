@@ -141,8 +141,7 @@ class InMemoryResolver:
         self._variables = dict(variables or {})
 
     def get_block(self, block_type: str, name: str) -> t.Mapping[str, t.Any]:
-        block: t.Mapping[str, t.Any] = self._blocks[(block_type, name)]
-        return block
+        return self._blocks[(block_type, name)]
 
     def get_variable(self, name: str) -> t.Any:
         return self._variables[name]

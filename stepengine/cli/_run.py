@@ -120,6 +120,7 @@ def _run(
     from stepengine.cli._output import (
         STDERR,
         STDOUT,
+        JsonPrinter,
         TerminalStream,
         configure_logging,
         make_printer,
@@ -142,7 +143,7 @@ def _run(
         terminal=terminal,
         output_to=STDERR if output == "json" else STDOUT,
     )
-    if json_log:
+    if json_log and isinstance(printer, JsonPrinter):  # (it is: --log-format json)
         terminal.set_deliver(printer.deliver)
     from stepengine.masking import current_masker
     from stepengine.stores import default_resolver
