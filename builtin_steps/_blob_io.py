@@ -727,8 +727,9 @@ async def _transfer_async(
         # the first failure ends the transfer: the other workers are cancelled, not left running
         done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            error = task.exception()
+            if error is not None:
+                raise error
     finally:
         for task in workers:
             task.cancel()
