@@ -85,7 +85,7 @@ def flow(
 
 
 # as in Prefect: `from prefect import flow; flow.from_source(...).deploy(...)` (its documented pattern)
-flow.from_source = Flow.from_source
+vars(flow)["from_source"] = Flow.from_source  # (an attribute of the function, as on Prefect's)
 
 
 def serve(*args: t.Any, **kwargs: t.Any) -> t.NoReturn:

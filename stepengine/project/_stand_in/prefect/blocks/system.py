@@ -3,19 +3,25 @@
 Prefect writes it. The stand-in has no server: reading the value (``.get()``) needs Prefect, or
 stepengine's own templating (``{{ prefect.blocks.secret.gh-token }}`` in prefect.yaml)."""
 
+from __future__ import annotations
+
+import typing as t
+
+_B = t.TypeVar("_B", bound="_Block")
+
 
 class _Block:
     #: the same attribute names a loaded Prefect block has, so one rule reads both
-    _block_type_slug = None
+    _block_type_slug: t.ClassVar[str | None] = None
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self._block_document_name = name
 
     @classmethod
-    def load(cls, name, validate=True, client=None):
+    def load(cls: type[_B], name: str, validate: bool = True, client: t.Any = None) -> _B:
         return cls(name)
 
-    def get(self):
+    def get(self) -> t.NoReturn:
         kind, name = self._block_type_slug, self._block_document_name
         raise RuntimeError(
             f"{type(self).__name__}.load({name!r}).get(): the stand-in prefect module cannot read block "
@@ -23,7 +29,7 @@ class _Block:
             f"{{{{ prefect.blocks.{kind}.{name} }}}}"
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}.load({self._block_document_name!r})"
 
 

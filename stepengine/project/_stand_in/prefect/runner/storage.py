@@ -5,6 +5,10 @@ when the deployment is rendered. Credentials may hold blocks (``Secret.load("nam
 ``{{ prefect.blocks.secret.name }}`` placeholders in the pull steps, as in Prefect.
 """
 
+from __future__ import annotations
+
+import typing as t
+
 
 class GitRepository:
     """A git repository: ``url``, and optionally ``credentials`` (a mapping, e.g.
@@ -13,15 +17,15 @@ class GitRepository:
 
     def __init__(
         self,
-        url,
-        credentials=None,
-        name=None,
-        branch=None,
-        include_submodules=False,
-        pull_interval=60,
-        directories=None,
-        commit_sha=None,
-    ):
+        url: str,
+        credentials: t.Any = None,
+        name: str | None = None,
+        branch: str | None = None,
+        include_submodules: bool = False,
+        pull_interval: int | None = 60,
+        directories: t.Sequence[str] | None = None,
+        commit_sha: str | None = None,
+    ) -> None:
         self.url = url
         self.credentials = credentials
         self.name = name
@@ -31,17 +35,17 @@ class GitRepository:
         self.directories = directories
         self.commit_sha = commit_sha
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"GitRepository(url={self.url!r}, branch={self.branch!r})"
 
 
 class RemoteStorage:
     """An fsspec URL (``s3://bucket/path``, ``gs://…``, ``az://…``) and its fsspec options."""
 
-    def __init__(self, url, pull_interval=60, **settings):
+    def __init__(self, url: str, pull_interval: int | None = 60, **settings: t.Any) -> None:
         self.url = url
         self.pull_interval = pull_interval
         self.settings = settings
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"RemoteStorage(url={self.url!r})"
