@@ -98,7 +98,7 @@ def url_scheme(url: str) -> str:
     return scheme
 
 
-def _require_backend(scheme: str, *, load: bool) -> str:
+def require_backend(scheme: str, *, load: bool) -> str:
     """Fail with the ``pip install`` to run if fsspec or the backend for ``scheme`` is missing.
 
     Returns the backend's module name. With ``load=False`` the modules are only looked up, not imported.
@@ -136,7 +136,7 @@ def open_filesystem(
 ) -> tuple[t.Any, str]:
     """The fsspec file system for ``url`` and the path of ``url`` inside it."""
     scheme = url_scheme(url)
-    module = _require_backend(scheme, load=True)
+    module = require_backend(scheme, load=True)
     import fsspec
 
     try:
@@ -173,7 +173,7 @@ def _open_for_pull(url: str, options: dict[str, t.Any], concurrency: int) -> tup
     plain ``file://`` ones, else the fsspec file system."""
     scheme = url_scheme(url)
     if _S3_WITH_BOTOCORE and BACKENDS.get(scheme, ("", ""))[0] == "s3fs":
-        _require_backend(scheme, load=False)  # the same errors as without this path, nothing imported
+        require_backend(scheme, load=False)  # the same errors as without this path, nothing imported
         if _installed("botocore", load=False):
             from ._blob_s3 import open_s3_reader
 
@@ -181,7 +181,7 @@ def _open_for_pull(url: str, options: dict[str, t.Any], concurrency: int) -> tup
             if opened is not None:
                 return opened
     if _LOCAL_WITHOUT_FSSPEC and scheme in ("file", "local"):
-        _require_backend(scheme, load=False)  # fsspec stays a requirement of file:// steps
+        require_backend(scheme, load=False)  # fsspec stays a requirement of file:// steps
         from ._blob_local import open_local_reader
 
         local = open_local_reader(url, options, concurrency)
@@ -590,7 +590,7 @@ def push(
     root_dir = directory.resolve()
     if not root_dir.is_dir():
         raise StepError(f"cannot push {directory}: not a directory")
-    spec = _ignore_spec(root_dir, ignore_file)
+    spec = ignore_spec(root_dir, ignore_file)
     fs, root = open_filesystem(url, options, concurrency)
     jobs: list[tuple[str, str, int]] = []
     total = 0
@@ -636,7 +636,7 @@ def _skip_own_temporaries(dirnames: list[str], prefix: str) -> None:
         dirnames.remove(name)
 
 
-def _ignore_spec(root_dir: Path, ignore_file: str | None) -> t.Any:
+def ignore_spec(root_dir: Path, ignore_file: str | None) -> t.Any:
     if not ignore_file:
         return None
     path = root_dir / ignore_file

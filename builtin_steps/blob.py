@@ -40,9 +40,9 @@ from ._blob_io import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_FILES,
     DEFAULT_RETRIES,
-    _require_backend,
     pull,
     push,
+    require_backend,
     url_scheme,
 )
 
@@ -426,7 +426,7 @@ def _gcs_options(credentials: dict[str, t.Any] | None, extra: dict[str, t.Any]) 
 def _signed_in(info: dict[str, t.Any]) -> t.Any:
     """google-auth credentials for a service account, signed in once here: a refused account then
     fails at once (gcsfs would retry the refusal for ~30 s, taking it for an expired token)."""
-    _require_backend("gs", load=True)
+    require_backend("gs", load=True)
     import google.auth.exceptions
     import google.auth.transport.requests
     from google.oauth2 import service_account

@@ -149,7 +149,7 @@ def _split_bucket_path(data: dict[str, t.Any]) -> tuple[str, str]:
 
 def _local_file_system(data: dict[str, t.Any], directory: str) -> None:
     """Copy ``basepath`` (leaving out what its ``.prefectignore`` matches), atomically."""
-    from ._blob_io import _ignore_spec
+    from ._blob_io import ignore_spec
 
     basepath = data.get("basepath")
     if not basepath:
@@ -157,7 +157,7 @@ def _local_file_system(data: dict[str, t.Any], directory: str) -> None:
     source = Path(os.path.expanduser(str(basepath))).resolve()
     if not source.is_dir():
         raise StepError(f"the local-file-system block's basepath {str(source)!r} is not a directory")
-    spec = _ignore_spec(source, ".prefectignore")
+    spec = ignore_spec(source, ".prefectignore")
     target = (Path.cwd() / directory).resolve()
     if target == source:
         return  # already there (Prefect skips the copy too)

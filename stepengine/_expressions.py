@@ -1,9 +1,12 @@
-"""Jinja2 expressions inside ``{{ }}`` (anything beyond Prefect's plain placeholder grammar).
+"""Jinja2 expressions: the one owner of compiling, the ``$NAME`` rule, the sandbox, the names an
+expression sees and the translation of Jinja's errors into ``TemplateError``.
 
-Evaluated in an ``ImmutableSandboxedEnvironment`` with ``StrictUndefined``: no attribute access to
-internals, no mutation, and a name that does not exist is an error rather than an empty string.
-``$NAME`` is accepted as shorthand for ``env.NAME`` (outside string literals: ``'$HOME'`` stays
-text). Jinja is imported only when a file uses one.
+Two places use expressions: ``{{ … }}`` beyond Prefect's plain placeholder grammar (``evaluate``), and a
+step's ``if:`` (``stepengine.control`` builds its extra names and calls ``evaluate_with``). Evaluated in
+an ``ImmutableSandboxedEnvironment`` with ``StrictUndefined``: no attribute access to internals, no
+mutation, and a name that does not exist is an error rather than an empty string. ``$NAME`` is
+accepted as shorthand for ``env.NAME`` (outside string literals: ``'$HOME'`` stays text). Jinja is
+imported only when a file uses one.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ if t.TYPE_CHECKING:
 
     from stepengine.templating import TemplateContext
 
-__all__ = ["check_syntax", "env_shorthand", "evaluate"]
+__all__ = ["check_syntax", "compile_expression", "env_shorthand", "evaluate", "evaluate_with", "names"]
 
 #: a quoted string (Jinja's rule: either quote, backslash escapes), or ``$NAME`` outside one
 _DOLLAR_RE = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|(?<!\w)\$([A-Za-z_]\w*)""", re.DOTALL)
@@ -140,45 +143,69 @@ def _check_size(operator: str, left: t.Any, right: t.Any) -> None:
             raise SecurityError("the result would be an integer too large to use")
 
 
+def compile_expression(expression: str, label: str | None = None) -> TemplateExpression:
+    """The compiled expression (cached). A ``TemplateError`` naming it as ``label`` (default
+    ``{{ expression }}``) when it is not a valid expression."""
+    return _compile(expression, label if label is not None else f"{{{{ {expression} }}}}")
+
+
 @functools.lru_cache(maxsize=512)
-def _compile(expression: str) -> TemplateExpression:
+def _compile(expression: str, label: str) -> TemplateExpression:
     import jinja2
 
     try:
         return _environment().compile_expression(env_shorthand(expression), undefined_to_none=False)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{{{{ {expression} }}}} is not a valid expression: {exc.message}") from None
+        raise TemplateError(f"{label} is not a valid expression: {exc.message}") from None
     except Exception as exc:  # compiling folds constants, which can fail (a literal too long to print)
-        raise TemplateError(
-            f"{{{{ {expression} }}}} is not a valid expression: {type(exc).__name__}: {exc}"
-        ) from None
+        raise TemplateError(f"{label} is not a valid expression: {type(exc).__name__}: {exc}") from None
 
 
 def check_syntax(expression: str) -> None:
     """Raise ``TemplateError`` when ``expression`` is not a valid Jinja2 expression (nothing evaluated)."""
-    _compile(expression)
+    compile_expression(expression)
+
+
+def names(
+    outputs: t.Mapping[str, t.Any], values: t.Mapping[str, t.Any], env: t.Mapping[str, str]
+) -> dict[str, t.Any]:
+    """The names every expression sees: each output (and seed value) by its own name, ``outputs``
+    (the same, as one mapping), ``vars`` (``values``: what the caller counts as seed values) and
+    ``env``."""
+    return {**outputs, "outputs": dict(outputs), "vars": dict(values), "env": dict(env)}
+
+
+def evaluate_with(
+    expression: str,
+    names: t.Mapping[str, t.Any],
+    *,
+    label: str | None = None,
+    hint: str | None = None,
+    convert: t.Callable[[t.Any], t.Any] | None = None,
+) -> t.Any:
+    """Evaluate ``expression`` over ``names`` in the sandbox; ``convert`` (e.g. ``bool``) is applied to
+    the value inside the same error translation. Errors are ``TemplateError`` naming it as ``label``
+    (default ``{{ expression }}``); ``hint`` goes with a name that is not defined."""
+    import jinja2
+
+    label = label if label is not None else f"{{{{ {expression} }}}}"
+    compiled = _compile(expression, label)
+    try:
+        value = compiled(**names)
+        if convert is not None:
+            value = convert(value)
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"{label}: {exc.message}", hint=hint) from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise TemplateError(f"{label} is not allowed: {exc}") from None
+    except Exception as exc:  # an expression can raise anything (ZeroDivisionError, TypeError…)
+        raise TemplateError(f"{label} failed: {type(exc).__name__}: {exc}") from None
+    if isinstance(value, jinja2.Undefined):
+        raise TemplateError(f"{label} is undefined")
+    return value
 
 
 def evaluate(expression: str, ctx: TemplateContext) -> t.Any:
-    import jinja2
-
-    compiled = _compile(expression)
-    namespace = dict(ctx.namespace)
-    variables = {k: v for k, v in ctx.namespace.items()}
-    names = {
-        **namespace,
-        "outputs": namespace,
-        "vars": variables,
-        "env": dict(ctx.env),
-    }
-    try:
-        value = compiled(**names)
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(f"{{{{ {expression} }}}}: {exc.message}") from None
-    except jinja2.exceptions.SecurityError as exc:
-        raise TemplateError(f"{{{{ {expression} }}}} is not allowed: {exc}") from None
-    except Exception as exc:  # an expression can raise anything (ZeroDivisionError, TypeError…)
-        raise TemplateError(f"{{{{ {expression} }}}} failed: {type(exc).__name__}: {exc}") from None
-    if isinstance(value, jinja2.Undefined):
-        raise TemplateError(f"{{{{ {expression} }}}} is undefined")
-    return value
+    """A ``{{ … }}`` expression in a template. A template does not tell seed values from outputs (both
+    live in ``ctx.namespace``), so its ``vars`` holds every name there."""
+    return evaluate_with(expression, names(ctx.namespace, ctx.namespace, ctx.env))

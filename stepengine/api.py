@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import typing as t
 
-from stepengine.config import SECTIONS, Config
-from stepengine.errors import ConfigError, Issue, ValidationError
+from stepengine.config import Config
+from stepengine.errors import Issue, ValidationError
 from stepengine.events import EventHandler
 from stepengine.loader import Document, parse_document
-from stepengine.masking import Masker, current_masker, scrub_exception
+from stepengine.masking import Masker, run_masker, scrub_exception
 from stepengine.registry import Registry
 
 __all__ = ["load", "loads", "run", "run_async", "validate"]
@@ -56,25 +56,6 @@ def _warnings(config: Config) -> list[Issue]:
     return [Issue(w.removeprefix("warning: "), severity="warning") for w in config.warnings]
 
 
-def _config(source: Source, strict: bool) -> Config:
-    """The ``Config`` to check and run: schema problems are kept in it, to be reported with the step
-    problems by ``stepengine.checks`` before anything runs."""
-    from stepengine.checks import load_config
-
-    return source if isinstance(source, Config) else load_config(source, strict=strict)
-
-
-def _check_sections(sections: t.Sequence[str] | None) -> list[str] | None:
-    if sections is None:
-        return None
-    if isinstance(sections, str):
-        sections = [sections]
-    for section in sections:
-        if section not in SECTIONS:
-            raise ConfigError(f"unknown section {section!r}; sections are: {', '.join(SECTIONS)}")
-    return list(sections)
-
-
 def validate(
     source: Source,
     *,
@@ -91,14 +72,14 @@ def validate(
     With no ``sections``/``deployment``, the top-level sections and every deployment's overrides are
     checked. ``deployment`` is chosen as ``Config.deployment`` says (a name, ``FLOW/NAME``, a pattern).
     """
-    from stepengine.checks import check_config
+    from stepengine.checks import check_config, check_sections, config_of
 
-    config = _config(source, strict)
+    config = config_of(source, strict)
     try:
         check_config(
             config,
             Registry(steps),
-            sections=_check_sections(sections),
+            sections=check_sections(sections),
             deployment=deployment,
             values=values or (),
         )
@@ -157,11 +138,11 @@ def run(
     Returns the template namespace: each step's dict output under its id, merged flat too.
     Raises ``ConfigError`` (nothing ran) or ``StepExecutionError`` (a step failed).
     """
-    from stepengine.checks import steps_for
+    from stepengine.checks import check_sections, config_of, steps_for
     from stepengine.runner import Runner, select_steps
 
-    config = _config(source, strict)
-    masker = _run_masker(masker, env)
+    config = config_of(source, strict)
+    masker = run_masker(masker, env)
     if resolver is None:
         from stepengine.stores import default_resolver
 
@@ -176,7 +157,7 @@ def run(
         env=env,
         install_requires=install_requires,
     )
-    chosen = steps_for(config, _check_sections(sections), deployment)
+    chosen = steps_for(config, check_sections(sections), deployment)
     try:
         return runner.run(
             select_steps(chosen, from_step=from_step, only=only), config=config, keep_directory=keep_directory
@@ -188,16 +169,6 @@ def run(
     finally:
         if outputs is not None:
             outputs.update(runner.namespace)
-
-
-def _run_masker(masker: Masker | None, env: t.Mapping[str, str] | None) -> Masker:
-    """The run's masker, knowing from the start every secret the environment holds."""
-    from stepengine.stores.env import env_secrets
-
-    if masker is None:
-        masker = Masker(parent=current_masker())
-    masker.add(env_secrets(env))
-    return masker
 
 
 async def run_async(source: Source, *args: t.Any, **kwargs: t.Any) -> dict[str, t.Any]:

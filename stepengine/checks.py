@@ -22,8 +22,8 @@ from __future__ import annotations
 import os
 import typing as t
 
-from stepengine.config import Config, Deployment, Step, build_config
-from stepengine.errors import Issue, StepLookupError, TemplateError, ValidationError
+from stepengine.config import SECTIONS, Config, Deployment, Step, build_config
+from stepengine.errors import ConfigError, Issue, StepLookupError, TemplateError, ValidationError
 from stepengine.loader import Document, load_document
 
 if t.TYPE_CHECKING:
@@ -33,7 +33,9 @@ __all__ = [
     "Checker",
     "Layout",
     "check_config",
+    "check_sections",
     "config_from_document",
+    "config_of",
     "load_config",
     "load_layout",
     "prepare",
@@ -45,6 +47,24 @@ DEPLOYMENT_FILE = "deployment.yaml"
 
 
 # -- loading -----------------------------------------------------------------------------------------
+
+
+def config_of(source: str | os.PathLike[str] | Config, strict: bool = False) -> Config:
+    """The ``Config`` to check and run (``source`` a path or a ``Config`` already loaded): schema
+    problems are kept in it, to be reported with the step problems before anything runs."""
+    return source if isinstance(source, Config) else load_config(source, strict=strict)
+
+
+def check_sections(sections: t.Sequence[str] | str | None) -> list[str] | None:
+    """The sections a caller chose (one name or several), each checked to be a known one."""
+    if sections is None:
+        return None
+    if isinstance(sections, str):
+        sections = [sections]
+    for section in sections:
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section {section!r}; sections are: {', '.join(SECTIONS)}")
+    return list(sections)
 
 
 def config_from_document(document: Document, *, strict: bool = False) -> Config:
@@ -214,7 +234,7 @@ class Checker:
                     return self.registry.resolve(step.function, requires=step.requires)
                 except StepLookupError as again:
                     failure = again
-            message = failure._message + (f"\nhint: {failure.hint}" if failure.hint else "")
+            message = failure.detail + (f"\nhint: {failure.hint}" if failure.hint else "")
             issues.append(_issue(step, None, message))
             return None
 
@@ -256,7 +276,7 @@ def _template_issues(step: Step, issues: list[Issue]) -> list[tuple[str, str, st
                     try:
                         check_syntax(placeholder.name)
                     except TemplateError as exc:
-                        issues.append(_issue(step, argument, exc._message))
+                        issues.append(_issue(step, argument, exc.detail))
                 elif placeholder.kind == "block":
                     pieces = placeholder.name[len(BLOCK_PREFIX) :].split(".")
                     if len(pieces) < 2 or not all(pieces[:2]):
@@ -336,7 +356,7 @@ def steps_for(
             raise
         raise ValidationError(
             _in_file_order(
-                config, [*config.problems, Issue(exc._message + (f"\nhint: {exc.hint}" if exc.hint else ""))]
+                config, [*config.problems, Issue(exc.detail + (f"\nhint: {exc.hint}" if exc.hint else ""))]
             )
         ) from None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import typing as t
 
-from stepengine.errors import ConfigError, Issue, _step_label, short_name
+from stepengine.errors import ConfigError, Issue, short_name, step_label
 from stepengine.loader import Document
 
 __all__ = ["CONTROL_KEYS", "FINALLY", "RESERVED_KEYS", "SECTIONS", "Config", "Deployment", "Step"]
@@ -162,7 +162,7 @@ class Step(_Value):
     @property
     def label(self) -> str:
         """How messages name this step: ``pull[1] (clone: git_clone)``."""
-        return _step_label(self.section, self.index, self.id, self.function)
+        return step_label(self.section, self.index, self.id, self.function)
 
     @property
     def location(self) -> str:

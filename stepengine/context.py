@@ -14,8 +14,7 @@ import os
 import typing as t
 
 from stepengine.events import Event, EventHandler, now
-from stepengine.masking import _CURRENT as _CURRENT_MASKER
-from stepengine.masking import Masker
+from stepengine.masking import Masker, using_masker
 
 __all__ = ["StepInfo", "current_step", "emit_output", "get_logger", "load_block"]
 
@@ -73,11 +72,10 @@ _RUN: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("stepen
 @contextlib.contextmanager
 def run_context(ctx: RunContext) -> t.Iterator[RunContext]:
     token = _RUN.set(ctx)
-    mtoken = _CURRENT_MASKER.set(ctx.masker)
     try:
-        yield ctx
+        with using_masker(ctx.masker):
+            yield ctx
     finally:
-        _CURRENT_MASKER.reset(mtoken)
         _RUN.reset(token)
 
 
@@ -131,7 +129,7 @@ def load_block(block_type: str, name: str) -> t.Any:
     try:
         return loader(block_type, name)
     except TemplateError as exc:
-        raise StepError(exc._message, hint=exc.hint) from None
+        raise StepError(exc.detail, hint=exc.hint) from None
 
 
 def get_logger(name: str | None = None) -> logging.Logger:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import re
 import signal
@@ -119,25 +118,23 @@ def control_issues(controls: t.Mapping[str, t.Any]) -> list[tuple[str, str]]:
             try:
                 _compile(condition_source(value))
             except TemplateError as exc:
-                issues.append(("if", exc._message))
+                issues.append(("if", exc.detail))
     return issues
 
 
 # -- if --------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=512)
 def _compile(expression: str) -> t.Any:
-    import jinja2
-
-    from stepengine._expressions import _environment, env_shorthand
+    from stepengine._expressions import compile_expression
 
     if not expression:
         raise TemplateError("if: the expression is empty")
-    try:
-        return _environment().compile_expression(env_shorthand(expression), undefined_to_none=False)
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"if: {expression!r} is not a valid expression: {exc.message}") from None
+    return compile_expression(expression, _label(expression))
+
+
+def _label(expression: str) -> str:
+    return f"if: {expression!r}"
 
 
 def evaluate_condition(
@@ -150,33 +147,29 @@ def evaluate_condition(
     failed: bool,
 ) -> bool:
     """Evaluate an ``if`` expression. ``failed``: an earlier step of this run has failed (even one
-    that had ``continue_on_error``)."""
+    that had ``continue_on_error``). ``vars`` is ``values``: the seed values (``--var``), not outputs."""
     if expression in ("true", "false"):  # the common literal case needs no Jinja at all
         return expression == "true"
-    import jinja2
+    from stepengine._expressions import evaluate_with, names
 
-    compiled = _compile(expression)
-    names = {
-        **namespace,
-        "outputs": dict(namespace),
-        "vars": dict(values),
-        "env": dict(env),
+    _compile(expression)
+    condition_names = {
+        **names(namespace, values, env),
         "steps": {step_id: {"outcome": outcome} for step_id, outcome in outcomes.items()},
         "success": lambda: not failed,
         "failure": lambda: failed,
         "always": lambda: True,
     }
-    try:
-        return bool(compiled(**names))
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(
-            f"if: {expression!r}: {exc.message}",
+    return t.cast(
+        bool,
+        evaluate_with(
+            expression,
+            condition_names,
+            label=_label(expression),
             hint="a skipped or failed step has no outputs; test with 'is defined' or steps.<id>.outcome",
-        ) from None
-    except jinja2.exceptions.SecurityError as exc:
-        raise TemplateError(f"if: {expression!r} is not allowed: {exc}") from None
-    except Exception as exc:
-        raise TemplateError(f"if: {expression!r} failed: {type(exc).__name__}: {exc}") from None
+            convert=bool,
+        ),
+    )
 
 
 # -- retries ---------------------------------------------------------------------------------------
@@ -244,10 +237,10 @@ def deadline(seconds: float | None, live: t.Collection[subprocess.Popen[t.Any]])
 
 
 def _kill_children(live: t.Collection[subprocess.Popen[t.Any]]) -> None:
-    from stepengine.process import _kill_group
+    from stepengine.process import kill_group
 
     for proc in list(live):
-        _kill_group(proc.pid, signal.SIGKILL)
+        kill_group(proc.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager

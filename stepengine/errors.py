@@ -44,6 +44,9 @@ def _masked(text: str) -> str:
     return current_masker().mask(text)
 
 
+_E = t.TypeVar("_E", bound="StepEngineError")
+
+
 class StepEngineError(Exception):
     """Base class of every error stepengine raises deliberately."""
 
@@ -56,8 +59,25 @@ class StepEngineError(Exception):
         super().__init__(message)
 
     @property
+    def detail(self) -> str:
+        """What went wrong, without the location or step prefix ``message`` adds and without the hint."""
+        return self._message
+
+    @property
     def message(self) -> str:
         return self._message
+
+    def with_hint(self: _E, hint: str | None) -> _E:
+        """A copy of this error with another hint (an error is never changed once raised)."""
+        return self._copy(hint=hint)
+
+    def _copy(self: _E, **fields: t.Any) -> _E:
+        copy = type(self).__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(fields)
+        copy.args = self.args
+        copy.__cause__, copy.__suppress_context__ = self.__cause__, self.__suppress_context__
+        return copy
 
     def __str__(self) -> str:
         text = self.message
@@ -161,11 +181,40 @@ class TemplateError(ConfigError):
 
     @property
     def message(self) -> str:
-        where = _step_label(self.section, self.step_index, self.step_id, self.function)
+        where = step_label(self.section, self.step_index, self.step_id, self.function)
         text = self._message
         if where:
             text = f"{where}: {text}"
         return _location(self.file, self.line, self.col) + text
+
+    def locate(
+        self,
+        step: t.Any = None,
+        *,
+        argument: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+        context: str = "",
+    ) -> TemplateError:
+        """A copy of this error placed where the template stands; this one is left as it was raised.
+
+        ``step`` (a ``config.Step``) names the section, index, id and function, and the file, line and
+        column of its ``argument`` (of the step itself when that key has no position); without a step,
+        ``file``/``line``/``col`` are given directly. ``context`` goes before the text
+        (``deployment 'x' → parameters: ``).
+        """
+        fields: dict[str, t.Any] = {}
+        if step is not None:
+            line, col = step.argument_positions.get(argument, (step.line, step.col))
+            file = step.file
+            fields.update(section=step.section, step_index=step.index, step_id=step.id)
+            fields["function"] = step.function
+        if file is not None or step is not None:
+            fields.update(file=file, line=line, col=col)
+        if context:
+            fields["_message"] = context + self._message
+        return self._copy(**fields)
 
 
 class StepLookupError(ConfigError):
@@ -242,7 +291,7 @@ class StepExecutionError(StepEngineError):
 
     @property
     def message(self) -> str:
-        where = _step_label(self.section, self.step_index, self.step_id, self.function)
+        where = step_label(self.section, self.step_index, self.step_id, self.function)
         cause = self.cause
         if cause is None:
             reason = "failed"
@@ -273,7 +322,7 @@ def short_name(function: str) -> str:
     return function.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
 
 
-def _step_label(section: str | None, index: int | None, step_id: str | None, function: str | None) -> str:
+def step_label(section: str | None, index: int | None, step_id: str | None, function: str | None) -> str:
     """``pull[1] (clone: git_clone)`` — how every message names a step."""
     if section is None:
         return ""

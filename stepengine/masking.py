@@ -591,6 +591,17 @@ def current_masker() -> Masker:
     return _CURRENT.get()
 
 
+def run_masker(masker: Masker | None, env: t.Mapping[str, str] | None) -> Masker:
+    """A run's masker (``masker``, or a new one under the current masker), knowing from the start every
+    secret the environment holds."""
+    from stepengine.stores.env import env_secrets
+
+    if masker is None:
+        masker = Masker(parent=current_masker())
+    masker.add(env_secrets(env))
+    return masker
+
+
 @contextlib.contextmanager
 def using_masker(masker: Masker) -> t.Iterator[Masker]:
     """Make ``masker`` the current one inside the block (e.g. for a whole CLI command)."""

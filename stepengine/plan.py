@@ -14,7 +14,15 @@ import typing as t
 
 from stepengine.config import Step
 from stepengine.errors import Issue, StoreError, TemplateError
-from stepengine.templating import MISSING, TemplateContext, render_arguments
+from stepengine.templating import (
+    MISSING,
+    Lookup,
+    Placeholder,
+    TemplateContext,
+    render_arguments,
+    resolve,
+    value_at,
+)
 
 __all__ = ["Plan", "PlannedStep", "plan"]
 
@@ -63,32 +71,28 @@ class Plan(t.NamedTuple):
         return {"steps": out, "problems": [issue.render() for issue in self.issues]}
 
 
-class _PlanContext(TemplateContext):
-    """Templating where outputs of earlier steps are not known yet: they become ``Deferred``."""
+def _plan_lookup(context: TemplateContext, after_steps: bool) -> Lookup:
+    """Templating where outputs of earlier steps are not known yet: they become ``Deferred``.
+    ``after_steps``: an earlier step exists, so a name may be one of its outputs (merged flat, as
+    Prefect does)."""
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: an earlier step exists, so a name may be one of its outputs (merged flat, as Prefect does)
-        self.after_steps = False
+    def lookup(placeholder: Placeholder) -> t.Any:
+        if placeholder.kind == "output":
+            if after_steps and value_at(context.namespace, placeholder.parts) is MISSING:
+                return Deferred(f"<from {placeholder.name}>")
+        elif placeholder.kind == "expression":
+            from stepengine._expressions import check_syntax
 
-    def _lookup_output(self, name: str) -> t.Any:
-        from stepengine.templating import _split_path, _walk
+            check_syntax(placeholder.name)  # a syntax error is a problem now, not at run time
+            try:
+                return resolve(placeholder, context)
+            except TemplateError:
+                if after_steps:
+                    return Deferred(f"<from {{{{ {placeholder.name} }}}}>")
+                raise
+        return resolve(placeholder, context)
 
-        value = _walk(self.namespace, _split_path(name))
-        if value is MISSING and self.after_steps:
-            return Deferred(f"<from {name}>")
-        return super()._lookup_output(name)
-
-    def evaluate(self, expression: str) -> t.Any:
-        from stepengine._expressions import _compile
-
-        _compile(expression)  # a syntax error is a problem now, not at run time
-        try:
-            return super().evaluate(expression)
-        except TemplateError:
-            if self.after_steps:
-                return Deferred(f"<from {{{{ {expression} }}}}>")
-            raise
+    return lookup
 
 
 def plan(
@@ -118,35 +122,35 @@ def plan(
     """
     import os
 
-    from stepengine.api import _check_sections, _config, _run_masker
-    from stepengine.checks import prepare, steps_for
+    from stepengine.checks import check_sections, config_of, prepare, steps_for
     from stepengine.control import Controls, evaluate_condition
+    from stepengine.masking import run_masker
     from stepengine.registry import Registry
     from stepengine.runner import select_steps
 
-    config = _config(source, strict)
+    config = config_of(source, strict)
     env = os.environ if env is None else env
     registry = Registry(steps)
-    masker = _run_masker(None, env)
+    masker = run_masker(None, env)
     chosen = select_steps(
-        steps_for(config, _check_sections(sections), deployment), from_step=from_step, only=only
+        steps_for(config, check_sections(sections), deployment), from_step=from_step, only=only
     )
     prepare(chosen, registry, known_names=set(values or ()), allow_missing=allow_missing, config=config)
     seeded = dict(values or {})
-    context = _PlanContext(
+    context = TemplateContext(
         dict(seeded), env=env, resolver=resolver, allow_missing=allow_missing, masker=masker
     )
     planned: list[PlannedStep] = []
     issues: list[Issue] = []
     outcomes: dict[str, str] = {}
     for position, step in enumerate(chosen):
-        context.after_steps = position > 0
+        lookup = _plan_lookup(context, after_steps=position > 0)
         inputs = {}
         for key in step.arguments:
             # one argument at a time, so that every problem of every argument is reported
             single = step.replace(arguments={key: step.arguments[key]})
             try:
-                inputs.update(render_arguments(single, context))
+                inputs.update(render_arguments(single, context, lookup))
             except TemplateError as exc:
                 issues.append(Issue(_strip_location(exc), exc.file, exc.line, exc.col))
                 inputs[key] = Deferred("<error: see below>")

@@ -218,21 +218,23 @@ def kill_process_group(proc: subprocess.Popen[t.Any], grace: float = 3.0) -> Non
     import subprocess
 
     if proc.poll() is not None:
-        _kill_group(proc.pid, signal.SIGKILL)
+        kill_group(proc.pid, signal.SIGKILL)
         return
-    _kill_group(proc.pid, signal.SIGTERM)
+    kill_group(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         pass
-    _kill_group(proc.pid, signal.SIGKILL)
+    kill_group(proc.pid, signal.SIGKILL)
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         pass
 
 
-def _kill_group(pid: int, sig: signal.Signals) -> None:
+def kill_group(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group ``pid`` leads (every child ``run_process`` starts leads one);
+    one that has already ended is not an error."""
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):

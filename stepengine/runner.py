@@ -257,22 +257,15 @@ class Runner:
                 failed=self.any_failed,
             )
         except TemplateError as exc:
-            line, col = step.argument_positions.get("if", (step.line, step.col))
-            exc.section, exc.step_index, exc.step_id, exc.function = (
-                step.section,
-                step.index,
-                step.id,
-                step.function,
-            )
-            exc.file, exc.line, exc.col = step.file, line, col
+            located = exc.locate(step, argument="if")
             self.context.step = _info(step)
             try:
-                self.context.emit("step.failed", duration=0.0, message=str(exc), outcome=FAILURE)
+                self.context.emit("step.failed", duration=0.0, message=str(located), outcome=FAILURE)
             finally:
                 self.context.step = None
             self._set_outcome(step, FAILURE)
             self.any_failed = True
-            raise
+            raise located from exc.__cause__
 
     def _skip(self, step: Step, reason: str) -> None:
         self.context.step = _info(step)

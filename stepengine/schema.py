@@ -12,7 +12,7 @@ import json
 import os
 import typing as t
 
-from stepengine.errors import Issue, _step_label
+from stepengine.errors import Issue, step_label
 from stepengine.loader import Document
 
 if t.TYPE_CHECKING:
@@ -74,7 +74,7 @@ def _step_context(data: t.Any, path: t.Sequence[t.Any]) -> tuple[str | None, int
                 if isinstance(node, dict) and len(node) == 1:
                     ((function, args),) = node.items()
                     step_id = args.get("id") if isinstance(args, dict) else None
-                label = _step_label(
+                label = step_label(
                     path[start],
                     path[start + 1],
                     step_id if isinstance(step_id, str) else None,
@@ -186,15 +186,15 @@ def _name_issues(document: Document) -> list[Issue]:
 def _where(data: t.Any, path: tuple[t.Any, ...]) -> str:
     """``pull[0] (clone: git_clone): `` for a path inside a step, ``pull[0]: `` for the step itself."""
     if isinstance(path[-1], int):
-        label = _step_label(path[-2], path[-1], None, None)
+        label = step_label(path[-2], path[-1], None, None)
         if path[0] == "deployments":
             name = _get(data, path[:2] + ("name",))
             label = (
                 f"deployment {name!r} {label}" if isinstance(name, str) else f"deployments[{path[1]}] {label}"
             )
         return f"{label}: "
-    step_label = _step_context(data, path)[0]
-    return f"{step_label}: " if step_label else ""
+    context = _step_context(data, path)[0]
+    return f"{context}: " if context else ""
 
 
 def _describe(value: t.Any) -> str:

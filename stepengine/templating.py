@@ -39,7 +39,15 @@ if t.TYPE_CHECKING:
     from stepengine.masking import Masker
     from stepengine.resolvers import Resolver
 
-__all__ = ["Placeholder", "TemplateContext", "find_placeholders", "render", "render_arguments", "split_path"]
+__all__ = [
+    "Placeholder",
+    "TemplateContext",
+    "find_placeholders",
+    "render",
+    "render_arguments",
+    "split_path",
+    "value_at",
+]
 
 #: Prefect's placeholder grammar
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([\w.\-\[\]$]+)\s*\}\}")
@@ -74,6 +82,11 @@ class Placeholder(t.NamedTuple):
     kind: str
     start: int
     end: int
+
+    @property
+    def parts(self) -> list[str | int]:
+        """The path a plain placeholder names: ``build.tags[0]`` → ``["build", "tags", 0]``."""
+        return split_path(self.name)
 
 
 def _kind(name: str) -> str:
@@ -169,14 +182,14 @@ class TemplateContext:
         raise AssertionError(kind)  # pragma: no cover - ctx and expressions are handled by the caller
 
     def _lookup_output(self, name: str) -> t.Any:
-        parts = _split_path(name)
+        parts = split_path(name)
         if not parts:  # {{ . }}, {{ [] }}: not the whole namespace (a step output holding it is circular)
             raise TemplateError(
                 f"{{{{ {name} }}}} names no value",
                 placeholder=name,
                 hint="name an output ({{ id.key }}) or a --var value",
             )
-        value = _walk(self.namespace, parts)
+        value = value_at(self.namespace, parts)
         if value is MISSING and not self.allow_missing:
             from stepengine._suggest import did_you_mean
 
@@ -190,7 +203,7 @@ class TemplateContext:
                     placeholder=name,
                     hint=f"available names: {known}",
                 )
-            available = _describe_keys(_walk(self.namespace, parts[:1]))
+            available = _describe_keys(value_at(self.namespace, parts[:1]))
             raise TemplateError(
                 f"{{{{ {name} }}}} cannot be resolved: {head!r} has no {'.'.join(map(str, parts[1:]))!r}"
                 + (did_you_mean(str(parts[1]), available) if len(parts) > 1 else ""),
@@ -214,12 +227,12 @@ class TemplateContext:
             if isinstance(data, dict) and set(data) == {"value"}:
                 return _copy(data["value"])
             return _copy(data)
-        parts = _split_path(".".join(path))
+        parts = split_path(".".join(path))
         if isinstance(data, dict) and set(data) == {"value"} and parts[:1] != ["value"]:
             # Prefect: the path of a one-field block ({"value": …}) starts inside that value
             # (``prefect.blocks.json.settings.replicas``) unless it names ``value`` itself
             data = data["value"]
-        value = _walk(data, parts)
+        value = value_at(data, parts)
         if value is MISSING:
             fields = _describe_keys(data)
             raise TemplateError(
@@ -334,10 +347,8 @@ def split_path(name: str) -> list[str | int]:
     return parts
 
 
-_split_path = split_path  # the older name, still used by plan and deploy
-
-
-def _walk(value: t.Any, parts: t.Sequence[str | int]) -> t.Any:
+def value_at(value: t.Any, parts: t.Sequence[str | int]) -> t.Any:
+    """What ``parts`` (``split_path``) name inside ``value``, or ``MISSING``."""
     for part in parts:
         if isinstance(part, int):
             if isinstance(value, (list, tuple)) and -len(value) <= part < len(value):
@@ -443,22 +454,15 @@ def _render_string(text: str, lookup: Lookup, lenient: bool = False) -> t.Any:
     return "".join(pieces)
 
 
-def render_arguments(step: Step, ctx: TemplateContext) -> dict[str, t.Any]:
-    """Render a step's arguments; a ``TemplateError`` is stamped with the step and the argument's line."""
+def render_arguments(step: Step, ctx: TemplateContext, lookup: Lookup | None = None) -> dict[str, t.Any]:
+    """Render a step's arguments (``lookup`` as in ``render``); a ``TemplateError`` is raised located
+    at the step and the argument's line."""
     rendered: dict[str, t.Any] = {}
     for key, value in step.arguments.items():
         try:
-            result = render(value, ctx)
+            result = render(value, ctx, lookup)
         except TemplateError as exc:
-            line, col = step.argument_positions.get(key, (step.line, step.col))
-            exc.section, exc.step_index, exc.step_id, exc.function = (
-                step.section,
-                step.index,
-                step.id,
-                step.function,
-            )
-            exc.file, exc.line, exc.col = step.file, line, col
-            raise
+            raise exc.locate(step, argument=key) from exc.__cause__
         if result is not MISSING:
             rendered[key] = result
     return rendered

@@ -118,7 +118,7 @@ def test_registry_rescans_when_a_cached_entry_point_is_gone(site: Path) -> None:
     with pytest.raises(StepLookupError) as info:
         Registry(group=GROUP).resolve("hello")
     # the message comes from the fresh scan: no such entry point, not "cannot be imported"
-    assert info.value._message == "unknown step 'hello'"
+    assert info.value.detail == "unknown step 'hello'"
 
 
 def test_no_cache_setting(site: Path, _isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,7 +19,7 @@ import typing as t
 if t.TYPE_CHECKING:
     from stepengine.masking import Masker
 
-__all__ = ["COMMANDS", "cli", "command_scope", "main"]
+__all__ = ["COMMANDS", "cli", "command_scope", "event_printer", "main"]
 
 #: every verb and the module holding its ``command``, in the order ``--help`` lists them. A verb's
 #: module is imported only when that verb runs (or help lists it), so ``stepengine run`` does not pay
@@ -48,6 +48,14 @@ FASTPATH_ENV = "STEPENGINE_CLI_FASTPATH"
 _COMMAND_MASKER: contextvars.ContextVar[Masker | None] = contextvars.ContextVar(
     "stepengine_command_masker", default=None
 )
+
+
+def event_printer(stream: t.TextIO) -> t.Callable[[t.Any], None]:
+    """The CLI's event printer (what ``stepengine run`` prints), writing to ``stream``: for a program
+    that runs steps outside a command, such as the pull stage of a Prefect worker's job."""
+    from stepengine.cli._output import EventPrinter
+
+    return EventPrinter(stream=stream)
 
 
 @contextlib.contextmanager

@@ -292,7 +292,7 @@ class JsonPrinter:
         )
         if out:
             assert self._terminal is not None  # only a terminal delivers (``Terminal.set_deliver``)
-            self._terminal._write_real(STDERR, out)
+            self._terminal.write_real(STDERR, out)
 
 
 _MARKS = {

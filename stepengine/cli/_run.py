@@ -161,7 +161,7 @@ def _run(
             config,
             sections=list(sections) or None,
             deployment=deployment,
-            values=_values(load_outputs, variables),
+            values=seed_values(load_outputs, variables),
             resolver=resolver,
             on_event=printer,
             allow_missing=allow_missing,
@@ -179,7 +179,7 @@ def _run(
         print_json(outputs, terminal)
 
 
-def _values(load_outputs: str | None, variables: t.Sequence[str]) -> dict[str, t.Any]:
+def seed_values(load_outputs: str | None, variables: t.Sequence[str]) -> dict[str, t.Any]:
     """Template seed values: a saved outputs file, then --var (which wins; a dotted key nests)."""
     values: dict[str, t.Any] = {}
     if load_outputs:

@@ -61,7 +61,7 @@ class Terminal:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         #: where masked text that was written to fd 1/2 goes: (stream name, text) -> None
-        self.deliver: t.Callable[[str, str], None] = self._write_real
+        self.deliver: t.Callable[[str, str], None] = self.write_real
         #: fd 1 output is shown on stderr (``--output json`` keeps stdout for the JSON)
         self.stdout_to_stderr = False
         self.out: t.TextIO = sys.stdout
@@ -165,7 +165,7 @@ class Terminal:
         with self._lock:
             for capture in self._captures.values():
                 self._drain(capture)
-            self._write_real(name, text)
+            self.write_real(name, text)
 
     def set_deliver(self, deliver: t.Callable[[str, str], None] | None) -> None:
         """Send what steps write to fd 1/2 to ``deliver`` from now on (None: the real streams),
@@ -174,7 +174,7 @@ class Terminal:
         with self._lock:
             for capture in self._captures.values():
                 self._drain(capture)
-            self.deliver = deliver or self._write_real
+            self.deliver = deliver or self.write_real
 
     def _flush_python_streams(self) -> None:
         # What a Python step (the main thread) print()ed and Python still buffers goes first. Never
@@ -228,7 +228,7 @@ class Terminal:
             with contextlib.suppress(Exception):  # a closed stdout (| head) must not kill the thread
                 self.deliver(name, text)
 
-    def _write_real(self, name: str, text: str) -> None:
+    def write_real(self, name: str, text: str) -> None:
         if name in self._gone:
             return
         stream = self.out if name == STDOUT else self.err

@@ -89,9 +89,8 @@ def command(
         if not spec_file and any("no earlier step has that id" in issue.message for issue in exc.issues):
             # pull steps that use build/push outputs need the spec deploy rendered (and recorded)
             name = deployment or spec_name_hint(file)
-            exc.hint = (
-                f"deploy it first (`stepengine deploy -n {name}`): execute -d then runs the deployed spec"
-            )
+            hint = f"deploy it first (`stepengine deploy -n {name}`): execute -d then runs the deployed spec"
+            raise exc.with_hint(hint) from exc.__cause__
         raise
     if code:
         click.echo(f"flow {spec.get('flow_name') or spec['entrypoint']} failed (exit code {code})", err=True)

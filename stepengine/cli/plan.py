@@ -58,7 +58,7 @@ def command(
     templated: secrets masked, values from earlier steps' outputs shown as <from id.key>. Nothing runs.
     Exits 2 on any problem."""
     from stepengine.checks import load_config
-    from stepengine.cli._run import _values
+    from stepengine.cli._run import seed_values
     from stepengine.errors import ValidationError
     from stepengine.plan import plan
     from stepengine.stores import default_resolver
@@ -70,7 +70,7 @@ def command(
         config,
         sections=list(sections) or None,
         deployment=deployment,
-        values=_values(load_outputs, variables),
+        values=seed_values(load_outputs, variables),
         resolver=default_resolver(values_file=values_file, prefect_api_url=prefect_api_url, order=stores),
         from_step=from_step,
         only=only,

@@ -185,13 +185,13 @@ def _field_lookup(templates: TemplateContext, resolver: Resolver | None, strict:
     their value is secret: a spec is data for a program (a worker, ``execute``, a Prefect server),
     so it holds the placeholder, which the worker resolves at run time, never the value and never
     ``***``. Not ``strict`` (build and push did not run), unknown outputs are kept too."""
-    from stepengine.templating import KEEP, _split_path, resolve
+    from stepengine.templating import KEEP, resolve
 
     def lookup(placeholder: Placeholder) -> t.Any:
         if placeholder.kind == "ctx":
             return KEEP
         if not strict and placeholder.kind in ("output", "expression"):
-            parts = _split_path(placeholder.name) if placeholder.kind == "output" else []
+            parts = placeholder.parts if placeholder.kind == "output" else []
             if not parts or parts[0] not in templates.namespace:
                 return KEEP
         if placeholder.kind in ("block", "variable"):
@@ -233,12 +233,12 @@ def refuse_secrets(spec: t.Mapping[str, t.Any], masker: Masker | None = None) ->
 
 def _pull_lookup(templates: TemplateContext, known: set[str], pull_ids: set[str]) -> Lookup:
     """Pull steps: only build/push outputs are filled in; everything else is the worker's."""
-    from stepengine.templating import KEEP, _split_path
+    from stepengine.templating import KEEP
 
     def lookup(placeholder: Placeholder) -> t.Any:
         if placeholder.kind != "output":
             return KEEP
-        parts = _split_path(placeholder.name)
+        parts = placeholder.parts
         head = parts[0] if parts else placeholder.name
         if head in pull_ids or head not in known:
             return KEEP
@@ -392,10 +392,9 @@ def render_spec(
         try:
             rendered[key] = render(value, templates, lookup)
         except TemplateError as exc:
-            if index is not None:
-                exc.file, exc.line, exc.col = project.locate(index, key)
-            exc._message = f"deployment {name!r} → {key}: {exc._message}"
-            raise
+            file, line, col = project.locate(index, key) if index is not None else (None, None, None)
+            located = exc.locate(file=file, line=line, col=col, context=f"deployment {name!r} → {key}: ")
+            raise located from exc.__cause__
 
     if sections["pull"] is None:
         pull_steps: list[dict[str, t.Any]] = [{DEFAULT_PULL: {"directory": str(project.directory)}}]

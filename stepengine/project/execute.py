@@ -179,7 +179,7 @@ class SpecSource(t.NamedTuple):
     prefix: tuple[t.Any, ...] = ()
 
 
-def _pull_config(spec: t.Mapping[str, t.Any], source: SpecSource | str | None = None) -> t.Any:
+def pull_config(spec: t.Mapping[str, t.Any], source: SpecSource | str | None = None) -> t.Any:
     """The pull steps of ``spec`` as a ``Config``. Messages name the spec's file, line and column when
     ``source`` says where it was read from; a text ``source`` names where it came from (no line: the
     steps did not come from a file); else the deployment."""
@@ -273,7 +273,7 @@ def _execute(
         check_parameters(spec, require_all=True, parameters=values)
     if python:
         choose_python(spec, python)  # an interpreter given on the command line exists before the pull
-    config = _pull_config(spec, source)
+    config = pull_config(spec, source)
     # a process worker's job variables: env (for the pull steps and the flow), working_dir
     job_env = {str(k): "" if v is None else str(v) for k, v in (variables.get("env") or {}).items()}
     if variables.get("working_dir"):
@@ -355,8 +355,7 @@ def resolve_placeholders(
         try:
             resolved.append(dict(render(dict(spec.get(key) or {}), templates, lookup)))
         except TemplateError as exc:
-            exc._message = f"deployment {spec.get('name')!r} → {key}: {exc._message}"
-            raise
+            raise exc.locate(context=f"deployment {spec.get('name')!r} → {key}: ") from exc.__cause__
     return resolved[0], resolved[1]
 
 

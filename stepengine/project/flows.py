@@ -111,7 +111,7 @@ def _keyword(decorator: ast.expr, name: str) -> str | None:
     return None
 
 
-def _parse(path: Path) -> tuple[ast.Module, str]:
+def parse_source(path: Path) -> tuple[ast.Module, str]:
     """The module's AST and the MD5 of its bytes (Prefect's default flow version)."""
     import hashlib
 
@@ -132,7 +132,7 @@ def _parse(path: Path) -> tuple[ast.Module, str]:
 def flows_in_file(path: str | os.PathLike[str], *, root: str | os.PathLike[str] = ".") -> list[FlowInfo]:
     """Every module-level ``@flow`` function of one file; entrypoints are relative to ``root``."""
     file = Path(path)
-    tree, digest = _parse(file)
+    tree, digest = parse_source(file)
     names, modules = _flow_aliases(tree)
     relative = _relative(file, Path(root))
     found = []
@@ -187,7 +187,7 @@ def flow_at(entrypoint: str, *, root: str | os.PathLike[str] = ".") -> FlowInfo:
     file = Path(root) / file_part
     if not file.is_file():
         raise ConfigError(f"entrypoint {entrypoint!r}: {file_part} does not exist in {Path(root).resolve()}")
-    tree, digest = _parse(file)
+    tree, digest = parse_source(file)
     names, modules = _flow_aliases(tree)
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:

@@ -251,12 +251,12 @@ def _pull(
 ) -> str:
     """Run the pull steps in the current directory; the directory the flow must run in."""
     import stepengine
-    from stepengine.cli._output import EventPrinter
+    from stepengine.cli import event_printer
     from stepengine.masking import current_masker
-    from stepengine.project.execute import _pull_config
+    from stepengine.project.execute import pull_config
     from stepengine.stores import default_resolver
 
-    config = _pull_config(
+    config = pull_config(
         deployment, f"deployment {deployment.get('name')!r} ({api_url}/deployments/{deployment.get('id')})"
     )
     resolver = default_resolver(prefect_api_url=api_url)
@@ -274,7 +274,7 @@ def _pull(
                     config,
                     sections=["pull"],
                     resolver=resolver,
-                    on_event=EventPrinter(stream=log),
+                    on_event=event_printer(log),
                     steps=steps,
                     masker=current_masker(),
                     keep_directory=True,  # the flow starts where the pull left it

@@ -80,9 +80,9 @@ _CURRENT: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("stepengi
 def deploys_itself(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` has an ``if __name__ == "__main__":`` block that calls ``.deploy``/``.apply``/
     ``build_from_flow`` (read from the source, nothing imported)."""
-    from stepengine.project.flows import _parse
+    from stepengine.project.flows import parse_source
 
-    tree, _ = _parse(Path(path))
+    tree, _ = parse_source(Path(path))
     for node in tree.body:
         if isinstance(node, ast.If) and _is_main_test(node.test):
             for inner in ast.walk(node):
