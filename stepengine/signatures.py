@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import typing as t
 
+from stepengine.type_schema import hint_schema
+
 __all__ = ["argument_issues", "step_schema"]
 
 
@@ -89,63 +91,6 @@ def _read_hints(func: t.Callable[..., t.Any]) -> dict[str, t.Any]:
         return {}
 
 
-def annotation_schema(annotation: t.Any) -> dict[str, t.Any]:
-    """A JSON Schema for a Python type hint (``{}`` when it cannot say anything useful)."""
-    import os
-    import types
-
-    if annotation is t.Any:
-        return {}
-    if annotation is type(None) or annotation is None:
-        return {"type": "null"}
-    origin = t.get_origin(annotation)
-    args = t.get_args(annotation)
-    if origin is t.Union or (hasattr(types, "UnionType") and origin is types.UnionType):
-        options = [annotation_schema(a) for a in args]
-        if any(o == {} for o in options):
-            return {}
-        types_: list[str] = []
-        extras: list[dict[str, t.Any]] = []
-        for option in options:
-            if "type" not in option:
-                return {"anyOf": options}
-            kind = option["type"]
-            types_.extend(kind if isinstance(kind, list) else [kind])
-            if set(option) != {"type"}:
-                extras.append({k: v for k, v in option.items() if k != "type"})
-        if len(extras) > 1:
-            return {"anyOf": options}
-        merged = dict(extras[0]) if extras else {}
-        return {"type": sorted(set(types_), key=types_.index), **merged}
-    if origin is t.Literal:
-        return {"enum": list(args)}
-    if annotation is str or (isinstance(annotation, type) and issubclass(annotation, os.PathLike)):
-        return {"type": "string"}
-    if annotation is bool:
-        return {"type": "boolean"}
-    if annotation is int:
-        return {"type": "integer"}
-    if annotation is float:
-        return {"type": "number"}
-    if annotation in (list, tuple, set, frozenset) or origin in (list, tuple, set, frozenset):
-        schema: dict[str, t.Any] = {"type": "array"}
-        if args and origin is not tuple and annotation_schema(args[0]):
-            schema["items"] = annotation_schema(args[0])
-        return schema
-    if annotation is dict or origin is dict or origin is t.Mapping or annotation is t.Mapping:
-        schema = {"type": "object"}
-        if len(args) == 2 and annotation_schema(args[1]):
-            schema["additionalProperties"] = annotation_schema(args[1])
-        return schema
-    import collections.abc as abc
-
-    if origin in (abc.Mapping, abc.MutableMapping):
-        return {"type": "object"}
-    if origin in (abc.Sequence, abc.Iterable, abc.MutableSequence):
-        return {"type": "array"}
-    return {}
-
-
 def step_schema(func: t.Callable[..., t.Any]) -> dict[str, t.Any]:
     """The JSON Schema of a step's arguments (reserved keys ``id``, ``requires``, control keys included)."""
     import inspect
@@ -164,7 +109,7 @@ def step_schema(func: t.Callable[..., t.Any]) -> dict[str, t.Any]:
     properties.update({key: controls[key] for key in sorted(CONTROL_KEYS)})
     required = []
     for name, default in params.items():
-        schema = annotation_schema(hints.get(name, t.Any)) if name in hints else {}
+        schema = hint_schema(hints.get(name, t.Any)) if name in hints else {}
         schema = dict(schema)
         if default is REQUIRED:
             required.append(name)
@@ -237,7 +182,7 @@ def _argument_schemas(func: t.Callable[..., t.Any]) -> dict[str, dict[str, t.Any
     thousands of times)."""
     return t.cast(
         dict[str, dict[str, t.Any]],
-        _memo("schemas", func, lambda f: {name: annotation_schema(hint) for name, hint in _hints(f).items()}),
+        _memo("schemas", func, lambda f: {name: hint_schema(hint) for name, hint in _hints(f).items()}),
     )
 
 
@@ -258,6 +203,18 @@ _TYPES: dict[str, t.Callable[[t.Any], bool]] = {
 }
 
 
+def _no(value: t.Any) -> bool:
+    return False
+
+
+#: values YAML gives as Python objects that a string ``format`` stands for (a date is a ``date``)
+_FORMATS: dict[t.Any, t.Callable[[t.Any], bool]] = {
+    "date": lambda v: type(v).__module__ == "datetime" and type(v).__name__ == "date",
+    "date-time": lambda v: type(v).__module__ == "datetime" and type(v).__name__ in ("date", "datetime"),
+    "binary": lambda v: isinstance(v, bytes),
+}
+
+
 def _matches(value: t.Any, schema: dict[str, t.Any]) -> bool:
     """A small structural check (types, enums, union branches): enough for argument hints."""
     if "anyOf" in schema:
@@ -268,7 +225,7 @@ def _matches(value: t.Any, schema: dict[str, t.Any]) -> bool:
     if kind is None:
         return True
     kinds = kind if isinstance(kind, list) else [kind]
-    if not any(_TYPES[k](value) for k in kinds):
+    if not any(_TYPES[k](value) for k in kinds) and not _FORMATS.get(schema.get("format"), _no)(value):
         return False
     if isinstance(value, list) and "items" in schema:
         return all(_matches(v, schema["items"]) for v in value)

@@ -121,6 +121,24 @@ def test_if_sees_env_vars_and_outcomes() -> None:
     assert rec.calls == ["env", "var", "outcome", "undefined-test"]
 
 
+def test_vars_in_an_if_are_the_seed_values_and_in_a_template_every_name() -> None:
+    """The one meaning each context gives ``vars`` (both built by ``stepengine._expressions.names``): in
+    an ``if:`` the ``--var`` values only (README "Control keys"), so an output is not there; a
+    ``{{ … }}`` expression cannot tell seed values from outputs, so there ``vars`` holds both."""
+    rec = Recorder()
+    outputs, _ = run(
+        """
+        build:
+          - ok: {id: a, name: a}
+          - ok: {name: seed, if: "vars.branch == 'main' and vars.a is not defined and a.name == 'a'"}
+          - ok: {id: t, name: "{{ vars.a.name ~ '/' ~ vars.branch }}"}
+        """,
+        rec,
+        values={"branch": "main"},
+    )
+    assert rec.calls == ["a", "seed", "a/main"]
+
+
 def test_if_on_an_output_of_a_skipped_step_fails_with_a_hint() -> None:
     rec = Recorder()
     with pytest.raises(TemplateError) as info:

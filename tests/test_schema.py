@@ -127,9 +127,8 @@ def test_composed_schema_has_step_argument_schemas() -> None:
     assert shell["required"] == ["script"]
     assert shell["additionalProperties"] is False
     assert shell["properties"]["stream_output"] == {"type": "boolean", "default": True}
-    assert shell["properties"]["env"] == {
-        "type": ["object", "null"],
-        "additionalProperties": {"type": "string"},
+    assert shell["properties"]["env"] == {  # a union is an anyOf, as in Prefect's parameter schemas
+        "anyOf": [{"type": "object", "additionalProperties": {"type": "string"}}, {"type": "null"}],
         "default": None,
     }
     assert schema["$defs"]["step"]["properties"]["run_shell_script"] == {

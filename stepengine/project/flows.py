@@ -17,6 +17,7 @@ import typing as t
 from pathlib import Path
 
 from stepengine.errors import ConfigError
+from stepengine.type_schema import source_hint_schema
 
 __all__ = [
     "FlowInfo",
@@ -215,120 +216,6 @@ def flow_at(entrypoint: str, *, root: str | os.PathLike[str] = ".") -> FlowInfo:
 # ------------------------------------------------------------------------------------------------
 # parameter schemas from signatures
 
-_SIMPLE: dict[str, dict[str, t.Any]] = {
-    "int": {"type": "integer"},
-    "float": {"type": "number"},
-    "Decimal": {"type": "number"},
-    "complex": {},
-    "str": {"type": "string"},
-    "bytes": {"type": "string", "format": "binary"},
-    "bool": {"type": "boolean"},
-    "dict": {"type": "object"},
-    "Dict": {"type": "object"},
-    "Mapping": {"type": "object"},
-    "MutableMapping": {"type": "object"},
-    "list": {"type": "array", "items": {}},
-    "List": {"type": "array", "items": {}},
-    "Sequence": {"type": "array", "items": {}},
-    "Iterable": {"type": "array", "items": {}},
-    "tuple": {"type": "array", "items": {}},
-    "Tuple": {"type": "array", "items": {}},
-    "set": {"type": "array", "items": {}, "uniqueItems": True},
-    "Set": {"type": "array", "items": {}, "uniqueItems": True},
-    "frozenset": {"type": "array", "items": {}, "uniqueItems": True},
-    "FrozenSet": {"type": "array", "items": {}, "uniqueItems": True},
-    "None": {"type": "null"},
-    "NoneType": {"type": "null"},
-    "Any": {},
-    "object": {},
-    "datetime": {"type": "string", "format": "date-time"},
-    "date": {"type": "string", "format": "date"},
-    "time": {"type": "string", "format": "time"},
-    "timedelta": {"type": "number", "format": "time-delta"},
-    "UUID": {"type": "string", "format": "uuid"},
-    "Path": {"type": "string", "format": "path"},
-    "PurePath": {"type": "string", "format": "path"},
-}
-_NULL = {"type": "null"}
-
-
-def _name_of(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    if isinstance(node, ast.Constant) and node.value is None:
-        return "None"
-    return None
-
-
-def _annotation_schema(node: ast.expr | None) -> dict[str, t.Any]:
-    """A JSON schema for a type hint, read from its AST (strings are parsed; unknown names → ``{}``)."""
-    if node is None:
-        return {}
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        try:
-            return _annotation_schema(ast.parse(node.value, mode="eval").body)
-        except SyntaxError:
-            return {}
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):  # X | Y
-        return _union([*_flatten_or(node)])
-    if isinstance(node, ast.Subscript):
-        origin = _name_of(node.value)
-        args = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
-        if origin == "Optional":
-            return _union([args[0], ast.Constant(None)])
-        if origin == "Union":
-            return _union(args)
-        if origin == "Annotated":
-            return _annotation_schema(args[0])
-        if origin == "Literal":
-            values = [a.value for a in args if isinstance(a, ast.Constant)]
-            schema: dict[str, t.Any] = {"enum": values}
-            kinds = {type(v) for v in values}
-            if len(kinds) == 1:  # as pydantic does: a Literal of one kind has that type
-                kind = {str: "string", int: "integer", bool: "boolean", float: "number"}.get(kinds.pop())
-                if kind:
-                    schema["type"] = kind
-            return schema
-        base = dict(_SIMPLE.get(origin or "", {}))
-        if base.get("type") == "array":
-            if origin in ("tuple", "Tuple") and not (
-                len(args) == 2 and isinstance(args[1], ast.Constant) and args[1].value is Ellipsis
-            ):
-                base["prefixItems"] = [_annotation_schema(a) for a in args]
-                base.pop("items")
-                base["minItems"] = base["maxItems"] = len(args)
-            else:
-                base["items"] = _annotation_schema(args[0])
-            return base
-        if base.get("type") == "object" and len(args) == 2:
-            base["additionalProperties"] = _annotation_schema(args[1])
-            return base
-        return base
-    name = _name_of(node)
-    return dict(_SIMPLE.get(name or "", {}))
-
-
-def _flatten_or(node: ast.expr) -> t.Iterator[ast.expr]:
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        yield from _flatten_or(node.left)
-        yield from _flatten_or(node.right)
-    else:
-        yield node
-
-
-def _union(members: list[ast.expr]) -> dict[str, t.Any]:
-    schemas = []
-    for member in members:
-        schema = _annotation_schema(member)
-        if schema == {}:
-            return {}  # a union with Any (or an unknown type) accepts anything we can describe
-        if schema not in schemas:
-            schemas.append(schema)
-    return schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
-
-
 _NO_DEFAULT = object()
 
 
@@ -364,7 +251,7 @@ def parameter_schema(node: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, 
     required = []
     for position, (arg, default_node) in enumerate(pairs):
         if arg is args.vararg or arg is args.kwarg:
-            item = _annotation_schema(arg.annotation)
+            item = source_hint_schema(arg.annotation)
             schema: dict[str, t.Any] = {
                 "title": arg.arg,
                 "position": position,
@@ -377,7 +264,7 @@ def parameter_schema(node: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, 
             properties[arg.arg] = schema
             continue
         schema = {"title": arg.arg, "position": position}
-        schema.update(_annotation_schema(arg.annotation))
+        schema.update(source_hint_schema(arg.annotation))
         default = _default(default_node)
         if default is _NO_DEFAULT:
             required.append(arg.arg)
