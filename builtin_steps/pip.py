@@ -10,7 +10,7 @@ import subprocess
 import sys
 import sysconfig
 
-from stepengine.step_api import StepError, get_logger, run_process
+from stepengine.step_api import StepError, find_python, get_logger, run_process, venv_python
 
 from . import _pip_settings
 
@@ -78,7 +78,7 @@ def pip_install_requirements(
 
     if venv is not None:
         root = os.path.join(cwd or os.getcwd(), os.path.expanduser(venv))
-        interpreter = os.path.join(root, "bin", "python")
+        interpreter = venv_python(root)
         if not os.path.exists(root):
             if not create:
                 raise StepError(f"environment {venv!r} does not exist", hint="add `create: true` to make it")
@@ -92,7 +92,10 @@ def pip_install_requirements(
             raise StepError(f"{venv!r} is not a virtual environment or conda prefix (no bin/python)")
     else:
         assert python is not None
-        interpreter = _interpreter(python, cwd)
+        try:
+            interpreter = find_python(python, base=cwd or os.getcwd())
+        except LookupError as exc:
+            raise StepError(str(exc)) from None
         root = os.path.dirname(os.path.dirname(interpreter))
     uv, extra, env = _choose(
         installer,
@@ -227,19 +230,6 @@ def _require_uv() -> str:
     if uv is None:
         raise StepError("installer uv: uv is not installed", hint="pip install uv, or use installer: pip")
     return uv
-
-
-def _interpreter(python: str, cwd: str | None) -> str:
-    python = os.path.expanduser(python)
-    if os.sep not in python:
-        found = shutil.which(python)
-        if found is None:
-            raise StepError(f"python {python!r} is not on PATH")
-        return found
-    path = os.path.join(cwd or os.getcwd(), python)
-    if not os.access(path, os.X_OK):
-        raise StepError(f"python {python!r} is not an executable interpreter")
-    return path
 
 
 def _create_venv(root: str, uv: str | None, cwd: str | None, stream_output: bool) -> None:

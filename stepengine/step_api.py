@@ -17,12 +17,14 @@ Inside the function, use:
 - ``raise StepError("...", hint="...")`` for an expected failure (shown without a traceback),
 - ``load_block(block_type, name)`` for a block's data, read through the run's block store,
 - ``home_directory()`` for stepengine's home (``$STEPENGINE_HOME``), e.g. for a cache,
-- ``current_step()`` for the section, index, id and function of the running step.
+- ``current_step()`` for the section, index, id and function of the running step,
+- ``find_python(name_or_path)`` / ``venv_python(prefix)`` for a Python interpreter a step is given.
 """
 
 from stepengine.context import StepInfo, current_step, emit_output, get_logger, load_block
 from stepengine.errors import ProcessError, StepError
 from stepengine.fs import atomic_directory, safe_join
+from stepengine.interpreters import find_python, venv_python
 from stepengine.masking import mask
 from stepengine.paths import home_directory
 from stepengine.process import ProcessResult, run_process
@@ -35,10 +37,12 @@ __all__ = [
     "atomic_directory",
     "current_step",
     "emit_output",
+    "find_python",
     "get_logger",
     "home_directory",
     "load_block",
     "mask",
     "run_process",
     "safe_join",
+    "venv_python",
 ]

@@ -33,12 +33,14 @@ def test_step_api_all_is_pinned() -> None:
         "atomic_directory",
         "current_step",
         "emit_output",
+        "find_python",
         "get_logger",
         "home_directory",
         "load_block",
         "mask",
         "run_process",
         "safe_join",
+        "venv_python",
     ]
 
 

@@ -25,6 +25,7 @@ import typing as t
 from pathlib import Path
 
 from stepengine.errors import ConfigError
+from stepengine.interpreters import find_python, venv_python
 
 if t.TYPE_CHECKING:
     from stepengine.events import EventHandler
@@ -141,7 +142,8 @@ def load_spec_with_source(path: str | os.PathLike[str]) -> tuple[dict[str, t.Any
 
 
 def choose_python(spec: t.Mapping[str, t.Any], python: str | None = None, *, base: str | None = None) -> str:
-    """The interpreter: ``python``, else job variables ``python`` / ``venv`` / ``conda_prefix``, else ours.
+    """The interpreter: ``python``, else job variables ``python`` / ``venv`` / ``conda_prefix``, else ours
+    (found by ``stepengine.interpreters``).
 
     A relative path is taken from ``base`` (``execute`` passes the flow's directory: a pull step may
     have created the venv in the checkout).
@@ -153,22 +155,13 @@ def choose_python(spec: t.Mapping[str, t.Any], python: str | None = None, *, bas
         candidate, origin = str(variables["python"]), "job_variables.python"
     elif variables.get("venv") or variables.get("conda_prefix"):
         key = "venv" if variables.get("venv") else "conda_prefix"
-        candidate, origin = os.path.join(str(variables[key]), "bin", "python"), f"job_variables.{key}"
+        candidate, origin = venv_python(str(variables[key])), f"job_variables.{key}"
     else:
         return sys.executable
-    candidate = os.path.expanduser(candidate)
-    if os.sep not in candidate:
-        import shutil
-
-        found = shutil.which(candidate)
-        if found is None:
-            raise ConfigError(f"{origin}: {candidate!r} is not on PATH")
-        return found
-    if base is not None and origin != "--python":
-        candidate = os.path.join(base, candidate)
-    if not os.access(candidate, os.X_OK):
-        raise ConfigError(f"{origin}: {candidate} is not an executable Python interpreter")
-    return candidate
+    try:
+        return find_python(candidate, base=None if origin == "--python" else base, label=origin)
+    except LookupError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 class SpecSource(t.NamedTuple):

@@ -1,21 +1,14 @@
-"""Register a rendered deployment spec on a Prefect server through its REST API (plain ``urllib``).
+"""Register a rendered deployment spec on a Prefect server through its REST API (``PrefectClient``).
 
 Two calls, both upserts on the server side: ``POST /flows/`` (by name; returns the existing flow when
 there is one) and ``POST /deployments/`` (by flow and name: creates, or updates in place). Only the
 fields Prefect's ``DeploymentCreate`` accepts are sent. ``PREFECT_API_KEY``, when set, is sent as a
-bearer token and masked everywhere.
+bearer token and masked everywhere; a failure is a ``StoreError`` (CLI exit 2).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import typing as t
-
-from stepengine.errors import StepEngineError
-
-if t.TYPE_CHECKING:
-    import urllib.error
 
 __all__ = ["api_request", "deployment_body", "register_deployment"]
 
@@ -59,86 +52,21 @@ def deployment_body(spec: t.Mapping[str, t.Any], flow_id: str) -> dict[str, t.An
 
 
 def api_request(api_url: str, method: str, path: str, payload: t.Any = None, timeout: float = 30.0) -> t.Any:
-    """One call to the Prefect REST API: the decoded JSON answer (``None`` for an empty one).
+    r"""One call to the Prefect REST API with ``PREFECT_API_KEY``: the decoded JSON answer (``None``
+    for an empty one). Failures are ``StoreError``\ s naming the method and URL, never the key (see
+    ``stepengine.prefect_client``)."""
+    from stepengine.prefect_client import PrefectClient
 
-    ``payload`` (when not ``None``) is sent as JSON; an HTTP error or an unreachable server is a
-    ``StepEngineError`` naming the method and URL, never the key."""
-    return _request(api_url, method, path, payload, timeout)
-
-
-#: answers that mean "busy, ask again" (Prefect's own client retries these too), and the waits
-_RETRY_CODES = frozenset({429, 502, 503})
-_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
-
-
-def _request(api_url: str, method: str, path: str, payload: t.Any, timeout: float) -> t.Any:
-    import time
-    import urllib.error
-
-    for delay in _RETRY_DELAYS:
-        try:
-            return _request_once(api_url, method, path, payload, timeout)
-        except urllib.error.HTTPError as exc:
-            if exc.code not in _RETRY_CODES:
-                raise _http_error(api_url, method, path, exc) from None
-        time.sleep(delay)
-    try:
-        return _request_once(api_url, method, path, payload, timeout)
-    except urllib.error.HTTPError as exc:
-        raise _http_error(api_url, method, path, exc) from None
-
-
-def _http_error(api_url: str, method: str, path: str, exc: urllib.error.HTTPError) -> StepEngineError:
-    url = api_url.rstrip("/") + path
-    text = exc.read().decode("utf-8", "replace")
-    detail: object = text
-    try:
-        parsed = json.loads(text)
-        detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
-    except ValueError:
-        pass
-    if not isinstance(detail, str):
-        detail = json.dumps(detail)
-    return StepEngineError(
-        f"Prefect API {method} {url} failed with HTTP {exc.code}: {detail}",
-        hint="create the work pool first (prefect work-pool create NAME --type process)"
-        if exc.code == 404 and "Work pool" in detail
-        else None,
-    )
-
-
-def _request_once(api_url: str, method: str, path: str, payload: t.Any, timeout: float) -> t.Any:
-    """One attempt; an ``HTTPError`` is left to the caller."""
-    import urllib.error
-    import urllib.request
-
-    from stepengine.masking import mask
-
-    url = api_url.rstrip("/") + path
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    api_key = os.environ.get("PREFECT_API_KEY")
-    if api_key:
-        mask(api_key)
-        headers["Authorization"] = f"Bearer {api_key}"
-    data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError:
-        raise
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise StepEngineError(
-            f"cannot reach the Prefect API at {api_url}: {reason}",
-            hint="is the server running? (prefect server start)",
-        ) from None
+    return PrefectClient.from_env(api_url, timeout=timeout).request(method, path, payload)
 
 
 def register_deployment(
     spec: t.Mapping[str, t.Any], api_url: str, *, timeout: float = 30.0
 ) -> dict[str, str]:
     """Create or update the flow and the deployment; returns ``{"flow_id", "deployment_id"}``."""
-    flow = _request(api_url, "POST", "/flows/", {"name": spec["flow_name"]}, timeout)
-    deployment = _request(api_url, "POST", "/deployments/", deployment_body(spec, flow["id"]), timeout)
+    from stepengine.prefect_client import PrefectClient
+
+    client = PrefectClient.from_env(api_url, timeout=timeout)
+    flow = client.request("POST", "/flows/", {"name": spec["flow_name"]})
+    deployment = client.request("POST", "/deployments/", deployment_body(spec, flow["id"]))
     return {"flow_id": str(flow["id"]), "deployment_id": str(deployment["id"])}

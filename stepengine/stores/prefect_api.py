@@ -8,13 +8,13 @@ resolution reads, without Prefect installed:
 
 ``api`` is ``--prefect-api-url`` or ``PREFECT_API_URL`` (e.g. ``http://127.0.0.1:4200/api``); a
 ``PREFECT_API_KEY`` is sent as ``Authorization: Bearer …``. A 404 is "not here" (the chain goes on);
-any other failure is a ``StoreError`` naming the URL, never the key. Every field the block's schema
+any other failure is a ``StoreError`` naming the URL, never the key (the requests and their errors are
+``stepengine.prefect_client``'s). Every field the block's schema
 lists in ``secret_fields`` is masked for the run, on top of the engine's own rule.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import typing as t
 
@@ -24,7 +24,7 @@ __all__ = ["PrefectAPIStore"]
 
 
 class PrefectAPIStore:
-    """Blocks and variables from a Prefect server's REST API (stdlib ``urllib``; no Prefect needed).
+    """Blocks and variables from a Prefect server's REST API (through ``PrefectClient``).
 
     Example::
 
@@ -35,15 +35,10 @@ class PrefectAPIStore:
     name = "prefect"
 
     def __init__(self, api_url: str, api_key: str | None = None, *, timeout: float = 15.0) -> None:
-        self.api_url = api_url.rstrip("/")
-        self._api_key = api_key
-        from urllib.parse import urlsplit
+        from stepengine.prefect_client import PrefectClient
 
-        password = urlsplit(self.api_url).password
-        if password:  # credentials in the URL (a proxy's basic auth) are a secret like the key
-            from stepengine.masking import mask
-
-            mask(password)
+        self._client = PrefectClient(api_url, api_key, timeout=timeout)
+        self.api_url = self._client.api_url
         self.timeout = timeout
         self._cache: dict[str, dict[str, t.Any]] = {}
 
@@ -90,43 +85,9 @@ class PrefectAPIStore:
     def _get(self, path: str, what: str) -> dict[str, t.Any]:
         if path in self._cache:
             return self._cache[path]
-        import urllib.error
-        import urllib.request
-
-        request = urllib.request.Request(self.api_url + path, headers={"Accept": "application/json"})
-        if self._api_key:
-            request.add_header("Authorization", f"Bearer {self._api_key}")
-            from stepengine.masking import mask
-
-            mask(self._api_key)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                raise LookupError(what) from None
-            if exc.code in (401, 403):
-                raise StoreError(
-                    f"the Prefect API at {self.api_url} refused the request (HTTP {exc.code})",
-                    store=self.api_url,
-                    hint="check PREFECT_API_KEY" if self._api_key else "set PREFECT_API_KEY",
-                ) from None
-            raise StoreError(
-                f"the Prefect API at {self.api_url} answered HTTP {exc.code} for {what}", store=self.api_url
-            ) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise StoreError(
-                f"cannot reach the Prefect API at {self.api_url}: {reason}",
-                store=self.api_url,
-                hint="is the server running? (--prefect-api-url / PREFECT_API_URL)",
-            ) from None
-        try:
-            document = json.loads(body)
-        except ValueError:
-            raise StoreError(
-                f"the Prefect API at {self.api_url} did not answer JSON for {what}", store=self.api_url
-            ) from None
+        document = self._client.request("GET", path, missing_ok=True)
+        if document is None:
+            raise LookupError(what)
         if not isinstance(document, dict):
             raise StoreError(
                 f"the Prefect API at {self.api_url} answered an unexpected document", store=self.api_url

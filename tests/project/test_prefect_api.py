@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stepengine.errors import StepEngineError
+from stepengine.errors import StoreError
 from stepengine.project.prefect_api import deployment_body, register_deployment
 from testkit.processes import free_port
 
@@ -71,11 +71,11 @@ def test_body_has_only_deployment_create_fields() -> None:
 
 def test_unreachable_server_is_a_clear_error() -> None:
     url = f"http://127.0.0.1:{free_port()}/api"
-    with pytest.raises(StepEngineError) as info:
+    with pytest.raises(StoreError) as info:  # the one Prefect client's error, as the Prefect store's
         register_deployment({"name": "d", "flow_name": "f"}, url, timeout=5)
     assert str(info.value) == (
         f"cannot reach the Prefect API at {url}: [Errno 111] Connection refused\n"
-        "hint: is the server running? (prefect server start)"
+        "hint: is the server running? (--prefect-api-url / PREFECT_API_URL)"
     )
 
 
@@ -141,7 +141,7 @@ def test_deploy_creates_then_updates_on_a_real_server(tmp_path: Path, prefect_se
     assert _get(f"{api}/deployments/name/hello/nightly")["parameters"] == {"who": "server", "times": 5}
 
     missing = deploy("-p", "no-such-pool")
-    assert missing.returncode == 1
+    assert missing.returncode == 2  # a StoreError: the server refused what the file asks for
     assert missing.stderr.splitlines()[-2:] == [
         f'error: Prefect API POST {api}/deployments/ failed with HTTP 404: Work pool "no-such-pool" not found.',
         "hint: create the work pool first (prefect work-pool create NAME --type process)",
