@@ -138,8 +138,8 @@ def run(
     Returns the template namespace: each step's dict output under its id, merged flat too.
     Raises ``ConfigError`` (nothing ran) or ``StepExecutionError`` (a step failed).
     """
-    from stepengine.checks import check_sections, config_of, steps_for
-    from stepengine.runner import Runner, select_steps
+    from stepengine.checks import check_sections, config_of, select_steps, steps_for
+    from stepengine.runner import Runner
 
     config = config_of(source, strict)
     masker = run_masker(masker, env)

@@ -13,6 +13,10 @@ The flow is load → **check** → template → run:
   (Jinja expressions compiled, nothing evaluated) and that each ``{{ id.key }}`` names an earlier
   step — and raises one ``ValidationError`` listing all of these and the config's problems, in file
   order.
+- ``spec_pull_config`` checks the pull steps of a deployment spec (``execute``, a worker's pull);
+  ``check_parameters`` its flow parameters against the schema from the flow's signature.
+- ``select_steps``, ``check_sections``: what a caller chose to run (``--from-step``, ``--only``,
+  sections) names steps and sections that exist.
 - ``check_config`` is ``validate``'s walk: the top-level run and each deployment's. A step shared by
   several runs is checked once, so a file with thousands of deployments checks in linear time.
 """
@@ -22,7 +26,7 @@ from __future__ import annotations
 import os
 import typing as t
 
-from stepengine.config import SECTIONS, Config, Deployment, Step, build_config
+from stepengine.config import FINALLY, SECTIONS, Config, Deployment, Step, build_config
 from stepengine.errors import ConfigError, Issue, StepLookupError, TemplateError, ValidationError
 from stepengine.loader import Document, load_document
 
@@ -33,12 +37,15 @@ __all__ = [
     "Checker",
     "Layout",
     "check_config",
+    "check_parameters",
     "check_sections",
     "config_from_document",
     "config_of",
     "load_config",
     "load_layout",
     "prepare",
+    "select_steps",
+    "spec_pull_config",
     "steps_for",
 ]
 
@@ -65,6 +72,101 @@ def check_sections(sections: t.Sequence[str] | str | None) -> list[str] | None:
         if section not in SECTIONS:
             raise ConfigError(f"unknown section {section!r}; sections are: {', '.join(SECTIONS)}")
     return list(sections)
+
+
+def select_steps(
+    steps: t.Sequence[Step], *, from_step: str | None = None, only: str | None = None
+) -> list[Step]:
+    """The steps to run when resuming (``from_step``: that step and every later one) or running one
+    (``only``). A step is named by its id or its place (``pull[1]``, ``finally[0]``). With
+    ``from_step`` the ``finally`` steps still run; with ``only`` just the named step does.
+    """
+    if only is None and from_step is None:
+        return list(steps)
+    if only is not None and from_step is not None:
+        raise ConfigError("--only and --from-step cannot be used together")
+    wanted = t.cast(str, only if only is not None else from_step)
+    for position, step in enumerate(steps):
+        if wanted in (step.id, f"{step.section}[{step.index}]"):
+            if only is not None:
+                return [step]
+            return list(steps[position:]) + [s for s in steps[:position] if s.section == FINALLY]
+    from stepengine._suggest import did_you_mean
+
+    known = [s.id or f"{s.section}[{s.index}]" for s in steps]
+    raise ConfigError(
+        f"no step {wanted!r} in this run" + did_you_mean(wanted, known),
+        hint=f"steps: {', '.join(known)}" if known else "this run has no steps",
+    )
+
+
+def spec_pull_config(spec: t.Mapping[str, t.Any], source: t.Any = None) -> Config:
+    """The pull steps of a deployment ``spec`` (``deploy``'s output, or a Prefect server's deployment)
+    as a ``Config``, checked against the schema (a ``ValidationError`` lists every problem).
+
+    Messages name the spec's file, line and column when ``source`` says where it was read from
+    (``execute.SpecSource``: the file and the spec's path inside it); a text ``source`` names where
+    it came from (no line: the steps did not come from a file); else the deployment.
+    """
+    from stepengine.schema import check_document
+
+    label = f"deployment {spec.get('name')!r} (its spec)"
+    positions: dict[tuple[t.Any, ...], tuple[int, int]] = {}
+    if isinstance(source, str):
+        label = source
+    elif source is not None:
+        try:
+            located = load_document(source.file)
+        except ConfigError:  # changed or removed since: errors then name the deployment only
+            located = None
+        if located is not None:
+            label, start = source.file, (*source.prefix, "pull_steps")
+            positions = {
+                ("pull", *path[len(start) :]): at
+                for path, at in located.positions.items()
+                if path[: len(start)] == start
+            }
+    document = Document({"pull": list(spec.get("pull_steps") or [])}, positions, label)
+    errors = [i for i in check_document(document) if i.severity == "error"]
+    if errors:
+        raise ValidationError(errors)
+    return build_config(document)
+
+
+def check_parameters(
+    spec: t.Mapping[str, t.Any], *, require_all: bool, parameters: t.Mapping[str, t.Any] | None = None
+) -> None:
+    """Check a deployment's flow parameters (its own, or ``parameters``) against the schema recorded
+    from the flow's signature; ``ConfigError`` listing every problem. ``require_all``: a run needs every
+    required one (``execute``); a deployment may leave some to the run (``deploy``)."""
+    import jsonschema
+
+    schema = dict(spec.get("parameter_openapi_schema") or {})
+    if not schema:
+        return
+    if not require_all:
+        schema.pop("required", None)
+    values = dict(spec.get("parameters") or {}) if parameters is None else dict(parameters)
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    known = list((schema.get("properties") or {}).keys())
+    if "properties" in schema:
+        from stepengine._suggest import did_you_mean
+
+        for name in values:
+            if name not in known:
+                have = f" (it has: {', '.join(known)})" if known else " (it has none)"
+                problems.append(
+                    f"  {name}: the flow has no parameter {name!r}" + (did_you_mean(name, known) or have)
+                )
+    for error in sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path)):
+        where = ".".join(str(p) for p in error.absolute_path)
+        problems.append(f"  {where}: {error.message}" if where else f"  {error.message}")
+    if problems:
+        raise ConfigError(
+            f"deployment {spec.get('name')!r}: parameters do not match the flow's signature "
+            f"({spec.get('entrypoint')}):\n" + "\n".join(problems)
+        )
 
 
 def config_from_document(document: Document, *, strict: bool = False) -> Config:

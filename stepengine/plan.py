@@ -122,11 +122,10 @@ def plan(
     """
     import os
 
-    from stepengine.checks import check_sections, config_of, prepare, steps_for
+    from stepengine.checks import check_sections, config_of, prepare, select_steps, steps_for
     from stepengine.control import Controls, evaluate_condition
     from stepengine.masking import run_masker
     from stepengine.registry import Registry
-    from stepengine.runner import select_steps
 
     config = config_of(source, strict)
     env = os.environ if env is None else env

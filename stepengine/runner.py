@@ -37,7 +37,6 @@ from stepengine.config import FINALLY, Step
 from stepengine.context import RunContext, StepInfo, current_run, run_context
 from stepengine.control import Controls, Expired, deadline, evaluate_condition, retry_delay, should_retry
 from stepengine.errors import (
-    ConfigError,
     StepEngineError,
     StepExecutionError,
     StepTimeoutError,
@@ -55,7 +54,7 @@ if t.TYPE_CHECKING:
     from stepengine.config import Config
     from stepengine.resolvers import Resolver
 
-__all__ = ["NestedRunError", "Runner", "prepare", "select_steps"]
+__all__ = ["NestedRunError", "Runner"]
 
 #: held for the whole of a run: runs in one process share its working directory, so they take turns
 _RUN_LOCK = threading.RLock()
@@ -78,32 +77,6 @@ SUCCESS, FAILURE, SKIPPED = "success", "failure", "skipped"
 
 _DEFAULT_CONTROLS = Controls()
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
-
-
-def select_steps(
-    steps: t.Sequence[Step], *, from_step: str | None = None, only: str | None = None
-) -> list[Step]:
-    """The steps to run when resuming (``from_step``: that step and every later one) or running one
-    (``only``). A step is named by its id or its place (``pull[1]``, ``finally[0]``). With
-    ``from_step`` the ``finally`` steps still run; with ``only`` just the named step does.
-    """
-    if only is None and from_step is None:
-        return list(steps)
-    if only is not None and from_step is not None:
-        raise ConfigError("--only and --from-step cannot be used together")
-    wanted = t.cast(str, only if only is not None else from_step)
-    for position, step in enumerate(steps):
-        if wanted in (step.id, f"{step.section}[{step.index}]"):
-            if only is not None:
-                return [step]
-            return list(steps[position:]) + [s for s in steps[:position] if s.section == FINALLY]
-    from stepengine._suggest import did_you_mean
-
-    known = [s.id or f"{s.section}[{s.index}]" for s in steps]
-    raise ConfigError(
-        f"no step {wanted!r} in this run" + did_you_mean(wanted, known),
-        hint=f"steps: {', '.join(known)}" if known else "this run has no steps",
-    )
 
 
 class Runner:

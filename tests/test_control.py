@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stepengine
+from stepengine.checks import select_steps
 from stepengine.control import MAX_RETRY_DELAY, Controls, condition_source, retry_delay, should_retry
 from stepengine.errors import StepTimeoutError, TemplateError
 from stepengine.events import Event
-from stepengine.runner import select_steps
 
 
 class Recorder:

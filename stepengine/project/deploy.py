@@ -428,39 +428,7 @@ def render_spec(
     }
     refuse_secrets(spec, templates.masker)
     if spec["enforce_parameter_schema"]:
+        from stepengine.checks import check_parameters
+
         check_parameters(spec, require_all=False)
     return spec
-
-
-def check_parameters(
-    spec: t.Mapping[str, t.Any], *, require_all: bool, parameters: t.Mapping[str, t.Any] | None = None
-) -> None:
-    """Check parameters against the recorded schema; ``ConfigError`` listing every problem."""
-    import jsonschema
-
-    schema = dict(spec.get("parameter_openapi_schema") or {})
-    if not schema:
-        return
-    if not require_all:
-        schema.pop("required", None)
-    values = dict(spec.get("parameters") or {}) if parameters is None else dict(parameters)
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = []
-    known = list((schema.get("properties") or {}).keys())
-    if "properties" in schema:
-        from stepengine._suggest import did_you_mean
-
-        for name in values:
-            if name not in known:
-                have = f" (it has: {', '.join(known)})" if known else " (it has none)"
-                problems.append(
-                    f"  {name}: the flow has no parameter {name!r}" + (did_you_mean(name, known) or have)
-                )
-    for error in sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path)):
-        where = ".".join(str(p) for p in error.absolute_path)
-        problems.append(f"  {where}: {error.message}" if where else f"  {error.message}")
-    if problems:
-        raise ConfigError(
-            f"deployment {spec.get('name')!r}: parameters do not match the flow's signature "
-            f"({spec.get('entrypoint')}):\n" + "\n".join(problems)
-        )

@@ -172,39 +172,6 @@ class SpecSource(t.NamedTuple):
     prefix: tuple[t.Any, ...] = ()
 
 
-def pull_config(spec: t.Mapping[str, t.Any], source: SpecSource | str | None = None) -> t.Any:
-    """The pull steps of ``spec`` as a ``Config``. Messages name the spec's file, line and column when
-    ``source`` says where it was read from; a text ``source`` names where it came from (no line: the
-    steps did not come from a file); else the deployment."""
-    from stepengine.config import build_config
-    from stepengine.loader import Document, load_document
-    from stepengine.schema import check_document
-
-    label = f"deployment {spec.get('name')!r} (its spec)"
-    positions: dict[tuple[t.Any, ...], tuple[int, int]] = {}
-    if isinstance(source, str):
-        label = source
-    elif source is not None:
-        try:
-            located = load_document(source.file)
-        except ConfigError:  # changed or removed since: errors then name the deployment only
-            located = None
-        if located is not None:
-            label, start = source.file, (*source.prefix, "pull_steps")
-            positions = {
-                ("pull", *path[len(start) :]): at
-                for path, at in located.positions.items()
-                if path[: len(start)] == start
-            }
-    document = Document({"pull": list(spec.get("pull_steps") or [])}, positions, label)
-    errors = [i for i in check_document(document) if i.severity == "error"]
-    if errors:
-        from stepengine.errors import ValidationError
-
-        raise ValidationError(errors)
-    return build_config(document)
-
-
 def execute_spec(
     spec: t.Mapping[str, t.Any],
     *,
@@ -258,7 +225,7 @@ def _execute(
     source: SpecSource | None,
 ) -> int:
     import stepengine
-    from stepengine.project.deploy import check_parameters
+    from stepengine.checks import check_parameters, spec_pull_config
 
     variables, spec_parameters = resolve_placeholders(spec, resolver)
     values = {**spec_parameters, **(parameters or {})}
@@ -266,7 +233,7 @@ def _execute(
         check_parameters(spec, require_all=True, parameters=values)
     if python:
         choose_python(spec, python)  # an interpreter given on the command line exists before the pull
-    config = pull_config(spec, source)
+    config = spec_pull_config(spec, source)
     # a process worker's job variables: env (for the pull steps and the flow), working_dir
     job_env = {str(k): "" if v is None else str(v) for k, v in (variables.get("env") or {}).items()}
     if variables.get("working_dir"):

@@ -251,12 +251,12 @@ def _pull(
 ) -> str:
     """Run the pull steps in the current directory; the directory the flow must run in."""
     import stepengine
+    from stepengine.checks import spec_pull_config
     from stepengine.cli import event_printer
     from stepengine.masking import current_masker
-    from stepengine.project.execute import pull_config
     from stepengine.stores import default_resolver
 
-    config = pull_config(
+    config = spec_pull_config(
         deployment, f"deployment {deployment.get('name')!r} ({api_url}/deployments/{deployment.get('id')})"
     )
     resolver = default_resolver(prefect_api_url=api_url)
