@@ -223,3 +223,26 @@ def test_a_reference_starting_with_an_index_is_a_template_error() -> None:
     assert str(info.value) == (
         "{{ [0].x }} refers to 0, which no earlier step produced\nhint: available names: clone"
     )
+
+
+def test_a_template_error_is_located_on_a_copy_and_the_raised_one_is_left_alone() -> None:
+    """``TemplateError.locate`` (errors are never changed after being raised): the copy names the step
+    and the argument's line; the original keeps its text, hint and cause."""
+    from stepengine.config import Step
+
+    step = Step(
+        "pull", 1, "prefect.deployments.steps.git_clone", {"branch": "{{ $NOPE }}"}, id="clone", file="p.yaml"
+    ).replace(argument_positions={"branch": (7, 15)}, line=6, col=5)
+    with pytest.raises(TemplateError) as info:
+        render("{{ $NOPE }}", TemplateContext(env={}))
+    original = info.value
+    located = original.locate(step, argument="branch")
+    assert str(located).splitlines()[0] == (
+        "p.yaml:7:15: pull[1] (clone: git_clone): environment variable 'NOPE' is not set"
+    )
+    assert (located.hint, located.placeholder) == (original.hint, original.placeholder)
+    assert str(original).splitlines()[0] == "environment variable 'NOPE' is not set"
+    assert original.file is None and original.section is None
+    with_context = original.locate(context="deployment 'd' → parameters: ")
+    assert with_context.detail == "deployment 'd' → parameters: environment variable 'NOPE' is not set"
+    assert original.with_hint("another").hint == "another" and original.hint != "another"
