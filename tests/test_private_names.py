@@ -18,6 +18,9 @@ where ``_attr`` is defined only in other in-scope modules (not in the module usi
 Private names of third-party code (``os._exit``, ``sys._getframe``, a named tuple's ``_replace``) are not our
 rule's business and are not flagged.
 
+``builtin_steps/`` is read once, under its own name (it is installed as ``stepengine.builtin_steps``; the
+checkout's ``stepengine/builtin_steps`` is a symlink to it, which the scan does not follow).
+
 Out of scope: ``stepengine/project/_stand_in/prefect/``. It is not part of stepengine's module tree at run
 time: it is put on ``sys.path`` as the top-level package ``prefect`` for flow code when Prefect is absent,
 and it imitates Prefect's own layout and public names one for one. Its package-internal helpers (e.g.
