@@ -26,8 +26,9 @@ time: it is put on ``sys.path`` as the top-level package ``prefect`` for flow co
 and it imitates Prefect's own layout and public names one for one. Its package-internal helpers (e.g.
 ``prefect.runtime._info`` used by ``prefect.runtime.flow_run``) must stay underscored, because a public
 name there would be a name real Prefect does not have, which a flow could then come to rely on. stepengine's
-own modules only put the folder on ``sys.path`` and never import from it, which this test does check
-(the stand-in's files are still read for their definitions).
+own modules only put the folder on ``sys.path`` and never import from it, which this test does check;
+what a stand-in object carries under an underscore is Prefect's name (``Block._block_type_slug``), which
+stepengine may read as it reads real Prefect's.
 """
 
 from __future__ import annotations
@@ -165,7 +166,9 @@ def _module_reach_ins(module: Module, modules: dict[str, Module]) -> list[str]:
                     problem(node, f"imports {alias.name} from {source}")
                 imported_from[alias.asname or alias.name] = source
 
-    others = set().union(*(m.defines for m in modules.values() if m.name != module.name))
+    # the stand-in's names are Prefect's (it imitates them), so a Prefect object's ``_block_type_slug``
+    # read by stepengine is a third-party private name, as with real Prefect
+    others = set().union(*(m.defines for m in modules.values() if m.name != module.name and _checked(m)))
 
     def foreign(name: str) -> bool:
         return _is_private(name) and name not in module.defines and name in others
