@@ -17,6 +17,8 @@ import sys
 import typing as t
 
 if t.TYPE_CHECKING:
+    from stepengine.cli._output import TextStream
+    from stepengine.events import EventHandler
     from stepengine.masking import Masker
 
 __all__ = ["COMMANDS", "cli", "command_scope", "event_printer", "main"]
@@ -50,7 +52,7 @@ _COMMAND_MASKER: contextvars.ContextVar[Masker | None] = contextvars.ContextVar(
 )
 
 
-def event_printer(stream: t.TextIO) -> t.Callable[[t.Any], None]:
+def event_printer(stream: TextStream) -> EventHandler:
     """The CLI's event printer (what ``stepengine run`` prints), writing to ``stream``: for a program
     that runs steps outside a command, such as the pull stage of a Prefect worker's job."""
     from stepengine.cli._output import EventPrinter

@@ -344,9 +344,10 @@ def render_spec(
     flow_source: t.Callable[[str], t.Any] | None = None,
 ) -> dict[str, t.Any]:
     """Run build/push for one deployment entry (already overridden) and render its spec."""
+    from stepengine.checks import prepare
     from stepengine.project.flows import FlowInfo, flow_at
     from stepengine.registry import Registry
-    from stepengine.runner import Runner, prepare
+    from stepengine.runner import Runner
     from stepengine.templating import render
 
     config = project.config
