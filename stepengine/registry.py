@@ -21,7 +21,7 @@ from stepengine.errors import StepLookupError
 if t.TYPE_CHECKING:
     from stepengine._entry_points import LazyEntryPoint
 
-__all__ = ["GROUP", "Registry", "StepFunction"]
+__all__ = ["GROUP", "Registration", "Registry", "StepFunction"]
 
 #: the entry-point group step packages publish under
 GROUP = "stepengine.steps"
@@ -39,7 +39,9 @@ class StepFunction(t.NamedTuple):
     version: str | None = None
 
 
-class _Registration(t.NamedTuple):
+class Registration(t.NamedTuple):
+    """One entry point of the group: a step name and where it points (``registrations()``)."""
+
     name: str
     value: str
     distribution: str | None
@@ -55,23 +57,23 @@ class Registry:
     ) -> None:
         self._explicit = dict(steps or {})
         self._group = group
-        self._registrations: dict[str, list[_Registration]] | None = None
+        self._registrations: dict[str, list[Registration]] | None = None
         self._cache: dict[str, StepFunction] = {}
         #: whether the registrations come from a scan made by this registry (not a cached listing)
         self._fresh = False
 
     # -- discovery -------------------------------------------------------------------------------
 
-    def registrations(self) -> dict[str, list[_Registration]]:
+    def registrations(self) -> dict[str, list[Registration]]:
         """Every entry point of the group, by name (a list: more than one means a conflict)."""
         if self._registrations is None:
             from stepengine._entry_points import read_entry_points
 
-            found: dict[str, list[_Registration]] = {}
+            found: dict[str, list[Registration]] = {}
             for name, value, dist, version, entry_point in read_entry_points(self._group, fresh=self._fresh):
                 regs = found.setdefault(name, [])
                 if not any(r.distribution == dist and r.value == value for r in regs):
-                    regs.append(_Registration(name, value, dist, version, entry_point))
+                    regs.append(Registration(name, value, dist, version, entry_point))
             self._registrations = found
         return self._registrations
 

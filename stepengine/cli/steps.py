@@ -6,6 +6,9 @@ import typing as t
 
 import click
 
+if t.TYPE_CHECKING:
+    from stepengine.registry import Registration
+
 
 @click.command("steps")
 @click.argument("pattern", required=False)
@@ -89,7 +92,7 @@ def _group(rows: list[tuple[dict[str, t.Any], t.Any]]) -> list[dict[str, t.Any]]
     return sorted(groups, key=lambda g: g["name"])
 
 
-def _describe(reg: t.Any) -> dict[str, str]:
+def _describe(reg: Registration) -> dict[str, str]:
     import inspect
 
     try:
