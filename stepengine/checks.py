@@ -31,6 +31,7 @@ from stepengine.errors import ConfigError, Issue, StepLookupError, TemplateError
 from stepengine.loader import Document, load_document
 
 if t.TYPE_CHECKING:
+    from stepengine.project.execute import SpecSource
     from stepengine.registry import Registry, StepFunction
 
 __all__ = [
@@ -100,7 +101,7 @@ def select_steps(
     )
 
 
-def spec_pull_config(spec: t.Mapping[str, t.Any], source: t.Any = None) -> Config:
+def spec_pull_config(spec: t.Mapping[str, t.Any], source: SpecSource | str | None = None) -> Config:
     """The pull steps of a deployment ``spec`` (``deploy``'s output, or a Prefect server's deployment)
     as a ``Config``, checked against the schema (a ``ValidationError`` lists every problem).
 

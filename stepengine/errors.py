@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import typing as t
 
+if t.TYPE_CHECKING:
+    from stepengine.config import Step
+
 __all__ = [
     "ConfigError",
     "Issue",
@@ -189,7 +192,7 @@ class TemplateError(ConfigError):
 
     def locate(
         self,
-        step: t.Any = None,
+        step: Step | None = None,
         *,
         argument: str | None = None,
         file: str | None = None,
@@ -206,7 +209,8 @@ class TemplateError(ConfigError):
         """
         fields: dict[str, t.Any] = {}
         if step is not None:
-            line, col = step.argument_positions.get(argument, (step.line, step.col))
+            position = step.argument_positions.get(argument) if argument is not None else None
+            line, col = position if position is not None else (step.line, step.col)
             file = step.file
             fields.update(section=step.section, step_index=step.index, step_id=step.id)
             fields["function"] = step.function
