@@ -20,6 +20,9 @@ class Command:
     env: dict[str, str]
     #: run (untimed) before the timed run, e.g. to empty the target directory
     before: t.Callable[[], None] | None = None
+    #: measures the run itself instead of timing a process (e.g. timestamps a server recorded);
+    #: ``argv`` is then not run
+    probe: t.Callable[[], Sample] | None = None
 
 
 @dataclasses.dataclass
@@ -34,10 +37,31 @@ class RunFailed(RuntimeError):
     pass
 
 
+#: process counts of the concurrent scenarios (issue 16: many runs on one host)
+CONCURRENCY = (1, 2, 4, 8)
+#: start ``$@`` once in every folder under ``$1``, all at once; wait for all; fail if any failed
+_CONCURRENTLY = """\
+work=$1; shift; pids=""
+for dir in "$work"/*/; do (cd "$dir" && exec "$@") & pids="$pids $!"; done
+rc=0; for pid in $pids; do wait "$pid" || rc=1; done; exit $rc
+"""
+
+
+def concurrently(runs: Path, program: list[str]) -> list[str]:
+    """The command line that starts ``program`` in every folder of ``runs`` at once and waits for all
+    (timed as one process: until the last one ends)."""
+    return ["/bin/sh", "-c", _CONCURRENTLY, "concurrently", str(runs), *program]
+
+
 def measure(command: Command) -> Sample:
     """Run ``command`` once: wall time from spawn to exit and the process's peak RSS."""
     if command.before:
         command.before()
+    if command.probe is not None:
+        try:
+            return command.probe()
+        except Exception as exc:  # a failed run fails its scenario, as a non-zero exit does
+            raise RunFailed(f"{type(exc).__name__}: {exc}") from exc
     # The peak RSS of a child started by this harness would start at the harness's own size (Linux
     # keeps the high-water mark of the memory a child had before exec), so GNU time, a small C
     # program, starts the command and reports its peak RSS. A tiny sh changes directory and execs the

@@ -159,14 +159,21 @@ def _derived(results: list[Result]) -> list[str]:
             f"CPU time {format_ms(statistics.median(s.cpu_seconds for s in big_samples))}"
         )
     for result in results:
-        if result.scenario.key.startswith("git-concurrent-"):
+        if "-concurrent-" in result.scenario.key:
             count = int(result.scenario.key.rsplit("-", 1)[1])
             rates = ", ".join(
-                f"{label} {count / median(samples, False):.2f}"
+                f"{label.split(':')[0]} {count / median(samples, False):.2f}"
                 for label, samples in result.samples.items()
                 if samples
             )
-            out.append(f"- {count} concurrent git clones, runs/s: {rates}")
+            line = f"- {result.scenario.title}, runs/s: {rates}"
+            floors = [label for label in result.samples if not label.startswith("stepengine")]
+            ours = result.samples.get("stepengine")
+            if floors and ours and result.samples[floors[0]]:
+                # above 1: stepengine keeps up with the floor (plain git, the least an S3 client does)
+                pace = median(result.samples[floors[0]], False) / median(ours, False)
+                line += f"; stepengine's pace = {pace:.2f}× {floors[0].split(':')[0]}'s"
+            out.append(line)
         if result.scenario.key.startswith("git"):
             # CPU time (the process and the git processes it waited for) moves less than wall time
             # when the machine is shared

@@ -74,12 +74,12 @@ def test_harness_runs_one_tiny_scenario(tmp_path: Path) -> None:
 def test_server_scenarios_skip_cleanly_without_their_prerequisites(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``deploy`` without a Prefect venv and ``docker`` without dockerd are reported as skipped, with
-    the reason, before anything is installed or started (no server runs in this test)."""
+    """``deploy`` and ``worker`` without a Prefect venv and ``docker`` without dockerd are reported as
+    skipped, with the reason, before anything is installed or started (no server runs in this test)."""
     results = tmp_path / "RESULTS.md"
     env = {**os.environ, "STEPENGINE_PREFECT_VENV": str(tmp_path / "no-such-venv")}
     done = subprocess.run(
-        _tiny_run("deploy", results, tmp_path),
+        _tiny_run("deploy,worker", results, tmp_path),
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -88,9 +88,9 @@ def test_server_scenarios_skip_cleanly_without_their_prerequisites(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert f"- **deploy**: skipped: no Prefect venv at {tmp_path / 'no-such-venv'}" in results.read_text(
-        encoding="utf-8"
-    )
+    text = results.read_text(encoding="utf-8")
+    assert f"- **deploy**: skipped: no Prefect venv at {tmp_path / 'no-such-venv'}" in text
+    assert f"- **worker**: skipped: no Prefect venv at {tmp_path / 'no-such-venv'}" in text
 
     from benchmarks.measurement import Skip
     from benchmarks.scenarios.context import Context
@@ -141,3 +141,21 @@ def test_scale_scenarios_run_tiny(tmp_path: Path) -> None:
         text
     )
     assert "FAILED" not in text
+
+
+def test_concurrent_runs_start_together_and_fail_if_one_fails(tmp_path: Path) -> None:
+    """The concurrent scenarios' launcher: one process per folder, all at once, the exit status of all."""
+    from benchmarks.measurement import Command, RunFailed, concurrently, measure
+
+    runs = tmp_path / "runs"
+    for n in range(4):
+        (runs / str(n)).mkdir(parents=True)
+    program = ["/bin/sh", "-c", "pwd > here; sleep 0.5"]
+    sample = measure(Command(concurrently(runs, program), tmp_path, dict(os.environ)))
+    assert [(runs / str(n) / "here").read_text().strip() for n in range(4)] == [
+        str(runs / str(n)) for n in range(4)
+    ]
+    assert 0.5 <= sample.seconds < 1.9  # together, not one after the other (4 × 0.5 s)
+    (runs / "2" / "fail").touch()
+    with pytest.raises(RunFailed):
+        measure(Command(concurrently(runs, ["/bin/sh", "-c", "test ! -e fail"]), tmp_path, dict(os.environ)))

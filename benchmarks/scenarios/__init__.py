@@ -11,7 +11,7 @@ import contextlib
 import typing as t
 
 from benchmarks.measurement import Scenario
-from benchmarks.scenarios import engine, git, storage, tools
+from benchmarks.scenarios import engine, git, storage, tools, worker
 from benchmarks.scenarios.context import Context
 
 ScenarioFactory = t.Callable[[Context, contextlib.ExitStack], list[Scenario]]
@@ -32,4 +32,6 @@ SCENARIOS: dict[str, ScenarioFactory] = {
     "s3-many": storage.scenario_s3_many,
     "s3-gib": storage.scenario_s3_gib,
     "outputs": storage.scenario_outputs,
+    "s3-concurrent": storage.scenario_s3_concurrent,
+    "worker": worker.scenario_worker,
 }

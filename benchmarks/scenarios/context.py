@@ -10,7 +10,9 @@ from pathlib import Path
 
 from benchmarks.measurement import Command
 
+#: the benchmarks folder, and the checkout it belongs to
 HERE = Path(__file__).resolve().parents[1]
+ROOT = HERE.parent
 
 
 @dataclasses.dataclass

@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import typing as t
 
-from benchmarks.measurement import Command, Scenario
+from benchmarks.measurement import CONCURRENCY, Command, Scenario, concurrently
 from benchmarks.scenarios.context import Context, write
 from testkit.git_server import create_bare_repo, start_git_server
 
@@ -73,16 +73,6 @@ def scenario_git(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
     ]
 
 
-#: N clones of one repository at once, each into its own empty directory; fails if any fails
-CONCURRENT_CLONES = """\
-work=$1; shift; pids=""
-for dir in "$work"/*/; do (cd "$dir" && exec "$@") & pids="$pids $!"; done
-rc=0; for pid in $pids; do wait "$pid" || rc=1; done; exit $rc
-"""
-#: process counts of the concurrent-clones scenario (issue 16)
-CONCURRENCY = (1, 2, 4, 8)
-
-
 def scenario_git_concurrent(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
     # 2,000 files as in scenario 5 (10,000 made one round of 8 take minutes of untimed directory
     # removal on a shared disk)
@@ -114,8 +104,9 @@ def scenario_git_concurrent(ctx: Context, stack: contextlib.ExitStack) -> list[S
                 program = ["git", "clone", "-q", "--depth", "1", url]
             else:
                 program = [*ctx.stepengine_program(), "run", str(yaml_file), "--section", "pull", "-q"]
-            argv = ["/bin/sh", "-c", CONCURRENT_CLONES, "concurrent-clones", str(runs), *program]
-            return Command(argv, work, {**env, "STEPENGINE_HOME": str(home)}, before=prepare)
+            return Command(
+                concurrently(runs, program), work, {**env, "STEPENGINE_HOME": str(home)}, before=prepare
+            )
 
         return factory
 
@@ -137,7 +128,7 @@ def scenario_git_concurrent(ctx: Context, stack: contextlib.ExitStack) -> list[S
         scenarios.append(
             Scenario(
                 f"git-concurrent-{count}",
-                f"12. {count} concurrent git clones, {files} files",
+                f"16. {count} concurrent git clones, {files} files",
                 commands,
                 rounds=3,
                 note=note,

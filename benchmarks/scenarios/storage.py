@@ -11,7 +11,7 @@ import shutil
 import typing as t
 from pathlib import Path
 
-from benchmarks.measurement import Command, Scenario, Skip
+from benchmarks.measurement import CONCURRENCY, Command, Scenario, Skip, concurrently
 from benchmarks.scenarios.context import HERE, Context, write
 from testkit.moto_server import start_moto_server
 
@@ -328,6 +328,73 @@ def scenario_outputs(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario
             note=note,
         )
     ]
+
+
+def scenario_s3_concurrent(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]:
+    """Issue 16 item 3: N processes pull the same bucket at once, sharing one STEPENGINE_HOME."""
+    server = moto(stack)
+    count = 10 if ctx.tiny else 200
+    client = server.boto3_client()
+    client.create_bucket(Bucket="shared")
+    for i in range(count):
+        client.put_object(Bucket="shared", Key=f"code/d{i % 10}/f{i:04d}.txt", Body=b"x" * 4096)
+    work = ctx.fresh_dir("s3-concurrent")
+    yaml_file = pull_yaml(work, "prefect.yaml", "s3://shared/code", s3_settings(server))
+    env = {**ctx.base_env, "AWS_EC2_METADATA_DISABLED": "true"}
+    floor_env = {
+        **env,
+        "FLOOR_ENDPOINT": server.endpoint_url,
+        "FLOOR_BUCKET": "shared",
+        "FLOOR_PREFIX": "code/",
+        "FLOOR_KEY": server.key,
+        "FLOOR_SECRET": server.secret,
+    }
+
+    def make(engine: str, processes: int) -> t.Callable[[], Command]:
+        slug = engine.split(":")[0].replace(" ", "-")
+        home = work / f"home-{slug}"
+        runs = work / f"{slug}-{processes}"
+
+        def prepare() -> None:
+            # every process starts from an empty target and no manifest (a first pull), one home shared
+            ctx.fresh_dir(f"s3-concurrent/{slug}-{processes}")
+            for n in range(processes):
+                (runs / str(n)).mkdir()
+            shutil.rmtree(home / "blob-manifests", ignore_errors=True)
+
+        def factory() -> Command:
+            if engine == "stepengine":
+                program = [*ctx.stepengine_program(), "run", str(yaml_file), "--section", "pull", "-q"]
+                run_env = {**env, "STEPENGINE_HOME": str(home)}
+            else:
+                program, run_env = [str(ctx.stepengine_python), "-c", S3_FLOOR], floor_env
+            return Command(concurrently(runs, program), work, run_env, before=prepare)
+
+        return factory
+
+    scenarios = []
+    for processes in CONCURRENCY:
+        commands: dict[str, t.Callable[[], Command]] = {}
+        if "stepengine" in ctx.engines:
+            commands["stepengine"] = make("stepengine", processes)
+        if "floor" in ctx.engines:
+            commands["floor: botocore list + presign, http.client GETs, 4 threads"] = make("floor", processes)
+        note = (
+            f"{processes} processes started at once, each pulling the same bucket ({count} × 4 KiB objects, moto "
+            "on 127.0.0.1) into its own empty directory with one `STEPENGINE_HOME` shared by all (blob "
+            "manifests emptied before each run); wall time until the last one ends, runs/s under Derived. "
+            "The floor row starts as many copies of scenario 4's server floor at once."
+        )
+        scenarios.append(
+            Scenario(
+                f"s3-concurrent-{processes}",
+                f"17. {processes} concurrent S3 pulls, {count} × 4 KiB",
+                commands,
+                rounds=3,
+                note=note,
+            )
+        )
+    return scenarios
 
 
 def moto(stack: contextlib.ExitStack) -> t.Any:
