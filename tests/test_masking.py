@@ -288,3 +288,33 @@ def test_masked_std_streams_wraps_and_restores_stdout_and_stderr(capsys: pytest.
         print("err printed-secret", file=sys.stderr, end="")
     assert (sys.stdout, sys.stderr) == before
     assert capsys.readouterr() == ("out ***\n", "err ***")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    forms=st.lists(st.binary(min_size=4, max_size=14), min_size=1, max_size=12),
+    data=st.data(),
+)
+def test_the_two_pass_search_finds_exactly_what_one_whole_search_finds(
+    forms: list[bytes], data: st.DataObject
+) -> None:
+    """The first pass (form prefixes) only narrows where the automaton of the whole forms looks: the
+    spans are those of one overlapping search of the whole text, however forms share prefixes, nest
+    or touch (issue 16: the fast path for 1,000 secrets)."""
+    import ahocorasick_rs
+
+    from stepengine.masking import _span_finder
+
+    # texts made of forms, their pieces and other bytes, so forms overlap, nest and repeat
+    pieces = st.one_of(
+        st.sampled_from(forms),
+        st.sampled_from(forms).map(lambda f: f[: len(f) // 2]),
+        st.sampled_from(forms).map(lambda f: f[len(f) // 3 :]),
+        st.binary(max_size=8),
+    )
+    text = b"".join(data.draw(st.lists(pieces, max_size=30)))
+    ordered = sorted(set(forms), key=len, reverse=True)
+    spans, every = _span_finder(ordered)
+    whole = ahocorasick_rs.BytesAhoCorasick(ordered, matchkind=ahocorasick_rs.MatchKind.Standard)
+    expected = {(s, e) for _, s, e in whole.find_matches_as_indexes(text, overlapping=True)}
+    assert every and set(spans(text)) == expected
