@@ -294,21 +294,25 @@ def _encoded_forms(text: str) -> set[str]:
     import json
     from urllib.parse import quote, quote_plus
 
-    forms = {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
+    escaped = json.dumps(text, ensure_ascii=False)[1:-1]
+    forms = {text, escaped, escaped if text.isascii() else json.dumps(text)[1:-1]}
     forms.add(quote(text, safe=""))
     forms.add(quote_plus(text, safe=""))
     raw = text.encode()
-    for encode in (base64.b64encode, base64.urlsafe_b64encode):
-        forms.add(encode(raw).decode().rstrip("="))
-        # Inside a longer base64 text (``base64("user:" + secret)``, a secret followed by more
-        # data) the secret's bytes start at any of the three alignments: keep, for each, the
-        # characters whose six bits all come from the secret.
-        for pad in (0, 1, 2):
-            encoded = encode(b"\0" * pad + raw).decode()
-            first = -(-8 * pad // 6)
-            last = 8 * (pad + len(raw)) // 6
-            forms.add(encoded[first:last])
+    # Inside a longer base64 text (``base64("user:" + secret)``, a secret followed by more data) the
+    # secret's bytes start at any of the three alignments: keep, for each, the characters whose six
+    # bits all come from the secret; and the secret's own encoding, unpadded. The URL-safe alphabet
+    # differs from the standard one in two characters only: its forms are translations of these.
+    standard = [base64.b64encode(raw).decode().rstrip("=")]
+    for pad in (0, 1, 2):
+        encoded = base64.b64encode(b"\0" * pad + raw).decode()
+        standard.append(encoded[-(-8 * pad // 6) : 8 * (pad + len(raw)) // 6])
+    forms.update(standard)
+    forms.update(form.translate(_URL_SAFE) for form in standard)
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+
+
+_URL_SAFE = str.maketrans("+/", "-_")
 
 
 class StreamMasker:
