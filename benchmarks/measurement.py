@@ -114,6 +114,8 @@ class Result:
     scenario: Scenario
     samples: dict[str, list[Sample]]
     error: str | None = None
+    #: the 1-minute load average when the scenario started and when it ended (the machine is shared)
+    load: tuple[float, float] | None = None
 
 
 def run_scenario(scenario: Scenario, rounds: int, tiny: bool = False) -> Result:

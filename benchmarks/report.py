@@ -118,7 +118,8 @@ def report(results: list[Result], skipped: dict[str, str], ctx: Context, rounds:
         lines += ["", "### Derived", ""] + derived
     lines += ["", "### Scenarios", ""]
     for result in results:
-        lines.append(f"- **{result.scenario.title}**: {result.scenario.note}")
+        load = f" Load average (1 min): {result.load[0]:.1f} → {result.load[1]:.1f}." if result.load else ""
+        lines.append(f"- **{result.scenario.title}**: {result.scenario.note}{load}")
         if result.error:
             lines.append(f"  - FAILED: `{result.error.splitlines()[0]}`")
     for key, why in skipped.items():

@@ -53,9 +53,11 @@ def run_all(scenarios: list[Scenario], results: list[Result], ctx: Context, roun
         started = time.monotonic()
         if scenario.same_runs_as:
             source = next(r for r in results if r.scenario.key == scenario.same_runs_as)
-            result = Result(scenario, source.samples, source.error)
+            result = Result(scenario, source.samples, source.error, source.load)
         else:
+            load_before = os.getloadavg()[0]
             result = run_scenario(scenario, rounds, ctx.tiny)
+            result.load = (load_before, os.getloadavg()[0])
         results.append(result)
         value = ratio(result)
         line = ", ".join(f"{k}: {summary(v, scenario.rss)}" for k, v in result.samples.items())
