@@ -275,14 +275,22 @@ def _pull(
     if up_to_date:
         pass  # no download, no copy, no swap
     elif merge:
-        _check_merge_conflicts(target, changed)
+        # Into a folder holding nothing (a worker's fresh directory) no object can conflict with a
+        # file, and each top-level entry of the pull moves in with one rename instead of one per file.
+        empty = _holds_nothing(target)
+        if not empty:
+            _check_merge_conflicts(target, changed)
         with _staging_folder(target) as staging:
             jobs = _download_jobs(objects, staging, skip=unchanged)
             _transfer(fs, jobs, "get", concurrency, retries, url)
             # every object arrived: only now touch the working directory (renames, same file system)
-            place = _Placer(target, create=True)
-            for rel in changed:
-                os.replace(staging / rel, place(rel))
+            if empty and _holds_nothing(target, but=staging.name):
+                for entry in os.scandir(staging):
+                    os.rename(entry.path, target / entry.name)
+            else:
+                place = _Placer(target, create=True)
+                for rel in changed:
+                    os.replace(staging / rel, place(rel))
     else:
         with atomic_directory(target) as tmp:
             place = _Placer(tmp, create=True)
@@ -325,6 +333,12 @@ _ATOMIC_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.(?:tmp|old)")
 def is_own_temporary(name: str) -> bool:
     """Whether a folder name is one of stepengine's staging or temporary folders (never pushed)."""
     return name.startswith(STAGING_PREFIX) or _ATOMIC_TEMPORARY.fullmatch(name) is not None
+
+
+def _holds_nothing(folder: Path, but: str = "") -> bool:
+    """Whether ``folder`` is empty (``but``: apart from that entry, this pull's staging folder)."""
+    with os.scandir(folder) as entries:
+        return all(entry.name == but for entry in entries)
 
 
 @contextlib.contextmanager

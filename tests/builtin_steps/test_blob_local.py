@@ -136,3 +136,38 @@ def test_a_file_pull_imports_no_fsspec(source: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     assert (tmp_path / "code" / "big.bin").read_bytes() == TREE["big.bin"]
+
+
+def test_into_an_empty_folder_each_top_level_entry_moves_in_with_one_rename(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull into the working directory stages its files and moves them in once all arrived. When the
+    directory holds nothing, no file can conflict: each top-level entry moves in whole (issue 16: a
+    ``file://`` pull of 10,000 files at the pace of ``cp -r``); the tree is the same as file by file,
+    and a directory that holds something still gets its files one by one, next to what it holds."""
+    moves: list[str] = []
+    for name in ("rename", "replace"):
+        real = getattr(os, name)
+        monkeypatch.setattr(
+            os, name, lambda a, b, _real=real: moves.append(os.path.basename(b)) or _real(a, b)
+        )
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    monkeypatch.setenv("STEPENGINE_HOME", str(tmp_path / "home"))
+    blob.pull_from_blob_storage(source.as_uri(), directory=".")
+    tree = {p.relative_to(empty).as_posix(): p.read_bytes() for p in sorted(empty.rglob("*")) if p.is_file()}
+    assert tree == {**TREE, "link-to-main.py": TREE["flows/main.py"]}
+    placed = [name for name in moves if not name.endswith(".tmp") and not name.endswith(".json")]
+    assert sorted(placed) == sorted(["flows", "empty.txt", "with space", "big.bin", "link-to-main.py"])
+
+    moves.clear()
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("kept")
+    monkeypatch.chdir(busy)
+    blob.pull_from_blob_storage(source.as_uri(), directory=".")
+    merged = {p.relative_to(busy).as_posix(): p.read_bytes() for p in sorted(busy.rglob("*")) if p.is_file()}
+    assert merged == {**tree, "mine.txt": b"kept"}
+    assert len([n for n in moves if not n.endswith(".tmp") and not n.endswith(".json")]) == len(tree)
