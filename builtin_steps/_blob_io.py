@@ -758,8 +758,9 @@ def _transfer_threads(
 
         def attempt() -> None:
             if direction == "get":
-                fs.get_file(src, dst)
-                _check_size(dst, size)
+                copied = fs.get_file(src, dst)
+                # a reader that counts what it wrote (the local one) saves a stat of every file
+                _check_size(dst, size, copied if isinstance(copied, int) else None)
             else:
                 fs.put_file(src, dst)
 
@@ -817,8 +818,8 @@ def _retry_sync(call: t.Callable[[], t.Any], retries: int) -> t.Any:
     raise AssertionError("unreachable")
 
 
-def _check_size(path: str, expected: int) -> None:
-    actual = os.path.getsize(path)
+def _check_size(path: str, expected: int, written: int | None = None) -> None:
+    actual = os.path.getsize(path) if written is None else written
     if actual != expected:
         # raised as a transient error: the object may have been replaced while we listed it
         raise OSError(f"{path}: got {actual} bytes, the listing said {expected}")

@@ -171,3 +171,27 @@ def test_into_an_empty_folder_each_top_level_entry_moves_in_with_one_rename(
     merged = {p.relative_to(busy).as_posix(): p.read_bytes() for p in sorted(busy.rglob("*")) if p.is_file()}
     assert merged == {**tree, "mine.txt": b"kept"}
     assert len([n for n in moves if not n.endswith(".tmp") and not n.endswith(".json")]) == len(tree)
+
+
+def test_a_local_file_that_shrinks_after_the_listing_fails_the_size_check(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local reader reports the bytes it wrote (no stat of every copy): a file cut short between the
+    listing and its copy is still caught, and nothing lands in the working directory."""
+    real = _blob_local.LocalReader.get_file
+
+    def shrink_then_copy(self: t.Any, rpath: str, lpath: str) -> t.Any:
+        if rpath.endswith("big.bin"):
+            os.truncate(rpath, 1000)
+        return real(self, rpath, lpath)
+
+    monkeypatch.setattr(_blob_local.LocalReader, "get_file", shrink_then_copy)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("STEPENGINE_HOME", str(tmp_path / "home"))
+    with pytest.raises(
+        StepError, match=rf"big\.bin: got 1000 bytes, the listing said {len(TREE['big.bin'])}"
+    ):
+        blob.pull_from_blob_storage(source.as_uri(), directory=".", retries=0)
+    assert list(work.iterdir()) == []
