@@ -29,6 +29,7 @@ _VALUED: dict[str, tuple[str, tuple[str, ...] | None, bool]] = {
     "--values": ("values_file", None, False),
     "--stores": ("stores", None, False),
     "--prefect-api-url": ("prefect_api_url", None, False),
+    "-o": ("output", _TEXT_OR_JSON, False),
     "--output": ("output", _TEXT_OR_JSON, False),
     "--log-format": ("log_format", _TEXT_OR_JSON, False),
     "--from-step": ("from_step", None, False),

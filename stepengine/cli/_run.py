@@ -154,7 +154,7 @@ def _run(
 
         # schema problems are kept in the config and reported with the step problems, before any step
         config = load_config(file, strict=strict)
-        for warning in config.warnings:
+        for warning in config.warnings if not quiet else ():
             printer.warn(warning)
         started = time.perf_counter()
         outputs = stepengine.run(

@@ -7,13 +7,14 @@ import typing as t
 
 import click
 
+from stepengine.cli._convention import JSON_FLAG, Group, output_option, print_json, say, verbosity_options
 from stepengine.masking import MASK
 
 if t.TYPE_CHECKING:
     from stepengine.stores.sqlite import SQLiteStore
 
 
-@click.group("block")
+@click.group("block", cls=Group)
 def command() -> None:
     """Manage blocks in the local store ($STEPENGINE_HOME/store.db).
 
@@ -93,7 +94,16 @@ def parse_json(text: str, option: str) -> t.Any:
     is_flag=True,
     help="Mask every value of this block when a run reads it (always on for type secret).",
 )
-def set_(ref: str, value: str | None, json_text: str | None, from_file: str | None, secret: bool) -> None:
+@verbosity_options(quiet="Print only errors.", verbose="Also say where the block was saved.")
+def set_(
+    ref: str,
+    value: str | None,
+    json_text: str | None,
+    from_file: str | None,
+    secret: bool,
+    quiet: bool,
+    verbose: bool,
+) -> None:
     """Create or replace the block TYPE/NAME."""
     from stepengine.stores.sqlite import TEXT_TYPES, make_block_data
 
@@ -107,18 +117,21 @@ def set_(ref: str, value: str | None, json_text: str | None, from_file: str | No
         data = text
     else:
         raise click.UsageError(f"a {block_type} block holds JSON: use --json or --from-file")
+    store = open_store()
     try:
         document = make_block_data(block_type, data)
-        open_store().set_block(block_type, name, document, secret=secret)
+        store.set_block(block_type, name, document, secret=secret)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="TYPE/NAME") from None
-    click.echo(f"saved block {block_type}/{name}", err=True)
+    say(f"saved block {block_type}/{name}" + (f" in {store.path}" if verbose else ""), quiet)
 
 
 @command.command("get")
 @click.argument("ref", metavar="TYPE/NAME")
 @click.option("--reveal", is_flag=True, help="Show secret values instead of ***.")
-def get(ref: str, reveal: bool) -> None:
+@output_option("json: the block's data as JSON, also for a secret or string block.")
+@verbosity_options(verbose="Also say on stderr where the block is stored and whether it is secret.")
+def get(ref: str, reveal: bool, output: str, quiet: bool, verbose: bool) -> None:
     """Print a block: the text of a secret/string block, the JSON of any other."""
     import json
 
@@ -133,31 +146,38 @@ def get(ref: str, reveal: bool) -> None:
             data = store.get_block(block_type, name)
     except LookupError:
         raise click.ClickException(f"no block {block_type}/{name} in {store.path}") from None
+    secret = store.is_secret_block(block_type, name)
     if not reveal:
-        data = redact_block(block_type, data, whole=store.is_secret_block(block_type, name))
-    if block_type in TEXT_TYPES and set(data) == {"value"} and isinstance(data["value"], str):
+        data = redact_block(block_type, data, whole=secret)
+    if verbose:
+        say(f"block {block_type}/{name} in {store.path}{' (secret)' if secret else ''}", quiet)
+    if output == "json":
+        print_json(data)
+    elif block_type in TEXT_TYPES and set(data) == {"value"} and isinstance(data["value"], str):
         click.echo(data["value"])
     else:
         click.echo(json.dumps(data, indent=2))
 
 
-@command.command("ls")
+@command.command("ls", old_spellings=[JSON_FLAG])
 @click.option("--type", "block_type", help="Only blocks of this type.")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def ls(block_type: str | None, as_json: bool) -> None:
+@output_option("json: the list as JSON.")
+@verbosity_options(verbose="Also print when each was last changed.")
+def ls(block_type: str | None, output: str, quiet: bool, verbose: bool) -> None:
     """List the blocks (never their values)."""
-    print_items(open_store().list_blocks(block_type), as_json)
+    print_items(open_store().list_blocks(block_type), output, verbose)
 
 
 @command.command("rm")
 @click.argument("ref", metavar="TYPE/NAME")
-def rm(ref: str) -> None:
+@verbosity_options(quiet="Print only errors.", verbose="Also say which store it was removed from.")
+def rm(ref: str, quiet: bool, verbose: bool) -> None:
     """Remove the block TYPE/NAME."""
     block_type, name = parse_ref(ref)
     store = open_store()
     if not store.delete_block(block_type, name):
         raise click.ClickException(f"no block {block_type}/{name} in {store.path}")
-    click.echo(f"removed block {block_type}/{name}", err=True)
+    say(f"removed block {block_type}/{name}" + (f" from {store.path}" if verbose else ""), quiet)
 
 
 def redact_block(block_type: str, data: t.Any, *, whole: bool) -> t.Any:
@@ -186,13 +206,16 @@ def _redact_all(value: t.Any) -> t.Any:
     return value if value is None or isinstance(value, bool) else MASK
 
 
-def print_items(items: t.Sequence[t.Any], as_json: bool) -> None:
-    import json
-
-    if as_json:
-        click.echo(
-            json.dumps([{"name": i.name, "secret": i.secret, "updated": i.updated} for i in items], indent=2)
-        )
+def print_items(items: t.Sequence[t.Any], output: str, verbose: bool) -> None:
+    if output == "json":
+        print_json([{"name": i.name, "secret": i.secret, "updated": i.updated} for i in items])
         return
+    width = max((len(item.name) for item in items), default=0)
     for item in items:
-        click.echo(f"{item.name}{'  (secret)' if item.secret else ''}")
+        if verbose:
+            import datetime
+
+            updated = datetime.datetime.fromtimestamp(item.updated).isoformat(" ", "seconds")
+            click.echo(f"{item.name:<{width}}  {'secret' if item.secret else '      '}  updated {updated}")
+        else:
+            click.echo(f"{item.name}{'  (secret)' if item.secret else ''}")

@@ -9,6 +9,14 @@ import typing as t
 
 import click
 
+from stepengine.cli._convention import (
+    JOB_VARIABLE,
+    OUTPUT_FILE,
+    Command,
+    output_option,
+    say,
+    verbosity_options,
+)
 from stepengine.cli._options import parse_vars, var_option
 
 
@@ -100,7 +108,7 @@ def _schedules(
     ]
 
 
-@click.command("deploy")
+@click.command("deploy", cls=Command, old_spellings=[OUTPUT_FILE, JOB_VARIABLE])
 @click.argument("entrypoint", required=False)
 @click.option(
     "-f", "--flow", "flow_name", help="A flow registered with `stepengine flows register`, by name."
@@ -113,7 +121,6 @@ def _schedules(
 @click.option("--work-queue", help="Work queue name.")
 @click.option(
     "-jv",
-    "-v",
     "--job-variable",
     "job_variables",
     multiple=True,
@@ -167,11 +174,16 @@ def _schedules(
     show_default=True,
     help="The project file (deployment.yaml beside it is read too).",
 )
+@output_option(
+    "json: the deployment spec (a list with --all), data for `execute --spec`; text: a line per deployment.",
+    default="json",
+)
 @click.option(
-    "--output",
-    "output",
+    "--output-file",
+    "output_file",
     type=click.Path(dir_okay=False, writable=True),
-    help="Write the spec to this file instead of stdout.",
+    metavar="FILE",
+    help="Write the spec (JSON) to FILE instead of stdout.",
 )
 @click.option(
     "--values",
@@ -195,12 +207,9 @@ def _schedules(
         "(default: $STEPENGINE_STORES or values,env,local,prefect)."
     ),
 )
-@click.option(
-    "-q",
-    "--quiet",
-    "quiet",
-    is_flag=True,
-    help="Print only errors (and the spec, on stdout, unless --output).",
+@verbosity_options(
+    quiet="Print only errors, warnings and the spec (on stdout, unless --output-file).",
+    verbose="Also print each build/push step's inputs and timing, and debug logs.",
 )
 def command(
     entrypoint: str | None,
@@ -224,18 +233,20 @@ def command(
     enforce_parameter_schema: bool | None,
     deploy_all: bool,
     prefect_file: str,
-    output: str | None,
+    output: str,
+    output_file: str | None,
     values_file: str | None,
     variables: tuple[str, ...],
     prefect_api_url: str | None,
     stores: str | None,
     quiet: bool,
+    verbose: bool,
 ) -> None:
     """Deploy ENTRYPOINT (path/to/file.py:function) or a deployment of prefect.yaml.
 
     Runs the build and push steps, then renders the deployment (work pool, job variables, schedules,
     parameters and their schema, pull steps) with the step outputs, as JSON. The options are
-    `prefect deploy`'s (but -q is quiet here, not the work queue).
+    `prefect deploy`'s (but -q is quiet here, not the work queue, as on every stepengine verb).
     """
     from stepengine.cli._output import EventPrinter, configure_logging
     from stepengine.project.deploy import DeployRequest, deploy_project
@@ -246,7 +257,7 @@ def command(
         raise click.UsageError("give an ENTRYPOINT or -f FLOW_NAME, not both")
     if collision_strategy and concurrency_limit is None:
         raise click.UsageError("--collision-strategy needs --concurrency-limit")
-    configure_logging(quiet=quiet)
+    configure_logging(quiet=quiet, verbose=verbose)
     limit: t.Any = concurrency_limit
     if collision_strategy:
         limit = {"limit": concurrency_limit, "collision_strategy": collision_strategy}
@@ -297,14 +308,14 @@ def command(
             specs, warnings = run_script(
                 entrypoint,
                 resolver=resolver,
-                on_event=EventPrinter(quiet=quiet),
+                on_event=EventPrinter(quiet=quiet, verbose=verbose),
                 prefect_api_url=prefect_api_url,
             )
+            for warning in warnings:
+                say(f"warning: {warning}", quiet)
             if not quiet:
-                for warning in warnings:
-                    click.echo(f"warning: {warning}", err=True)
                 _tell_how_to_run(specs, os.getcwd())
-            _emit(specs[0] if len(specs) == 1 else specs, output, quiet)
+            _emit(specs[0] if len(specs) == 1 else specs, output, output_file, quiet)
             return
     if prefect_file == "prefect.yaml" and not os.path.exists(prefect_file):
         from stepengine.project.layout import empty_project
@@ -313,15 +324,14 @@ def command(
     else:
         project = load_project(prefect_file)
     for warning in project.config.warnings:
-        if not quiet:
-            click.echo(warning, err=True)
+        say(warning, quiet)
     specs = deploy_project(
         project,
         request,
         deploy_all=deploy_all,
         values=parse_vars(variables),
         resolver=resolver,
-        on_event=EventPrinter(quiet=quiet),
+        on_event=EventPrinter(quiet=quiet, verbose=verbose),
         record=True,
     )
     if prefect_api_url:
@@ -330,14 +340,10 @@ def command(
         for spec in specs:
             ids = register_deployment(spec, prefect_api_url)
             spec["id"], spec["flow_id"] = ids["deployment_id"], ids["flow_id"]
-            if not quiet:
-                click.echo(
-                    f"registered deployment {spec['flow_name']}/{spec['name']} ({ids['deployment_id']})",
-                    err=True,
-                )
+            say(f"registered deployment {spec['flow_name']}/{spec['name']} ({ids['deployment_id']})", quiet)
     if not quiet:
         _tell_how_to_run(specs, str(project.directory))
-    _emit(specs if deploy_all else specs[0], output, quiet)
+    _emit(specs if deploy_all else specs[0], output, output_file, quiet)
 
 
 def _tell_how_to_run(specs: t.Sequence[t.Mapping[str, t.Any]], directory: str) -> None:
@@ -350,14 +356,23 @@ def _tell_how_to_run(specs: t.Sequence[t.Mapping[str, t.Any]], directory: str) -
         )
 
 
-def _emit(result: t.Any, output: str | None, quiet: bool) -> None:
+def _emit(result: t.Any, output: str, output_file: str | None, quiet: bool) -> None:
     """The spec(s) as JSON: data for a program (execute --spec, a worker), written as they are and
-    never masked (deploy refused any spec holding a secret value; secrets stay placeholders)."""
+    never masked (deploy refused any spec holding a secret value; secrets stay placeholders).
+    ``--output-file`` writes the JSON to a file (whatever ``-o`` says: the file is data)."""
     text = json.dumps(result, indent=2, default=str) + "\n"
-    if output:
-        with open(output, "w", encoding="utf-8") as handle:
+    if output_file:
+        with open(output_file, "w", encoding="utf-8") as handle:
             handle.write(text)
-        if not quiet:
-            click.echo(f"wrote {output}", err=True)
-    else:
+        say(f"wrote {output_file}", quiet)
+    elif output == "json":
         sys.stdout.write(text)
+    else:
+        for spec in result if isinstance(result, list) else [result]:
+            pool = (spec.get("work_pool") or {}).get("name") or "-"
+            schedules = len(spec.get("schedules") or [])
+            name = f"{spec.get('flow_name')}/{spec.get('name')}"
+            sys.stdout.write(
+                f"{name}  entrypoint {spec.get('entrypoint')}  pool {pool}  "
+                f"{schedules} schedule{'s' if schedules != 1 else ''}\n"
+            )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import typing as t
+
 import click
 
+from stepengine.cli._convention import Command, output_option, print_json, say, verbosity_options
 from stepengine.cli._options import store_options
 from stepengine.cli.deploy import parse_json_pairs
 
 
-@click.command("execute")
+@click.command("execute", cls=Command)
 @click.argument("file", type=click.Path(dir_okay=False), default="prefect.yaml")
 @click.option(
     "-d",
@@ -25,7 +31,7 @@ from stepengine.cli.deploy import parse_json_pairs
     "--spec",
     "spec_file",
     type=click.Path(dir_okay=False, exists=True),
-    help="Run a spec written by `stepengine deploy --output` instead of FILE.",
+    help="Run a spec written by `stepengine deploy --output-file` instead of FILE.",
 )
 @click.option(
     "--param",
@@ -47,7 +53,14 @@ from stepengine.cli.deploy import parse_json_pairs
 )
 @store_options
 @click.option("--keep", is_flag=True, help="Keep the temporary working directory.")
-@click.option("-q", "--quiet", is_flag=True, help="Do not print the pull steps' progress.")
+@output_option(
+    'json: {"deployment", "entrypoint", "exit_code"} on stdout when the flow ends (its own output then '
+    "goes to stderr)."
+)
+@verbosity_options(
+    quiet="Print only errors and the flow's own output: no progress of the pull steps.",
+    verbose="Also print each pull step's inputs and timing, and debug logs.",
+)
 def command(
     file: str,
     deployment: str | None,
@@ -58,7 +71,9 @@ def command(
     prefect_api_url: str | None,
     stores: str | None,
     keep: bool,
+    output: str,
     quiet: bool,
+    verbose: bool,
 ) -> None:
     """Run a deployment's pull steps in a fresh directory, then its flow; exit with the flow's code."""
     import stepengine
@@ -66,7 +81,7 @@ def command(
     from stepengine.project.execute import execute_spec, load_spec_with_source
     from stepengine.stores import default_resolver
 
-    configure_logging(quiet=quiet)
+    configure_logging(quiet=quiet, verbose=verbose)
     try:
         if spec_file:
             spec, source = load_spec_with_source(spec_file)
@@ -74,17 +89,20 @@ def command(
             from stepengine.project.records import find_deployment
 
             spec, warning, source = find_deployment(file, deployment)
-            if warning and not quiet:
-                click.echo(f"warning: {warning}", err=True)
-        code = execute_spec(
-            spec,
-            parameters=parse_json_pairs(params, "--param"),
-            python=python,
-            resolver=default_resolver(values_file=values_file, prefect_api_url=prefect_api_url, order=stores),
-            on_event=EventPrinter(quiet=quiet),
-            keep_directory=keep,
-            source=source,
-        )
+            if warning:
+                say(f"warning: {warning}", quiet)
+        with _stdout_to_stderr() if output == "json" else contextlib.nullcontext():
+            code = execute_spec(
+                spec,
+                parameters=parse_json_pairs(params, "--param"),
+                python=python,
+                resolver=default_resolver(
+                    values_file=values_file, prefect_api_url=prefect_api_url, order=stores
+                ),
+                on_event=EventPrinter(quiet=quiet, verbose=verbose),
+                keep_directory=keep,
+                source=source,
+            )
     except stepengine.ValidationError as exc:
         if not spec_file and any("no earlier step has that id" in issue.message for issue in exc.issues):
             # pull steps that use build/push outputs need the spec deploy rendered (and recorded)
@@ -92,9 +110,27 @@ def command(
             hint = f"deploy it first (`stepengine deploy -n {name}`): execute -d then runs the deployed spec"
             raise exc.with_hint(hint) from exc.__cause__
         raise
+    if output == "json":
+        name = f"{spec['flow_name']}/{spec['name']}" if spec.get("flow_name") else spec.get("name")
+        print_json({"deployment": name, "entrypoint": spec.get("entrypoint"), "exit_code": code})
     if code:
         click.echo(f"flow {spec.get('flow_name') or spec['entrypoint']} failed (exit code {code})", err=True)
     raise click.exceptions.Exit(code)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> t.Iterator[None]:
+    """While the pull and the flow run, file descriptor 1 is stderr's, so that whatever they print
+    (the flow inherits the descriptors) leaves stdout to the JSON document alone."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def spec_name_hint(file: str) -> str:

@@ -6,8 +6,10 @@ import sys
 
 import click
 
+from stepengine.cli._convention import Command, output_option, print_json, say, verbosity_options
 
-@click.command("init")
+
+@click.command("init", cls=Command)
 @click.option(
     "-r", "--recipe", help="Recipe name (see `stepengine recipe ls`). Default: chosen from the directory."
 )
@@ -16,14 +18,24 @@ import click
 @click.option(
     "--directory", type=click.Path(file_okay=False, exists=True), default=".", help="Project directory."
 )
-def command(recipe: str | None, fields: tuple[str, ...], name: str | None, directory: str) -> None:
+@output_option("json: the recipe chosen and the files created, as JSON (no prompt is shown).")
+@verbosity_options(verbose="Also print the recipe's field values.")
+def command(
+    recipe: str | None,
+    fields: tuple[str, ...],
+    name: str | None,
+    directory: str,
+    output: str,
+    quiet: bool,
+    verbose: bool,
+) -> None:
     """Create prefect.yaml, .prefectignore and .prefect/ where they do not exist yet."""
     from stepengine.project.init import init_project, parse_fields
 
     def prompt(field: str, help_text: str, default: str | None) -> str:
         return str(click.prompt(f"{field} ({help_text})" if help_text else field, default=default, err=True))
 
-    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    interactive = sys.stdin.isatty() and sys.stderr.isatty() and output == "text"
     result = init_project(
         directory,
         recipe=recipe,
@@ -31,11 +43,25 @@ def command(recipe: str | None, fields: tuple[str, ...], name: str | None, direc
         name=name,
         prompt=prompt if interactive else None,
     )
+    if output == "json":
+        print_json(
+            {
+                "recipe": result.recipe,
+                "reason": result.reason,
+                "fields": result.fields,
+                "created": result.created,
+                "existing": result.existing,
+            }
+        )
+        return
     if result.reason:
-        click.echo(f"recipe: {result.recipe} ({result.reason}; choose another with --recipe)", err=True)
+        say(f"recipe: {result.recipe} ({result.reason}; choose another with --recipe)", quiet)
     else:
-        click.echo(f"recipe: {result.recipe}", err=True)
+        say(f"recipe: {result.recipe}", quiet)
+    if verbose:
+        for key, value in sorted(result.fields.items()):
+            say(f"  {key} = {value}", quiet)
     for item in result.created:
-        click.echo(f"created {item}", err=True)
+        say(f"created {item}", quiet)
     for item in result.existing:
-        click.echo(f"{item} already exists; left unchanged", err=True)
+        say(f"{item} already exists; left unchanged", quiet)

@@ -8,10 +8,11 @@ import typing as t
 
 import click
 
+from stepengine.cli._convention import Command, output_option, verbosity_options
 from stepengine.cli._options import section_options, store_options, strict_option, var_option
 
 
-@click.command("plan")
+@click.command("plan", cls=Command)
 @click.argument("file", type=click.Path(dir_okay=False), default="prefect.yaml")
 @section_options
 @var_option
@@ -32,12 +33,8 @@ from stepengine.cli._options import section_options, store_options, strict_optio
 @click.option(
     "--allow-missing", is_flag=True, help="Prefect's lenient templating: drop unresolved placeholders."
 )
-@click.option(
-    "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    help="json: the plan as one JSON document.",
-)
+@output_option("json: the plan as one JSON document.")
+@verbosity_options(verbose="Also show each step's arguments as written, before templating.")
 @strict_option
 def command(
     file: str,
@@ -52,6 +49,8 @@ def command(
     only: str | None,
     allow_missing: bool,
     output: str,
+    quiet: bool,
+    verbose: bool,
     strict: bool,
 ) -> None:
     """Check FILE (default: prefect.yaml) and print each step a run would run, with its inputs
@@ -64,8 +63,9 @@ def command(
     from stepengine.stores import default_resolver
 
     config = load_config(file, strict=strict)
-    for warning in config.warnings:
-        click.echo(warning, err=True)
+    if not quiet:
+        for warning in config.warnings:
+            click.echo(warning, err=True)
     result = plan(
         config,
         sections=list(sections) or None,
@@ -88,12 +88,12 @@ def command(
             )
             raise click.exceptions.Exit(2)
     else:
-        write_plan(result, sys.stdout)
+        write_plan(result, sys.stdout, verbose=verbose)
     if result.issues:
         raise ValidationError(result.issues)
 
 
-def write_plan(result: t.Any, stream: t.TextIO) -> None:
+def write_plan(result: t.Any, stream: t.TextIO, *, verbose: bool = False) -> None:
     """The plan as text: one block per step, its control keys, then its inputs."""
     n = len(result.steps)
     stream.write(f"{n} step{'s' if n != 1 else ''} would run (nothing was run):\n")
@@ -114,6 +114,10 @@ def write_plan(result: t.Any, stream: t.TextIO) -> None:
         stream.write("  inputs:\n")
         for key, value in planned.inputs.items():
             stream.write(f"    {key}: {_value(value)}\n")
+        if verbose:
+            stream.write("  as written:\n")
+            for key, value in step.arguments.items():
+                stream.write(f"    {key}: {_value(value)}\n")
 
 
 def _value(value: t.Any) -> str:

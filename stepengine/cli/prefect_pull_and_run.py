@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import click
 
+from stepengine.cli._convention import Command, verbosity_options
 
-@click.command("prefect-pull-and-run")
+
+@click.command("prefect-pull-and-run", cls=Command)
 @click.option(
     "--flow-run-id",
     envvar="PREFECT__FLOW_RUN_ID",
@@ -40,8 +42,16 @@ import click
         "worker's SIGTERM)."
     ),
 )
+@verbosity_options(
+    quiet="Print only errors (the flow's own output is the flow's).", verbose="Also print debug logs."
+)
 def command(
-    flow_run_id: str | None, prefect_api_url: str | None, python: str | None, poll_interval: float
+    flow_run_id: str | None,
+    prefect_api_url: str | None,
+    python: str | None,
+    poll_interval: float,
+    quiet: bool,
+    verbose: bool,
 ) -> None:
     """Run a flow run's deployment pull steps with stepengine, then hand the flow to Prefect's engine.
 
@@ -51,5 +61,5 @@ def command(
     from stepengine.cli._output import configure_logging
     from stepengine.project.prefect_worker import pull_and_run
 
-    configure_logging(quiet=False)
+    configure_logging(quiet=quiet, verbose=verbose)
     pull_and_run(flow_run_id, api_url=prefect_api_url, python=python, poll_interval=poll_interval)

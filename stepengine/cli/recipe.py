@@ -6,6 +6,8 @@ import typing as t
 
 import click
 
+from stepengine.cli._convention import JSON_FLAG, Group, output_option, verbosity_options
+
 if t.TYPE_CHECKING:
 
     class _Row(t.TypedDict):
@@ -16,14 +18,15 @@ if t.TYPE_CHECKING:
         distribution: str | None
 
 
-@click.group("recipe")
+@click.group("recipe", cls=Group)
 def command() -> None:
     """Project recipes for `stepengine init`."""
 
 
-@command.command("ls")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def ls(as_json: bool) -> None:
+@command.command("ls", old_spellings=[JSON_FLAG])
+@output_option("json: the recipes as JSON.")
+@verbosity_options(verbose="Also list every field a recipe uses and where it comes from.")
+def ls(output: str, quiet: bool, verbose: bool) -> None:
     """List recipes: name, description, required fields."""
     import json
 
@@ -45,7 +48,7 @@ def ls(as_json: bool) -> None:
                 "distribution": recipe.distribution,
             }
         )
-    if as_json:
+    if output == "json":
         click.echo(json.dumps(rows, indent=2))
         return
     headers = ("RECIPE", "DESCRIPTION", "REQUIRED FIELDS")
@@ -53,3 +56,8 @@ def ls(as_json: bool) -> None:
     widths = [max(len(row[i]) for row in [headers, *table]) for i in range(2)]
     for row in [headers, *table]:
         click.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}".rstrip())
+    if verbose:
+        for r in rows:
+            click.echo(
+                f"\n{r['name']} ({r['distribution'] or 'built in'}): fields {', '.join(r['fields']) or '-'}"
+            )

@@ -6,11 +6,12 @@ import typing as t
 
 import click
 
+from stepengine.cli._convention import Command
 from stepengine.cli._options import section_options, store_options, strict_option, var_option
 from stepengine.cli._run import run_command
 
 
-@click.command("run")
+@click.command("run", cls=Command)
 @click.argument("file", type=click.Path(dir_okay=False), default="prefect.yaml")
 @section_options
 @var_option
@@ -28,13 +29,15 @@ from stepengine.cli._run import run_command
     "--install-requires", is_flag=True, help="Install a step's 'requires' if the step cannot be imported."
 )
 @click.option(
+    "-o",
     "--output",
     "output",
     type=click.Choice(["text", "json"]),
     default="text",
-    help="json: print all outputs as JSON on stdout.",
+    show_default=True,
+    help="json: print all outputs as JSON on stdout (the steps' output goes to stderr).",
 )
-@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors, warnings and the data asked for.")
 @click.option(
     "-v", "--verbose", is_flag=True, help="Also print each step's inputs and timing, and debug logs."
 )

@@ -6,17 +6,20 @@ import typing as t
 
 import click
 
+from stepengine.cli._convention import JSON_FLAG, Command, output_option, verbosity_options
+
 if t.TYPE_CHECKING:
     from stepengine.registry import Registration
 
 
-@click.command("steps")
+@click.command("steps", cls=Command, old_spellings=[JSON_FLAG])
 @click.argument("pattern", required=False)
 @click.option(
     "--short", is_flag=True, help="One line per step function: name → function, its other names grouped."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def command(pattern: str | None, short: bool, as_json: bool) -> None:
+@output_option("json: the list as JSON.")
+@verbosity_options(verbose="Print each step's whole docstring.")
+def command(pattern: str | None, short: bool, output: str, quiet: bool, verbose: bool) -> None:
     """List the installed steps: name, distribution, signature, first docstring line.
 
     PATTERN keeps the steps whose name or function contains it (case-insensitive), or matches it
@@ -25,6 +28,8 @@ def command(pattern: str | None, short: bool, as_json: bool) -> None:
     import json
 
     from stepengine.registry import Registry
+
+    as_json = output == "json"
 
     registrations = Registry().registrations()
     rows = []
@@ -50,22 +55,24 @@ def command(pattern: str | None, short: bool, as_json: bool) -> None:
             for group in groups:
                 also = f"  (also {', '.join(group['aliases'])})" if group["aliases"] else ""
                 click.echo(f"{group['name']:<{width}}  → {group['target']}{also}")
-        _say_none(pattern, rows)
+        _say_none(pattern, rows, quiet)
         return
     for row, reg in rows:
         row.update(_describe(reg))
     if as_json:
-        click.echo(json.dumps([row for row, _ in rows], indent=2))
-        _say_none(pattern, rows)
+        click.echo(json.dumps([{k: v for k, v in row.items() if k != "doc"} for row, _ in rows], indent=2))
+        _say_none(pattern, rows, quiet)
         return
     for row, _ in rows:
         source = f"{row['distribution']} {row['version']}" if row["distribution"] else "?"
         flag = "  [CONFLICT: registered by more than one distribution]" if row.get("conflict") else ""
         click.echo(f"{row['name']}{row['signature']}{flag}")
         click.echo(f"    from {source} ({row['target']})")
-        if row["summary"]:
+        if verbose and row["doc"]:
+            click.echo("\n".join(f"    {line}".rstrip() for line in row["doc"].splitlines()))
+        elif row["summary"]:
             click.echo(f"    {row['summary']}")
-    _say_none(pattern, rows)
+    _say_none(pattern, rows, quiet)
 
 
 def _matches(pattern: str, name: str, target: str) -> bool:
@@ -98,11 +105,16 @@ def _describe(reg: Registration) -> dict[str, str]:
     try:
         func = reg.entry_point.load()
         doc = (inspect.getdoc(func) or "").strip()
-        return {"signature": str(inspect.signature(func)), "summary": doc.splitlines()[0] if doc else ""}
+        return {
+            "signature": str(inspect.signature(func)),
+            "summary": doc.splitlines()[0] if doc else "",
+            "doc": doc,
+        }
     except Exception as exc:  # a broken plug-in is listed, not fatal
-        return {"signature": "", "summary": f"(cannot be imported: {type(exc).__name__}: {exc})"}
+        summary = f"(cannot be imported: {type(exc).__name__}: {exc})"
+        return {"signature": "", "summary": summary, "doc": summary}
 
 
-def _say_none(pattern: str | None, rows: list[t.Any]) -> None:
-    if pattern and not rows:
+def _say_none(pattern: str | None, rows: list[t.Any], quiet: bool) -> None:
+    if pattern and not rows and not quiet:
         click.echo(f"no installed step matches {pattern!r}", err=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from stepengine.cli._convention import JSON_FLAG, Group, output_option, print_json, say, verbosity_options
 from stepengine.cli.block import open_store, parse_json, print_items
 from stepengine.masking import MASK
 
 
-@click.group("variable")
+@click.group("variable", cls=Group)
 def command() -> None:
     """Manage variables in the local store ($STEPENGINE_HOME/store.db).
 
@@ -26,7 +27,16 @@ def command() -> None:
     help="Read the value from a file ('-': stdin).",
 )
 @click.option("--secret", is_flag=True, help="Mask this value wherever a run would show it.")
-def set_(name: str, value: str | None, is_json: bool, from_file: str | None, secret: bool) -> None:
+@verbosity_options(quiet="Print only errors.", verbose="Also say where the variable was saved.")
+def set_(
+    name: str,
+    value: str | None,
+    is_json: bool,
+    from_file: str | None,
+    secret: bool,
+    quiet: bool,
+    verbose: bool,
+) -> None:
     """Create or replace the variable NAME."""
     if (value is None) == (from_file is None):
         raise click.UsageError("give either VALUE or --from-file")
@@ -36,17 +46,20 @@ def set_(name: str, value: str | None, is_json: bool, from_file: str | None, sec
         value = value[:-1] if value.endswith("\n") else value
     assert value is not None
     data = parse_json(value, "VALUE") if is_json else value
+    store = open_store()
     try:
-        open_store().set_variable(name, data, secret=secret)
+        store.set_variable(name, data, secret=secret)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="NAME") from None
-    click.echo(f"saved variable {name}", err=True)
+    say(f"saved variable {name}" + (f" in {store.path}" if verbose else ""), quiet)
 
 
 @command.command("get")
 @click.argument("name")
 @click.option("--reveal", is_flag=True, help="Show a secret value instead of ***.")
-def get(name: str, reveal: bool) -> None:
+@output_option("json: the value as JSON, also when it is text.")
+@verbosity_options(verbose="Also say on stderr where the variable is stored and whether it is secret.")
+def get(name: str, reveal: bool, output: str, quiet: bool, verbose: bool) -> None:
     """Print the variable NAME (text as is, anything else as JSON)."""
     import json
 
@@ -58,23 +71,31 @@ def get(name: str, reveal: bool) -> None:
             value = store.get_variable(name)
     except LookupError:
         raise click.ClickException(f"no variable {name} in {store.path}") from None
-    if not reveal and store.is_secret_variable(name):
+    secret = store.is_secret_variable(name)
+    if not reveal and secret:
         value = MASK
-    click.echo(value if isinstance(value, str) else json.dumps(value, indent=2))
+    if verbose:
+        say(f"variable {name} in {store.path}{' (secret)' if secret else ''}", quiet)
+    if output == "json":
+        print_json(value)
+    else:
+        click.echo(value if isinstance(value, str) else json.dumps(value, indent=2))
 
 
-@command.command("ls")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def ls(as_json: bool) -> None:
+@command.command("ls", old_spellings=[JSON_FLAG])
+@output_option("json: the list as JSON.")
+@verbosity_options(verbose="Also print when each was last changed.")
+def ls(output: str, quiet: bool, verbose: bool) -> None:
     """List the variables (never their values)."""
-    print_items(open_store().list_variables(), as_json)
+    print_items(open_store().list_variables(), output, verbose)
 
 
 @command.command("rm")
 @click.argument("name")
-def rm(name: str) -> None:
+@verbosity_options(quiet="Print only errors.", verbose="Also say which store it was removed from.")
+def rm(name: str, quiet: bool, verbose: bool) -> None:
     """Remove the variable NAME."""
     store = open_store()
     if not store.delete_variable(name):
         raise click.ClickException(f"no variable {name} in {store.path}")
-    click.echo(f"removed variable {name}", err=True)
+    say(f"removed variable {name}" + (f" from {store.path}" if verbose else ""), quiet)

@@ -1,7 +1,7 @@
 """Local execution: what a process worker does with a deployment.
 
 1. Render the deployment's spec (``stepengine deploy`` without build and push), or read one that
-   ``deploy --output`` wrote.
+   ``deploy --output-file`` wrote.
 2. Run its pull steps in a fresh temporary working directory (``{{ ctx.* }}`` stays literal; blocks
    and variables come from the resolver); the flow then runs in the pull's ``directory`` output, as
    Prefect's worker does (so a bare ``git_clone`` pull runs the flow inside the checkout).
@@ -121,7 +121,7 @@ def _flow_run_info(spec: t.Mapping[str, t.Any], parameters: t.Mapping[str, t.Any
 
 
 def load_spec(path: str | os.PathLike[str]) -> dict[str, t.Any]:
-    """A spec written by ``stepengine deploy --output`` (one object, or a list holding one)."""
+    """A spec written by ``stepengine deploy --output-file`` (one object, or a list holding one)."""
     return load_spec_with_source(path)[0]
 
 

@@ -41,7 +41,7 @@ def test_set_get_ls_rm(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
         cli(capsys, "block", "ls")[1]
         == "github-credentials/ci\njson/conn  (secret)\njson/settings\nstring/greeting\n"
     )
-    assert json.loads(cli(capsys, "block", "ls", "--type", "json", "--json")[1])[0]["name"] == "json/conn"
+    assert json.loads(cli(capsys, "block", "ls", "--type", "json", "-o", "json")[1])[0]["name"] == "json/conn"
     assert cli(capsys, "block", "rm", "string/greeting") == (0, "", "removed block string/greeting\n")
     store = SQLiteStore()
     assert store.describe_missing("block", "string", "greeting") == f"local store {store.path}"

@@ -86,7 +86,7 @@ def test_recipe_ls(tmp_path: Path) -> None:
     ]
     assert rows["git"].endswith("repository, branch")
     assert rows["local"].endswith("  -")
-    as_json = json.loads(stepengine("recipe", "ls", "--json", cwd=tmp_path).stdout)
+    as_json = json.loads(stepengine("recipe", "ls", "-o", "json", cwd=tmp_path).stdout)
     assert {r["name"]: r["required"] for r in as_json}["docker-s3"] == [
         "image_name",
         "bucket",
@@ -109,13 +109,13 @@ def test_flows_register_ls_and_deploy_by_flow_name(tmp_path: Path) -> None:
         "hello",
         "-p",
         "process",
-        "-v",
+        "-jv",
         'env={"A": "1"}',
-        "-v",
+        "--job-variable",
         "x=y",
         "--param",
         "who=you",
-        "--output",
+        "--output-file",
         str(out),
         cwd=tmp_path,
     )
@@ -289,7 +289,7 @@ def test_a_spec_keeps_secret_placeholders_and_execute_resolves_them(tmp_path: Pa
     )
     env = {**os.environ, "STEPENGINE_BLOCK_SECRET__API": "s3cr3t-value-0042", "STEPENGINE_VAR_STAGE": "prod"}
     out = tmp_path / "spec.json"
-    deployed = stepengine("deploy", "-n", "d", "--output", str(out), cwd=tmp_path, env=env)
+    deployed = stepengine("deploy", "-n", "d", "--output-file", str(out), cwd=tmp_path, env=env)
     assert deployed.returncode == 0, deployed.stderr
     assert json.loads(out.read_text())["job_variables"] == {
         "env": {
@@ -320,7 +320,7 @@ def test_deploy_refuses_to_write_a_secret_it_cannot_keep_as_a_placeholder(tmp_pa
     )
     env = {**os.environ, "DEPLOY_TOKEN": "s3cr3t-value-0042", "STEPENGINE_SECRET_ENV": "DEPLOY_TOKEN"}
     out = tmp_path / "spec.json"
-    deployed = stepengine("deploy", "-n", "d", "--output", str(out), cwd=tmp_path, env=env)
+    deployed = stepengine("deploy", "-n", "d", "--output-file", str(out), cwd=tmp_path, env=env)
     assert deployed.returncode == 2
     assert deployed.stderr.splitlines() == [
         "error: deployment 'd': job_variables.env.TOKEN would hold a secret value; a deployment spec is data "
@@ -461,7 +461,7 @@ def test_the_tutorials_deploy_then_execute_by_name(tmp_path: Path) -> None:
     executed = stepengine("execute", "-d", "nightly", "-q", cwd=tmp_path)
     assert (executed.returncode, executed.stdout, executed.stderr) == (0, "hello you\n", "")
     # by flow name now that deploy registered it; ./path:function is taken relative to the project
-    again = stepengine("deploy", "-f", "hello", "-n", "other", "-q", "--output", "o.json", cwd=tmp_path)
+    again = stepengine("deploy", "-f", "hello", "-n", "other", "-q", "--output-file", "o.json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     dotted = stepengine("deploy", "./flows/hello.py:hello", "-n", "third", "-q", cwd=tmp_path)
     assert json.loads(dotted.stdout)["entrypoint"] == "flows/hello.py:hello"

@@ -166,7 +166,7 @@ def test_steps_lists_builtins_with_distribution_and_signature() -> None:
     text = result.stdout
     assert "set_working_directory(directory: 'str') -> 'dict[str, str]'" in text
     assert "    from stepengine 0.1.0 (stepengine.builtin_steps.filesystem:set_working_directory)" in text
-    as_json = json.loads(stepengine("steps", "--json").stdout)
+    as_json = json.loads(stepengine("steps", "-o", "json").stdout)
     names = {row["name"] for row in as_json}
     assert {"prefect.deployments.steps.run_shell_script", "run_shell_script"} <= names
 

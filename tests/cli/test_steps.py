@@ -15,7 +15,7 @@ def test_pattern_keeps_matching_names_only() -> None:
 
 
 def test_wildcards_match_the_whole_name() -> None:
-    rows = json.loads(stepengine("steps", "prefect_docker.*", "--json").stdout)
+    rows = json.loads(stepengine("steps", "prefect_docker.*", "-o", "json").stdout)
     assert sorted(r["name"] for r in rows) == [
         "prefect_docker.deployments.steps.build_docker_image",
         "prefect_docker.deployments.steps.push_docker_image",
@@ -37,7 +37,7 @@ def test_short_form_groups_the_names_of_one_function() -> None:
 
 
 def test_short_json() -> None:
-    (group,) = json.loads(stepengine("steps", "--short", "--json", "pull_with_block").stdout)
+    (group,) = json.loads(stepengine("steps", "--short", "-o", "json", "pull_with_block").stdout)
     assert group == {
         "name": "pull_with_block",
         "target": "stepengine.builtin_steps.blocks:pull_with_block",
