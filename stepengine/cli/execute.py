@@ -120,13 +120,15 @@ def command(
 
 @contextlib.contextmanager
 def _stdout_to_stderr() -> t.Iterator[None]:
-    """While the pull and the flow run, file descriptor 1 is stderr's, so that whatever they print
-    (the flow inherits the descriptors) leaves stdout to the JSON document alone."""
+    """While the pull and the flow run, whatever they print goes to stderr, leaving stdout to the JSON
+    document alone: file descriptor 1 is stderr's (the flow inherits the descriptors), and so is
+    ``sys.stdout`` (the flow's output relayed through the masker is written there)."""
     sys.stdout.flush()
     saved = os.dup(1)
     try:
         os.dup2(2, 1)
-        yield
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)

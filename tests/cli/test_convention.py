@@ -236,6 +236,19 @@ def test_old_spellings_work_and_warn(
         assert spec["job_variables"] == ({"image": "org/app:1"} if "image" in new else {"env": {"A": "1"}})
 
 
+def test_execute_json_alone_on_stdout_when_the_flow_output_is_relayed_masked(
+    project: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a secret known, the flow's output is relayed through the masker (not inherited): it must
+    go to stderr with -o json too."""
+    monkeypatch.setenv("STEPENGINE_SECRET_ENV", "DEMO_TOKEN")
+    monkeypatch.setenv("DEMO_TOKEN", "you")  # masks the flow's "hello you"
+    code, out, err = _run(capfd, VERBS["execute"], "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["exit_code"] == 0
+    assert "hello ***" in err
+
+
 def test_deploy_v_before_an_entrypoint_is_verbose(project: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """-v followed by an entrypoint (a path that exists, no KEY=) is --verbose, not a job variable."""
     code, out, err = _run(capfd, VERBS["deploy"], argv=("deploy", "-v", "flows/hello.py:hello", "-n", "b"))
