@@ -1,13 +1,13 @@
 """stepengine: a fast, safe, declarative step engine for prefect.yaml files.
 
 The public API, in the order of the flow: ``load`` (YAML → ``Config``), ``validate``, ``run`` /
-``run_async`` (→ outputs), the value types (``Config``, ``Step``, ``Deployment``, ``Event``,
-``Issue``), resolvers for blocks and variables, and the error tree. Step authors import from
-``stepengine.step_api`` instead.
+``run_async`` (→ outputs; what to run as keywords or one ``RunOptions``), the value types
+(``Config``, ``Step``, ``Deployment``, ``Event``, ``Issue``), resolvers for blocks and variables, and
+the error tree. Step authors import from ``stepengine.step_api`` instead.
 """
 
 from stepengine.api import load, loads, run, run_async, validate
-from stepengine.config import Config, Deployment, Step
+from stepengine.config import Config, Deployment, RunOptions, Step
 from stepengine.errors import (
     ConfigError,
     Issue,
@@ -41,6 +41,7 @@ __all__ = [
     "ProcessError",
     "Registry",
     "Resolver",
+    "RunOptions",
     "Step",
     "StepEngineError",
     "StepError",

@@ -13,14 +13,33 @@ from __future__ import annotations
 import os
 import typing as t
 
-from stepengine.config import Config
+from stepengine.config import Config, RunOptions
 from stepengine.errors import Issue, ValidationError
 from stepengine.events import EventHandler
 from stepengine.loader import Document, parse_document
 from stepengine.masking import Masker, run_masker, scrub_exception
 from stepengine.registry import Registry
 
-__all__ = ["load", "loads", "run", "run_async", "validate"]
+if t.TYPE_CHECKING:
+    from typing_extensions import TypedDict, Unpack
+
+    class RunFields(TypedDict, total=False):
+        """``RunOptions``' fields, as keywords of ``run`` and ``plan``."""
+
+        sections: t.Sequence[str] | None
+        deployment: str | None
+        values: t.Mapping[str, t.Any] | None
+        resolver: t.Any
+        allow_missing: bool
+        steps: t.Mapping[str, t.Callable[..., t.Any]] | None
+        env: t.Mapping[str, str] | None
+        install_requires: bool
+        strict: bool
+        from_step: str | None
+        only: str | None
+
+
+__all__ = ["RunOptions", "load", "loads", "run", "run_async", "validate"]
 
 Source = t.Union[str, "os.PathLike[str]", Config]
 StepMap = t.Mapping[str, t.Callable[..., t.Any]]
@@ -90,40 +109,22 @@ def validate(
 
 def run(
     source: Source,
-    sections: t.Sequence[str] | None = None,
-    deployment: str | None = None,
-    values: t.Mapping[str, t.Any] | None = None,
-    resolver: t.Any = None,
-    on_event: EventHandler | None = None,
-    allow_missing: bool = False,
+    options: RunOptions | None = None,
     *,
-    steps: StepMap | None = None,
-    env: t.Mapping[str, str] | None = None,
-    install_requires: bool = False,
-    strict: bool = False,
-    from_step: str | None = None,
-    only: str | None = None,
+    on_event: EventHandler | None = None,
     outputs: dict[str, t.Any] | None = None,
     masker: Masker | None = None,
     keep_directory: bool = False,
+    **fields: Unpack[RunFields],
 ) -> dict[str, t.Any]:
     """Run the chosen sections of a prefect.yaml and return every output.
 
     :param source: a path, or a ``Config`` from ``load``.
-    :param sections: e.g. ``["pull"]``; default: the sections present, in the order build, push, pull.
-    :param deployment: apply this deployment's ``build``/``push``/``pull`` overrides.
-    :param values: seed values for templates (what ``--var`` gives on the command line).
-    :param resolver: where blocks and variables come from (see ``stepengine.resolvers``); default:
-        ``stepengine.stores.default_resolver`` (environment, then the local store, then a Prefect
-        server when ``PREFECT_API_URL`` is set).
+    :param options: what to run and how, as a ``RunOptions``; or give its fields as keywords:
+        ``sections``, ``deployment``, ``values``, ``resolver``, ``allow_missing``, ``steps``, ``env``,
+        ``install_requires``, ``strict``, ``from_step``, ``only`` (see ``RunOptions``). Keywords given
+        with ``options`` replace those fields.
     :param on_event: called with every ``Event`` (masked).
-    :param allow_missing: render a missing value as Prefect does (see README "Templating").
-    :param steps: extra steps by name (taking precedence over entry points), e.g. for tests.
-    :param env: the environment ``{{ $VAR }}`` reads (default ``os.environ``).
-    :param install_requires: install a step's ``requires`` when it cannot be imported.
-    :param from_step: resume: start at this step (an id, or ``pull[1]``); earlier outputs come from
-        ``values``. The ``finally`` steps still run.
-    :param only: run just this step (an id, or ``pull[1]``).
     :param outputs: a dict filled with every output when the run ends, also when it fails (for
         ``--save-outputs``).
     :param masker: the run's secret masker (default: a new one under the current masker); pass one
@@ -137,30 +138,40 @@ def run(
 
     Returns the template namespace: each step's dict output under its id, merged flat too.
     Raises ``ConfigError`` (nothing ran) or ``StepExecutionError`` (a step failed).
+
+    Example::
+
+        outputs = stepengine.run("prefect.yaml", sections=["pull"], values={"branch": "main"})
+        nightly = stepengine.RunOptions(sections=["pull"], deployment="nightly")
+        outputs = stepengine.run("prefect.yaml", nightly, on_event=print)
     """
     from stepengine.checks import check_sections, config_of, select_steps, steps_for
     from stepengine.runner import Runner
 
-    config = config_of(source, strict)
-    masker = run_masker(masker, env)
+    opts = run_options(options, fields, "run")
+    config = config_of(source, opts.strict)
+    masker = run_masker(masker, opts.env)
+    resolver = opts.resolver
     if resolver is None:
         from stepengine.stores import default_resolver
 
-        resolver = default_resolver(env=env)
+        resolver = default_resolver(env=opts.env)
     runner = Runner(
         masker=masker,
-        registry=Registry(steps),
+        registry=Registry(opts.steps),
         resolver=resolver,
-        values=values,
+        values=opts.values,
         on_event=on_event,
-        allow_missing=allow_missing,
-        env=env,
-        install_requires=install_requires,
+        allow_missing=opts.allow_missing,
+        env=opts.env,
+        install_requires=opts.install_requires,
     )
-    chosen = steps_for(config, check_sections(sections), deployment)
+    chosen = steps_for(config, check_sections(opts.sections), opts.deployment)
     try:
         return runner.run(
-            select_steps(chosen, from_step=from_step, only=only), config=config, keep_directory=keep_directory
+            select_steps(chosen, from_step=opts.from_step, only=opts.only),
+            config=config,
+            keep_directory=keep_directory,
         )
     except BaseException as exc:
         # The error outlives the run (and its masker): mask it now, whoever prints it later.
@@ -171,11 +182,27 @@ def run(
             outputs.update(runner.namespace)
 
 
+def run_options(options: RunOptions | None, fields: t.Mapping[str, t.Any], caller: str) -> RunOptions:
+    """The ``RunOptions`` a call of ``run``/``plan`` means: ``options``, with keyword ``fields`` over it."""
+    if options is not None and not isinstance(options, RunOptions):
+        raise TypeError(
+            f"{caller}()'s second argument is a stepengine.RunOptions, not {type(options).__name__}; "
+            "give sections=... (and the other options) by keyword"
+        )
+    unknown = sorted(set(fields) - set(RunOptions._fields))
+    if unknown:
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
+    if options is None:
+        return RunOptions(**fields)
+    return options.replace(**fields) if fields else options
+
+
 async def run_async(source: Source, *args: t.Any, **kwargs: t.Any) -> dict[str, t.Any]:
     """``run`` for async callers: the run goes on in a worker thread, so the event loop stays free.
 
-    Takes the same arguments as ``run``. Async steps run on the worker thread's own loop. While
-    another run in this process is going on, the worker thread waits for it; the event loop does not.
+    Takes the same arguments as ``run`` (a ``RunOptions``, keywords). Async steps run on the worker
+    thread's own loop. While another run in this process is going on, the worker thread waits for it;
+    the event loop does not.
     """
     import asyncio
 

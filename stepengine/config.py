@@ -12,7 +12,16 @@ import typing as t
 from stepengine.errors import ConfigError, Issue, short_name, step_label
 from stepengine.loader import Document
 
-__all__ = ["CONTROL_KEYS", "FINALLY", "RESERVED_KEYS", "SECTIONS", "Config", "Deployment", "Step"]
+__all__ = [
+    "CONTROL_KEYS",
+    "FINALLY",
+    "RESERVED_KEYS",
+    "SECTIONS",
+    "Config",
+    "Deployment",
+    "RunOptions",
+    "Step",
+]
 
 #: the sections a file may have, in the order they run by default
 SECTIONS: tuple[str, ...] = ("build", "push", "pull")
@@ -405,3 +414,40 @@ def _build_section(
             )
         )
     return tuple(steps)
+
+
+class RunOptions(_Value):
+    """What ``stepengine.run`` (and ``stepengine.plan.plan``) runs, and how: one frozen value instead of
+    a dozen keyword arguments, to build once and pass around (``options.replace(only="clone")``).
+
+    ``stepengine.run(path, sections=["pull"])`` builds one from its keywords; ``stepengine.run(path,
+    options)`` takes it whole, and keywords given too replace its fields. ``plan`` ignores
+    ``install_requires`` (it imports no step it cannot find).
+    """
+
+    #: e.g. ``["pull"]``; default: the sections present, in the order build, push, pull
+    sections: t.Sequence[str] | None = None
+    #: apply this deployment's ``build``/``push``/``pull`` overrides (a name, ``FLOW/NAME``, a pattern)
+    deployment: str | None = None
+    #: seed values for templates (what ``--var`` gives on the command line)
+    values: t.Mapping[str, t.Any] | None = None
+    #: where blocks and variables come from (see ``stepengine.resolvers``); default:
+    #: ``stepengine.stores.default_resolver`` (environment, local store, a Prefect server if configured)
+    resolver: t.Any = None
+    #: render a missing value as Prefect does (see README "Templating")
+    allow_missing: bool = False
+    #: extra steps by name (taking precedence over entry points), e.g. for tests
+    steps: t.Mapping[str, t.Callable[..., t.Any]] | None = None
+    #: the environment ``{{ $VAR }}`` reads (default ``os.environ``)
+    env: t.Mapping[str, str] | None = None
+    #: install a step's ``requires`` when it cannot be imported
+    install_requires: bool = False
+    #: treat warnings as errors when loading a path
+    strict: bool = False
+    #: resume: start at this step (an id, or ``pull[1]``); earlier outputs come from ``values``
+    from_step: str | None = None
+    #: run just this step (an id, or ``pull[1]``)
+    only: str | None = None
+
+    #: kept out of the repr: they may hold secrets (a --var token, the environment, an in-memory store)
+    _hidden = frozenset({"values", "resolver", "env"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typing as t
 
-from stepengine.config import Step
+from stepengine.config import RunOptions, Step
 from stepengine.errors import Issue, StoreError, TemplateError
 from stepengine.templating import (
     MISSING,
@@ -23,6 +23,11 @@ from stepengine.templating import (
     resolve,
     value_at,
 )
+
+if t.TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from stepengine.api import RunFields
 
 __all__ = ["Plan", "PlannedStep", "plan"]
 
@@ -95,20 +100,7 @@ def _plan_lookup(context: TemplateContext, after_steps: bool) -> Lookup:
     return lookup
 
 
-def plan(
-    source: t.Any,
-    *,
-    sections: t.Sequence[str] | None = None,
-    deployment: str | None = None,
-    values: t.Mapping[str, t.Any] | None = None,
-    resolver: t.Any = None,
-    env: t.Mapping[str, str] | None = None,
-    steps: t.Mapping[str, t.Callable[..., t.Any]] | None = None,
-    strict: bool = False,
-    from_step: str | None = None,
-    only: str | None = None,
-    allow_missing: bool = False,
-) -> Plan:
+def plan(source: t.Any, options: RunOptions | None = None, **fields: Unpack[RunFields]) -> Plan:
     """Check and template every step a run would run, running nothing.
 
     Raises ``ValidationError`` / ``ConfigError`` as ``run`` would before starting; problems found
@@ -119,25 +111,32 @@ def plan(
         result = plan("prefect.yaml", sections=["pull"], values={"branch": "main"})
         for planned in result.steps:
             print(planned.step.label, planned.inputs)
+
+    ``options`` and the keywords are ``run``'s (a ``RunOptions``; ``install_requires`` is ignored).
     """
     import os
 
+    from stepengine.api import run_options
     from stepengine.checks import check_sections, config_of, prepare, select_steps, steps_for
     from stepengine.control import Controls, evaluate_condition
     from stepengine.masking import run_masker
     from stepengine.registry import Registry
 
-    config = config_of(source, strict)
-    env = os.environ if env is None else env
-    registry = Registry(steps)
+    opts = run_options(options, fields, "plan")
+    config = config_of(source, opts.strict)
+    env = os.environ if opts.env is None else opts.env
+    registry = Registry(opts.steps)
     masker = run_masker(None, env)
     chosen = select_steps(
-        steps_for(config, check_sections(sections), deployment), from_step=from_step, only=only
+        steps_for(config, check_sections(opts.sections), opts.deployment),
+        from_step=opts.from_step,
+        only=opts.only,
     )
-    prepare(chosen, registry, known_names=set(values or ()), allow_missing=allow_missing, config=config)
-    seeded = dict(values or {})
+    allow_missing = opts.allow_missing
+    prepare(chosen, registry, known_names=set(opts.values or ()), allow_missing=allow_missing, config=config)
+    seeded = dict(opts.values or {})
     context = TemplateContext(
-        dict(seeded), env=env, resolver=resolver, allow_missing=allow_missing, masker=masker
+        dict(seeded), env=env, resolver=opts.resolver, allow_missing=allow_missing, masker=masker
     )
     planned: list[PlannedStep] = []
     issues: list[Issue] = []

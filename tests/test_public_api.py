@@ -130,3 +130,69 @@ def test_cli_verbs_load_lazily() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split("\n")[:2] == ["['stepengine.cli.run']", "True"]
+
+
+def test_run_and_plan_take_one_run_options_value() -> None:
+    """issue 17: `run` and `plan` take what to run as one RunOptions (or its fields as keywords); the
+    keyword names a type checker sees (api.RunFields) are exactly RunOptions' fields."""
+    import inspect
+
+    from stepengine.plan import plan
+
+    assert stepengine.RunOptions._fields == (
+        "sections",
+        "deployment",
+        "values",
+        "resolver",
+        "allow_missing",
+        "steps",
+        "env",
+        "install_requires",
+        "strict",
+        "from_step",
+        "only",
+    )
+    assert list(inspect.signature(stepengine.run).parameters) == [
+        "source",
+        "options",
+        "on_event",
+        "outputs",
+        "masker",
+        "keep_directory",
+        "fields",
+    ]
+    assert list(inspect.signature(plan).parameters) == ["source", "options", "fields"]
+    tree = ast.parse((ROOT / "stepengine" / "api.py").read_text())
+    (typed,) = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "RunFields"]
+    names = tuple(
+        s.target.id for s in typed.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+    )
+    assert names == stepengine.RunOptions._fields
+
+
+def test_run_options_as_a_value_or_as_keywords() -> None:
+    import pytest
+
+    from stepengine.plan import plan
+
+    config = stepengine.loads(
+        "pull:\n  - produce:\n      id: a\n      value: '{{ greeting }}'\n  - produce:\n      id: b\n      value: two\n"
+    )
+    steps = {"produce": lambda value: {"value": value}}
+    by_keywords = stepengine.run(config, sections=["pull"], values={"greeting": "hi"}, steps=steps)
+    options = stepengine.RunOptions(sections=["pull"], values={"greeting": "hi"}, steps=steps)
+    assert stepengine.run(config, options) == by_keywords
+    assert by_keywords["a"] == {"value": "hi"}
+    # keywords given with a RunOptions replace its fields
+    assert set(stepengine.run(config, options, only="b")) == {"greeting", "b", "value"}
+    assert [p.step.id for p in plan(config, options, only="b").steps] == ["b"]
+    assert options.replace(only="b") == stepengine.RunOptions(
+        sections=["pull"], values={"greeting": "hi"}, steps=steps, only="b"
+    )
+    with pytest.raises(AttributeError):
+        options.only = "b"  # type: ignore[misc]
+    assert "hi" not in repr(options)  # values, env and resolver may hold secrets: not in the repr
+    with pytest.raises(TypeError, match=r"run\(\)'s second argument is a stepengine.RunOptions"):
+        stepengine.run(config, ["pull"])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"plan\(\) got an unexpected keyword argument 'section'"):
+        plan(config, section=["pull"])  # type: ignore[call-arg]

@@ -20,9 +20,11 @@ import typing as t
 
 import click
 
+from stepengine.cli._table import OUTPUT
+
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
-FORMATS = ("text", "json")
+FORMATS = OUTPUT.choices
 
 
 class OldSpelling(t.NamedTuple):

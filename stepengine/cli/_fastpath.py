@@ -4,9 +4,9 @@ Importing click is about a sixth of a cold ``stepengine run`` (~10 ms of ~60 ms)
 recognises the plain forms of ``run``'s command line and returns exactly the parameters click would
 have parsed; for anything else (another verb, help, a short-option cluster, ``--``, an option it does
 not know, a value that click would reject or that looks like an option) it returns None and the click
-group parses the line, so every usage message, help text and error stays click's.
-``tests/cli/test_fastpath.py`` checks with hypothesis that whenever this parser answers, click's
-answer is the same.
+group parses the line, so every usage message, help text and error stays click's. Both parsers are
+built from one declaration, ``_table.RUN``; ``tests/cli/test_fastpath.py`` checks with hypothesis
+that whenever this parser answers, click's answer is the same.
 """
 
 from __future__ import annotations
@@ -15,41 +15,26 @@ import os
 import typing as t
 
 from stepengine.cli._run import DEFAULTS, split_var
-from stepengine.config import SECTIONS
-
-_TEXT_OR_JSON = ("text", "json")
+from stepengine.cli._table import RUN
 
 #: options taking a value: spelling → (parameter, accepted values or None for any, repeatable)
 _VALUED: dict[str, tuple[str, tuple[str, ...] | None, bool]] = {
-    "-s": ("sections", SECTIONS, True),
-    "--section": ("sections", SECTIONS, True),
-    "-d": ("deployment", None, False),
-    "--deployment": ("deployment", None, False),
-    "--var": ("variables", None, True),
-    "--values": ("values_file", None, False),
-    "--stores": ("stores", None, False),
-    "--prefect-api-url": ("prefect_api_url", None, False),
-    "-o": ("output", _TEXT_OR_JSON, False),
-    "--output": ("output", _TEXT_OR_JSON, False),
-    "--log-format": ("log_format", _TEXT_OR_JSON, False),
-    "--from-step": ("from_step", None, False),
-    "--only": ("only", None, False),
-    "--save-outputs": ("save_outputs", None, False),
+    name: (option.dest, option.choices or None, option.multiple)
+    for option in RUN
+    if option.fast and not option.flag
+    for name in option.names
 }
 
 #: flags: spelling → parameter
 _FLAGS: dict[str, str] = {
-    "-q": "quiet",
-    "--quiet": "quiet",
-    "-v": "verbose",
-    "--verbose": "verbose",
-    "--strict": "strict",
-    "--allow-missing": "allow_missing",
-    "--install-requires": "install_requires",
+    name: option.dest for option in RUN if option.fast and option.flag for name in option.names
 }
 
 #: parameters that are ``click.Path(dir_okay=False)``: click rejects an existing directory
-_FILE_PARAMS = ("file", "values_file", "save_outputs")
+_FILE_PARAMS = tuple(option.dest for option in RUN if option.kind in ("file", "existing-file"))
+
+#: parameters holding ``KEY=VALUE`` pairs, which click checks
+_PAIRS = tuple(option.dest for option in RUN if option.kind == "pairs")
 
 
 def parse_run(argv: t.Sequence[str]) -> dict[str, t.Any] | None:
@@ -74,7 +59,7 @@ def parse_run(argv: t.Sequence[str]) -> dict[str, t.Any] | None:
             param, choices, many = _VALUED[name]
             if not _plain(value) or (choices is not None and value not in choices):
                 return None
-            if param == "variables" and split_var(value) is None:
+            if param in _PAIRS and split_var(value) is None:
                 return None
             if many:
                 repeated.setdefault(param, []).append(value)

@@ -1,4 +1,4 @@
-"""Options shared by several verbs."""
+"""Click parameters built from the option table (``_table.py``), and the option groups several verbs share."""
 
 from __future__ import annotations
 
@@ -6,34 +6,46 @@ import typing as t
 
 import click
 
+from stepengine.cli import _table
 from stepengine.cli._run import split_var
-from stepengine.config import SECTIONS
+from stepengine.cli._table import Option
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
 
-def section_options(func: F) -> F:
-    func = click.option(
-        "-s",
-        "--section",
-        "sections",
-        multiple=True,
-        type=click.Choice(SECTIONS),
-        help="Section to run (repeatable). Default: every section present, in the order build, push, pull.",
-    )(func)
-    func = click.option("-d", "--deployment", help="Apply this deployment's build/push/pull overrides.")(func)
-    return func
+def click_params(*options: Option) -> t.Callable[[F], F]:
+    """A decorator adding ``options`` to a click command, in this order in ``--help``."""
+
+    def decorate(func: F) -> F:
+        for option in reversed(options):
+            func = _param(option)(func)
+        return func
+
+    return decorate
 
 
-def var_option(func: F) -> F:
+def _param(option: Option) -> t.Callable[[F], F]:
+    kind = option.kind
+    type_: t.Any = None
+    if kind == "choice":
+        type_ = click.Choice(list(option.choices))
+    elif kind in ("file", "existing-file"):
+        type_ = click.Path(dir_okay=False, exists=kind == "existing-file")
+    if not option.names:
+        return click.argument(option.dest, type=type_, default=option.default)
+    extra: dict[str, t.Any] = {"is_flag": True} if option.flag else {"type": type_}
+    if not option.flag and option.default is not None:
+        extra["default"] = option.default
     return click.option(
-        "--var",
-        "variables",
-        multiple=True,
-        metavar="KEY=VALUE",
-        callback=_check_vars,
-        help="Seed a template value, available as {{ KEY }} (repeatable).",
-    )(func)
+        *option.names,
+        option.dest,
+        multiple=option.multiple,
+        metavar=option.metavar,
+        show_default=option.show_default,
+        callback=_check_vars if kind == "pairs" else None,
+        help=option.help,
+        **extra,
+    )
 
 
 def _check_vars(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]) -> tuple[str, ...]:
@@ -51,28 +63,8 @@ def parse_vars(pairs: t.Sequence[str]) -> dict[str, str]:
     return values
 
 
-def strict_option(func: F) -> F:
-    return click.option(
-        "--strict",
-        is_flag=True,
-        help="Treat warnings (unknown keys, values some Prefect versions refuse) as errors.",
-    )(func)
-
-
-def store_options(func: F) -> F:
-    """``--prefect-api-url`` and ``--stores``: where ``prefect.blocks`` / ``prefect.variables`` come from."""
-    func = click.option(
-        "--stores",
-        metavar="ORDER",
-        help="Stores to read blocks and variables from, first hit wins (default: $STEPENGINE_STORES "
-        "or values,env,local,prefect).",
-    )(func)
-    func = click.option(
-        "--prefect-api-url",
-        metavar="URL",
-        help=(
-            "Read blocks and variables from this Prefect API too (default: $PREFECT_API_URL; key: "
-            "$PREFECT_API_KEY)."
-        ),
-    )(func)
-    return func
+section_options = click_params(_table.DEPLOYMENT, _table.SECTION)
+var_option = click_params(_table.VAR)
+strict_option = click_params(_table.STRICT)
+#: ``--stores`` and ``--prefect-api-url``: where ``prefect.blocks`` / ``prefect.variables`` come from
+store_options = click_params(_table.PREFECT_API_URL, _table.STORES)

@@ -6,33 +6,17 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+import types
 import typing as t
 
 from stepengine.cli._errors import ExitRequest
+from stepengine.cli._table import RUN, defaults
+from stepengine.config import RunOptions
 from stepengine.errors import ConfigError
 
 #: ``run_command``'s parameters and their defaults: exactly the values click parses for ``run``
-#: when an option is not given (tests/cli/test_fastpath.py checks both agree).
-DEFAULTS: dict[str, t.Any] = {
-    "file": "prefect.yaml",
-    "sections": (),
-    "deployment": None,
-    "variables": (),
-    "values_file": None,
-    "prefect_api_url": None,
-    "stores": None,
-    "allow_missing": False,
-    "install_requires": False,
-    "output": "text",
-    "quiet": False,
-    "verbose": False,
-    "log_format": "text",
-    "from_step": None,
-    "only": None,
-    "load_outputs": None,
-    "save_outputs": None,
-    "strict": False,
-}
+#: when an option is not given (both come from ``_table.RUN``; tests/cli/test_fastpath.py checks).
+DEFAULTS: dict[str, t.Any] = defaults(RUN)
 
 
 def split_var(pair: str) -> tuple[str, str] | None:
@@ -41,27 +25,9 @@ def split_var(pair: str) -> tuple[str, str] | None:
     return (key, value) if sep and key else None
 
 
-def run_command(
-    file: str,
-    sections: tuple[str, ...],
-    deployment: str | None,
-    variables: tuple[str, ...],
-    values_file: str | None,
-    prefect_api_url: str | None,
-    stores: str | None,
-    allow_missing: bool,
-    install_requires: bool,
-    output: str,
-    quiet: bool,
-    strict: bool,
-    verbose: bool = False,
-    log_format: str = "text",
-    from_step: str | None = None,
-    only: str | None = None,
-    load_outputs: str | None = None,
-    save_outputs: str | None = None,
-) -> None:
-    """Load FILE and run its sections; ``variables`` are ``KEY=VALUE`` pairs already checked.
+def run_command(**params: t.Any) -> None:
+    """Load FILE and run its sections; ``params`` are ``_table.RUN``'s (``variables``: ``KEY=VALUE``
+    pairs already checked), any left out taking their default.
 
     Steps' output goes to stdout (as Prefect prints it), or to stderr with ``--output json``, which
     keeps stdout for the JSON; progress, logs and the summary go to stderr. While steps run, file
@@ -69,53 +35,33 @@ def run_command(
     from stepengine.cli._terminal import Terminal
     from stepengine.masking import current_masker
 
+    args = types.SimpleNamespace(**{**DEFAULTS, **params})
     with Terminal(current_masker()) as terminal:
         # everything the steps write to fd 1 is output too: with --output json it goes to stderr
-        terminal.stdout_to_stderr = output == "json"
-        _run(
-            terminal,
-            file,
-            sections,
-            deployment,
-            variables,
-            values_file,
-            prefect_api_url,
-            stores,
-            allow_missing,
-            install_requires,
-            output,
-            quiet,
-            strict,
-            verbose,
-            log_format,
-            from_step,
-            only,
-            load_outputs,
-            save_outputs,
-        )
+        terminal.stdout_to_stderr = args.output == "json"
+        _run(terminal, args)
 
 
-def _run(
-    terminal: t.Any,
-    file: str,
-    sections: tuple[str, ...],
-    deployment: str | None,
-    variables: tuple[str, ...],
-    values_file: str | None,
-    prefect_api_url: str | None,
-    stores: str | None,
-    allow_missing: bool,
-    install_requires: bool,
-    output: str,
-    quiet: bool,
-    strict: bool,
-    verbose: bool,
-    log_format: str,
-    from_step: str | None,
-    only: str | None,
-    load_outputs: str | None,
-    save_outputs: str | None,
-) -> None:
+def run_options(args: t.Any, **more: t.Any) -> RunOptions:
+    """The ``RunOptions`` of a ``run``/``plan`` command line (its parsed parameters, by name)."""
+    from stepengine.stores import default_resolver
+
+    return RunOptions(
+        sections=list(args.sections) or None,
+        deployment=args.deployment,
+        values=seed_values(args.load_outputs, args.variables),
+        resolver=default_resolver(
+            values_file=args.values_file, prefect_api_url=args.prefect_api_url, order=args.stores
+        ),
+        allow_missing=args.allow_missing,
+        strict=args.strict,
+        from_step=args.from_step,
+        only=args.only,
+        **more,
+    )
+
+
+def _run(terminal: t.Any, args: t.Any) -> None:
     import stepengine
     from stepengine.cli._output import (
         STDERR,
@@ -127,55 +73,43 @@ def _run(
         print_json,
     )
 
-    json_log = log_format == "json" and terminal.capturing
+    json_log = args.log_format == "json" and terminal.capturing
     # --log-format json: stderr is JSON alone; log records and what steps write to fd 1/2 become
     # JSON objects of their own, never raw text in between
     configure_logging(
-        quiet=quiet,
-        verbose=verbose,
-        log_format=log_format,
+        quiet=args.quiet,
+        verbose=args.verbose,
+        log_format=args.log_format,
         stream=TerminalStream(terminal, STDERR) if json_log else None,
     )
     printer = make_printer(
-        log_format=log_format,
-        quiet=quiet,
-        verbose=verbose,
+        log_format=args.log_format,
+        quiet=args.quiet,
+        verbose=args.verbose,
         terminal=terminal,
-        output_to=STDERR if output == "json" else STDOUT,
+        output_to=STDERR if args.output == "json" else STDOUT,
     )
     if json_log and isinstance(printer, JsonPrinter):  # (it is: --log-format json)
         terminal.set_deliver(printer.deliver)
     from stepengine.masking import current_masker
-    from stepengine.stores import default_resolver
 
-    resolver = default_resolver(values_file=values_file, prefect_api_url=prefect_api_url, order=stores)
-    with _reporting(printer, save_outputs=save_outputs) as collected:
+    with _reporting(printer, save_outputs=args.save_outputs) as collected:
         from stepengine.checks import load_config
 
         # schema problems are kept in the config and reported with the step problems, before any step
-        config = load_config(file, strict=strict)
-        for warning in config.warnings if not quiet else ():
+        config = load_config(args.file, strict=args.strict)
+        for warning in config.warnings if not args.quiet else ():
             printer.warn(warning)
+        options = run_options(args, install_requires=args.install_requires)
         started = time.perf_counter()
         outputs = stepengine.run(
-            config,
-            sections=list(sections) or None,
-            deployment=deployment,
-            values=seed_values(load_outputs, variables),
-            resolver=resolver,
-            on_event=printer,
-            allow_missing=allow_missing,
-            install_requires=install_requires,
-            masker=current_masker(),
-            from_step=from_step,
-            only=only,
-            outputs=collected,
+            config, options, on_event=printer, masker=current_masker(), outputs=collected
         )
-    if not quiet and log_format == "text":
+    if not args.quiet and args.log_format == "text":
         from stepengine.cli._output import summary_line
 
         terminal.write(STDERR, summary_line(printer, time.perf_counter() - started) + "\n")
-    if output == "json":
+    if args.output == "json":
         print_json(outputs, terminal)
 
 

@@ -9,6 +9,7 @@ import typing as t
 
 import click
 
+from stepengine.cli import _table
 from stepengine.cli._convention import (
     JOB_VARIABLE,
     OUTPUT_FILE,
@@ -17,7 +18,7 @@ from stepengine.cli._convention import (
     say,
     verbosity_options,
 )
-from stepengine.cli._options import parse_vars, var_option
+from stepengine.cli._options import click_params, parse_vars
 
 
 def parse_json_pairs(pairs: t.Sequence[str], option: str, *, objects: bool = False) -> dict[str, t.Any]:
@@ -185,30 +186,18 @@ def _schedules(
     metavar="FILE",
     help="Write the spec (JSON) to FILE instead of stdout.",
 )
-@click.option(
-    "--values",
-    "values_file",
-    type=click.Path(dir_okay=False),
-    help="YAML/JSON file with blocks: and variables: for build/push steps.",
-)
-@var_option
-@click.option(
-    "--prefect-api-url",
-    help=(
-        "Also create or update the flow and deployment on this Prefect server "
-        "(e.g. http://127.0.0.1:4200/api); blocks and variables are read from it too."
+@click_params(
+    _table.VALUES.but(help="YAML/JSON file with blocks: and variables: for build/push steps."),
+    _table.VAR,
+    _table.PREFECT_API_URL.but(
+        help="Also create or update the flow and deployment on this Prefect server "
+        "(e.g. http://127.0.0.1:4200/api); blocks and variables are read from it too.",
+        metavar=None,
     ),
-)
-@click.option(
-    "--stores",
-    metavar="ORDER",
-    help=(
-        "Stores to read blocks and variables from, first hit wins "
-        "(default: $STEPENGINE_STORES or values,env,local,prefect)."
-    ),
+    _table.STORES,
 )
 @verbosity_options(
-    quiet="Print only errors, warnings and the spec (on stdout, unless --output-file).",
+    quiet="Print only errors and the spec (on stdout, unless --output-file).",
     verbose="Also print each build/push step's inputs and timing, and debug logs.",
 )
 def command(

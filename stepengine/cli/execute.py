@@ -9,8 +9,9 @@ import typing as t
 
 import click
 
+from stepengine.cli import _table
 from stepengine.cli._convention import Command, output_option, print_json, say, verbosity_options
-from stepengine.cli._options import store_options
+from stepengine.cli._options import click_params, store_options
 from stepengine.cli.deploy import parse_json_pairs
 
 
@@ -45,12 +46,7 @@ from stepengine.cli.deploy import parse_json_pairs
     "python",
     help="Interpreter to run the flow in (default: job_variables python/venv/conda_prefix, else this one).",
 )
-@click.option(
-    "--values",
-    "values_file",
-    type=click.Path(dir_okay=False),
-    help="YAML/JSON file with blocks: and variables: for the pull steps.",
-)
+@click_params(_table.VALUES.but(help="YAML/JSON file with blocks: and variables: for the pull steps."))
 @store_options
 @click.option("--keep", is_flag=True, help="Keep the temporary working directory.")
 @output_option(

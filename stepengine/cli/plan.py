@@ -4,78 +4,34 @@ from __future__ import annotations
 
 import json
 import sys
+import types
 import typing as t
 
 import click
 
-from stepengine.cli._convention import Command, output_option, verbosity_options
-from stepengine.cli._options import section_options, store_options, strict_option, var_option
+from stepengine.cli._convention import Command
+from stepengine.cli._options import click_params
+from stepengine.cli._table import PLAN
 
 
 @click.command("plan", cls=Command)
-@click.argument("file", type=click.Path(dir_okay=False), default="prefect.yaml")
-@section_options
-@var_option
-@click.option(
-    "--values",
-    "values_file",
-    type=click.Path(dir_okay=False),
-    help="YAML/JSON file with blocks: and variables:.",
-)
-@store_options
-@click.option(
-    "--load-outputs",
-    type=click.Path(dir_okay=False, exists=True),
-    help="Seed template values from an outputs file written by run --save-outputs.",
-)
-@click.option("--from-step", metavar="ID", help="Plan a resumed run starting at this step.")
-@click.option("--only", metavar="ID", help="Plan just this step.")
-@click.option(
-    "--allow-missing", is_flag=True, help="Prefect's lenient templating: drop unresolved placeholders."
-)
-@output_option("json: the plan as one JSON document.")
-@verbosity_options(verbose="Also show each step's arguments as written, before templating.")
-@strict_option
-def command(
-    file: str,
-    sections: tuple[str, ...],
-    deployment: str | None,
-    variables: tuple[str, ...],
-    values_file: str | None,
-    prefect_api_url: str | None,
-    stores: str | None,
-    load_outputs: str | None,
-    from_step: str | None,
-    only: str | None,
-    allow_missing: bool,
-    output: str,
-    quiet: bool,
-    verbose: bool,
-    strict: bool,
-) -> None:
+@click_params(*PLAN)
+def command(**params: t.Any) -> None:
     """Check FILE (default: prefect.yaml) and print each step a run would run, with its inputs
     templated: secrets masked, values from earlier steps' outputs shown as <from id.key>. Nothing runs.
     Exits 2 on any problem."""
     from stepengine.checks import load_config
-    from stepengine.cli._run import seed_values
+    from stepengine.cli._run import run_options
     from stepengine.errors import ValidationError
     from stepengine.plan import plan
-    from stepengine.stores import default_resolver
 
-    config = load_config(file, strict=strict)
-    if not quiet:
+    args = types.SimpleNamespace(**params)
+    config = load_config(args.file, strict=args.strict)
+    if not args.quiet:
         for warning in config.warnings:
             click.echo(warning, err=True)
-    result = plan(
-        config,
-        sections=list(sections) or None,
-        deployment=deployment,
-        values=seed_values(load_outputs, variables),
-        resolver=default_resolver(values_file=values_file, prefect_api_url=prefect_api_url, order=stores),
-        from_step=from_step,
-        only=only,
-        allow_missing=allow_missing,
-    )
+    result = plan(config, run_options(args))
+    output = args.output
     if output == "json":
         json.dump(result.to_dict(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
@@ -88,7 +44,7 @@ def command(
             )
             raise click.exceptions.Exit(2)
     else:
-        write_plan(result, sys.stdout, verbose=verbose)
+        write_plan(result, sys.stdout, verbose=args.verbose)
     if result.issues:
         raise ValidationError(result.issues)
 

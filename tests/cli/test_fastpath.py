@@ -17,33 +17,14 @@ from hypothesis import strategies as st
 
 from stepengine.cli._fastpath import parse_run
 from stepengine.cli._run import DEFAULTS
+from stepengine.cli._table import RUN
 from stepengine.cli.run import command
 
 ROOT = Path(__file__).resolve().parents[2]
 
-OPTIONS = [
-    "-s",
-    "--section",
-    "-d",
-    "--deployment",
-    "--var",
-    "--values",
-    "--stores",
-    "--prefect-api-url",
-    "--output",
-    "--log-format",
-    "--from-step",
-    "--only",
-    "--save-outputs",
-    "--load-outputs",
-    "-q",
-    "--quiet",
-    "-v",
-    "--verbose",
-    "--strict",
-    "--allow-missing",
-    "--install-requires",
-    # not run options, or not in the fast path's plain forms: click must get them
+#: every spelling of run's options (from the one table both parsers are built from), then lines that
+#: are not run options, or not in the fast path's plain forms: click must get them
+OPTIONS = [name for option in RUN for name in option.names] + [
     "-h",
     "--help",
     "-V",
@@ -159,6 +140,12 @@ def test_everything_else_goes_to_click(workdir: Path, argv: list[str]) -> None:
 
 def test_defaults_are_clicks(workdir: Path) -> None:
     assert _click_params(["run"]) == DEFAULTS
+
+
+def test_both_parsers_know_every_option_of_the_table() -> None:
+    """issue 17: run's options are declared once (_table.RUN); click's command is built from it."""
+    declared = {p.name: p.opts for p in command.params}
+    assert declared == {option.dest: list(option.names) or [option.dest] for option in RUN}
 
 
 def _stepengine(args: list[str], cwd: Path, fast: bool) -> subprocess.CompletedProcess[str]:
