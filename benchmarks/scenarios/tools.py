@@ -263,7 +263,7 @@ def scenario_deploy(ctx: Context, stack: contextlib.ExitStack) -> list[Scenario]
             "--prefect-api-url",
             server.api_url,
             "-q",
-            "--output",
+            "--output-file",
             str(spec),
         ]
         return Command(argv, project, {**ctx.base_env, "STEPENGINE_HOME": str(home)})
