@@ -241,9 +241,11 @@ def test_execute_json_alone_on_stdout_when_the_flow_output_is_relayed_masked(
 ) -> None:
     """With a secret known, the flow's output is relayed through the masker (not inherited): it must
     go to stderr with -o json too."""
+    assert main(list(DEPLOYED[0])) == 0
     monkeypatch.setenv("STEPENGINE_SECRET_ENV", "DEMO_TOKEN")
-    monkeypatch.setenv("DEMO_TOKEN", "you")  # masks the flow's "hello you"
-    code, out, err = _run(capfd, VERBS["execute"], "-o", "json")
+    monkeypatch.setenv("DEMO_TOKEN", "s3cr3t-word")
+    execute = Verb(("execute", "-d", "a", "--param", "who=s3cr3t-word", "-o", "json"))
+    code, out, err = _run(capfd, execute)
     assert code == 0, err
     assert json.loads(out)["exit_code"] == 0
     assert "hello ***" in err
