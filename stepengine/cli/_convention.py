@@ -20,7 +20,8 @@ import typing as t
 
 import click
 
-from stepengine.cli._table import OUTPUT
+from stepengine.cli._options import click_params
+from stepengine.cli._table import OUTPUT, QUIET, VERBOSE
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -149,28 +150,13 @@ class Group(click.Group):
 def output_option(
     help: str, *, default: str = "text", choices: t.Sequence[str] = FORMATS
 ) -> t.Callable[[F], F]:
-    """``-o/--output FORMAT``: the format of the data on stdout."""
-    return click.option(
-        "-o",
-        "--output",
-        "output",
-        type=click.Choice(list(choices)),
-        default=default,
-        show_default=True,
-        help=help,
-    )
+    """``-o/--output FORMAT``: the format of the data on stdout (``_table.OUTPUT``, worded for the verb)."""
+    return click_params(OUTPUT.but(help=help, default=default, choices=tuple(choices)))
 
 
-def verbosity_options(
-    quiet: str = "Print only errors and the data asked for.", verbose: str = "Print more detail."
-) -> t.Callable[[F], F]:
-    """``-q/--quiet`` and ``-v/--verbose``, the same on every verb."""
-
-    def decorate(func: F) -> F:
-        func = click.option("-v", "--verbose", is_flag=True, help=verbose)(func)
-        return click.option("-q", "--quiet", is_flag=True, help=quiet)(func)
-
-    return decorate
+def verbosity_options(quiet: str = QUIET.help, verbose: str = VERBOSE.help) -> t.Callable[[F], F]:
+    """``-q/--quiet`` and ``-v/--verbose``, the same on every verb (``_table.QUIET``, ``_table.VERBOSE``)."""
+    return click_params(QUIET.but(help=quiet), VERBOSE.but(help=verbose))
 
 
 def print_json(data: t.Any) -> None:
