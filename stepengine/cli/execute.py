@@ -107,8 +107,8 @@ def command(
             raise exc.with_hint(hint) from exc.__cause__
         raise
     if output == "json":
-        name = f"{spec['flow_name']}/{spec['name']}" if spec.get("flow_name") else spec.get("name")
-        print_json({"deployment": name, "entrypoint": spec.get("entrypoint"), "exit_code": code})
+        shown = f"{spec['flow_name']}/{spec['name']}" if spec.get("flow_name") else spec.get("name")
+        print_json({"deployment": shown, "entrypoint": spec.get("entrypoint"), "exit_code": code})
     if code:
         click.echo(f"flow {spec.get('flow_name') or spec['entrypoint']} failed (exit code {code})", err=True)
     raise click.exceptions.Exit(code)

@@ -68,8 +68,9 @@ def command(pattern: str | None, short: bool, output: str, quiet: bool, verbose:
         flag = "  [CONFLICT: registered by more than one distribution]" if row.get("conflict") else ""
         click.echo(f"{row['name']}{row['signature']}{flag}")
         click.echo(f"    from {source} ({row['target']})")
-        if verbose and row["doc"]:
-            click.echo("\n".join(f"    {line}".rstrip() for line in row["doc"].splitlines()))
+        doc = row["doc"]
+        if verbose and isinstance(doc, str) and doc:
+            click.echo("\n".join(f"    {line}".rstrip() for line in doc.splitlines()))
         elif row["summary"]:
             click.echo(f"    {row['summary']}")
     _say_none(pattern, rows, quiet)
