@@ -358,7 +358,7 @@ def _emit(result: t.Any, output: str, output_file: str | None, quiet: bool) -> N
         sys.stdout.write(text)
     else:
         for spec in result if isinstance(result, list) else [result]:
-            pool = (spec.get("work_pool") or {}).get("name") or "-"
+            pool = spec.get("work_pool_name") or "-"
             schedules = len(spec.get("schedules") or [])
             name = f"{spec.get('flow_name')}/{spec.get('name')}"
             sys.stdout.write(

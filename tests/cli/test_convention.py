@@ -276,3 +276,11 @@ def test_old_spellings_are_not_read_inside_values(project: Path, capfd: pytest.C
     assert code == 0, err
     assert json.loads(out)["description"] == "--output"
     assert "deprecated" not in err
+
+
+def test_deploy_text_names_the_work_pool(project: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """`deploy -o text` prints one line per deployment with the pool the spec holds."""
+    argv = ("deploy", "-n", "a", "-p", "process", "--cron", "0 3 * * *", "-o", "text")
+    code, out, err = _run(capfd, VERBS["deploy"], argv=argv)
+    assert code == 0, err
+    assert out == "hello/a  entrypoint flows/hello.py:hello  pool process  1 schedule\n"
