@@ -23,13 +23,15 @@ from stepengine.registry import Registry
 if t.TYPE_CHECKING:
     from typing_extensions import TypedDict, Unpack
 
+    from stepengine.resolvers import Resolver
+
     class RunFields(TypedDict, total=False):
         """``RunOptions``' fields, as keywords of ``run`` and ``plan``."""
 
         sections: t.Sequence[str] | None
         deployment: str | None
         values: t.Mapping[str, t.Any] | None
-        resolver: t.Any
+        resolver: Resolver | None
         allow_missing: bool
         steps: t.Mapping[str, t.Callable[..., t.Any]] | None
         env: t.Mapping[str, str] | None

@@ -12,6 +12,9 @@ import typing as t
 from stepengine.errors import ConfigError, Issue, short_name, step_label
 from stepengine.loader import Document
 
+if t.TYPE_CHECKING:
+    from stepengine.resolvers import Resolver
+
 __all__ = [
     "CONTROL_KEYS",
     "FINALLY",
@@ -433,7 +436,7 @@ class RunOptions(_Value):
     values: t.Mapping[str, t.Any] | None = None
     #: where blocks and variables come from (see ``stepengine.resolvers``); default:
     #: ``stepengine.stores.default_resolver`` (environment, local store, a Prefect server if configured)
-    resolver: t.Any = None
+    resolver: Resolver | None = None
     #: render a missing value as Prefect does (see README "Templating")
     allow_missing: bool = False
     #: extra steps by name (taking precedence over entry points), e.g. for tests

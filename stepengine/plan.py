@@ -27,7 +27,7 @@ from stepengine.templating import (
 if t.TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from stepengine.api import RunFields
+    from stepengine.api import RunFields, Source
 
 __all__ = ["Plan", "PlannedStep", "plan"]
 
@@ -100,7 +100,7 @@ def _plan_lookup(context: TemplateContext, after_steps: bool) -> Lookup:
     return lookup
 
 
-def plan(source: t.Any, options: RunOptions | None = None, **fields: Unpack[RunFields]) -> Plan:
+def plan(source: Source, options: RunOptions | None = None, **fields: Unpack[RunFields]) -> Plan:
     """Check and template every step a run would run, running nothing.
 
     Raises ``ValidationError`` / ``ConfigError`` as ``run`` would before starting; problems found

@@ -14,6 +14,10 @@ from stepengine.cli._table import RUN, defaults
 from stepengine.config import RunOptions
 from stepengine.errors import ConfigError
 
+if t.TYPE_CHECKING:
+    from stepengine.cli._output import Printer
+    from stepengine.cli._terminal import Terminal
+
 #: ``run_command``'s parameters and their defaults: exactly the values click parses for ``run``
 #: when an option is not given (both come from ``_table.RUN``; tests/cli/test_fastpath.py checks).
 DEFAULTS: dict[str, t.Any] = defaults(RUN)
@@ -42,7 +46,7 @@ def run_command(**params: t.Any) -> None:
         _run(terminal, args)
 
 
-def run_options(args: t.Any, **more: t.Any) -> RunOptions:
+def run_options(args: types.SimpleNamespace, **more: t.Any) -> RunOptions:
     """The ``RunOptions`` of a ``run``/``plan`` command line (its parsed parameters, by name)."""
     from stepengine.stores import default_resolver
 
@@ -61,7 +65,7 @@ def run_options(args: t.Any, **more: t.Any) -> RunOptions:
     )
 
 
-def _run(terminal: t.Any, args: t.Any) -> None:
+def _run(terminal: Terminal, args: types.SimpleNamespace) -> None:
     import stepengine
     from stepengine.cli._output import (
         STDERR,
@@ -158,7 +162,7 @@ def seed_values(load_outputs: str | None, variables: t.Sequence[str]) -> dict[st
 
 
 @contextlib.contextmanager
-def _reporting(printer: t.Any, *, save_outputs: str | None) -> t.Iterator[dict[str, t.Any] | None]:
+def _reporting(printer: Printer, *, save_outputs: str | None) -> t.Iterator[dict[str, t.Any] | None]:
     """Around the load and the run: the live display; with --log-format json, errors as a last
     ``run.failed`` JSON line (nothing else on stderr); --save-outputs written whatever happens."""
     from stepengine.cli._output import JsonPrinter, RichProgress

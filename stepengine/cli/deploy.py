@@ -345,7 +345,9 @@ def _tell_how_to_run(specs: t.Sequence[t.Mapping[str, t.Any]], directory: str) -
         )
 
 
-def _emit(result: t.Any, output: str, output_file: str | None, quiet: bool) -> None:
+def _emit(
+    result: dict[str, t.Any] | list[dict[str, t.Any]], output: str, output_file: str | None, quiet: bool
+) -> None:
     """The spec(s) as JSON: data for a program (execute --spec, a worker), written as they are and
     never masked (deploy refused any spec holding a secret value; secrets stay placeholders).
     ``--output-file`` writes the JSON to a file (whatever ``-o`` says: the file is data)."""

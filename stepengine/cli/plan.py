@@ -13,6 +13,9 @@ from stepengine.cli._convention import Command
 from stepengine.cli._options import click_params
 from stepengine.cli._table import PLAN
 
+if t.TYPE_CHECKING:
+    from stepengine.plan import Plan
+
 
 @click.command("plan", cls=Command)
 @click_params(*PLAN)
@@ -49,7 +52,15 @@ def command(**params: t.Any) -> None:
         raise ValidationError(result.issues)
 
 
-def write_plan(result: t.Any, stream: t.TextIO, *, verbose: bool = False) -> None:
+#: what a plan says of an ``if:``: true or false now, or only known when the run gets there (None)
+_CONDITION_NOTES: dict[bool | None, str] = {
+    True: "  (true now)",
+    False: "  (false now: would be skipped)",
+    None: "  (decided at run time)",
+}
+
+
+def write_plan(result: Plan, stream: t.TextIO, *, verbose: bool = False) -> None:
     """The plan as text: one block per step, its control keys, then its inputs."""
     n = len(result.steps)
     stream.write(f"{n} step{'s' if n != 1 else ''} would run (nothing was run):\n")
@@ -60,9 +71,7 @@ def write_plan(result: t.Any, stream: t.TextIO, *, verbose: bool = False) -> Non
         for key, value in planned.controls.items():
             line = f"  {key}: {_value(value)}"
             if key == "if":
-                line += {True: "  (true now)", False: "  (false now: would be skipped)"}.get(
-                    planned.condition, "  (decided at run time)"
-                )
+                line += _CONDITION_NOTES[planned.condition]
             stream.write(line + "\n")
         if not planned.inputs:
             stream.write("  inputs: (none)\n")

@@ -10,6 +10,10 @@ import click
 from stepengine.cli._convention import Command, output_option, print_json, say, verbosity_options
 from stepengine.cli._options import parse_vars, section_options, strict_option, var_option
 
+if t.TYPE_CHECKING:
+    from stepengine.config import Config
+    from stepengine.errors import Issue
+
 
 @click.command("validate", cls=Command)
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
@@ -62,7 +66,7 @@ def command(
 _LOCATED = re.compile(r"(?:warning: )?(?P<file>[^:\n]+):(?P<line>\d+):(?P<col>\d+): (?P<message>.*)", re.S)
 
 
-def _issue(issue: t.Any) -> dict[str, t.Any]:
+def _issue(issue: Issue) -> dict[str, t.Any]:
     """An ``Issue`` as JSON data: message, file, line, col, path."""
     found = _LOCATED.fullmatch(issue.message) if issue.file is None else None
     if found:
@@ -136,7 +140,7 @@ def _check(
     return report
 
 
-def _counts(config: t.Any) -> str:
+def _counts(config: Config) -> str:
     steps = sum(len(steps) for steps in config.sections.values())
     n_sections, n_deployments = len(config.sections), len(config.deployments)
     return (
