@@ -39,8 +39,9 @@ def did_you_mean(
         seen: set[object] = set()
         found = []
         for candidate in closest(name, candidates, n=12):
-            if same(candidate) not in seen:
-                seen.add(same(candidate))
+            key = same(candidate)
+            if key not in seen:
+                seen.add(key)
                 found.append(candidate)
         found = found[:3]
     if not found:

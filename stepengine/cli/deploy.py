@@ -336,13 +336,10 @@ def command(
 
 
 def _tell_how_to_run(specs: t.Sequence[t.Mapping[str, t.Any]], directory: str) -> None:
-    where = "" if os.path.samefile(directory, os.getcwd()) else f" {directory}"
+    from stepengine.project.records import how_to_run
+
     for spec in specs:
-        click.echo(
-            f"deployment {spec['flow_name']}/{spec['name']} recorded; run it with: "
-            f"stepengine execute{where} -d {spec['name']}",
-            err=True,
-        )
+        click.echo(how_to_run(spec, directory), err=True)
 
 
 def _emit(
